@@ -1,0 +1,192 @@
+"""The plugin API: the only engine module a plugin imports.
+
+A plugin is a module (built in under ``plugins/`` or an installed package exposing the entry
+point group ``aigc.plugins``) whose ``plugin`` attribute (or a zero-argument callable returning
+one) is a :class:`Plugin`::
+
+    from engine import sdk
+
+    class Tiles(sdk.Generator):
+        name = "tiles"
+        max_batch_size = 16
+
+        def load(self, device: str) -> None: ...
+        def generate(self, items: list[sdk.Item]) -> list[sdk.Output]: ...
+
+    plugin = sdk.Plugin(
+        name="tiles", version="1.0.0",
+        commands=[sdk.Command(name="tiles", description="Draw tiles", modality="image",
+                              generator="tiles", options=[sdk.Option(...)])],
+        generators=[Tiles()],
+    )
+
+Determinism contract: ``generate`` must return, for each item, a value that depends only on
+the item (command, options, seed, index, action, source) — never on the other items in the
+batch. Use :meth:`Item.rng` / :func:`normal` for all randomness.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+
+from engine.protocol import (
+    LOCALES,
+    SEED_MAX,
+    ActionSpec as Action,
+    Choice,
+    ModalitySpec,
+    OptionSpec as Option,
+    OptionType,
+    Presentation,
+)
+
+if TYPE_CHECKING:  # torch is imported lazily so that importing the SDK stays cheap
+    import torch
+
+__all__ = [
+    "Action", "Choice", "Command", "Generator", "Item", "Modality", "Option", "OptionType",
+    "Output", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
+    "REROLL", "VARIATIONS",
+]
+
+# Follow-up actions every command has; plugins may declare more.
+REROLL = Action(name="reroll", label="Reroll", emoji="🎲",
+                label_localizations={"zh-CN": "重新生成"})
+VARIATIONS = Action(name="variations", label="Variations", emoji="🔀", per_output=True,
+                    label_localizations={"zh-CN": "变体"})
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 63-bit seed derived from parts; stable across processes, platforms and versions."""
+    h = hashlib.blake2b(digest_size=8)
+    for p in parts:
+        b = str(p).encode()
+        h.update(struct.pack("<I", len(b)) + b)
+    return int.from_bytes(h.digest(), "little") & (2**63 - 1)
+
+
+def normal(shape: tuple[int, ...], *seed_parts: int | str) -> "torch.Tensor":
+    """Standard-normal noise that depends only on ``seed_parts`` (CPU, float32)."""
+    import torch
+
+    g = torch.Generator(device="cpu").manual_seed(derive_seed(*seed_parts))
+    return torch.randn(shape, generator=g, dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One output to generate. A job of count n becomes n items, batched across jobs.
+
+    ``source`` is the (seed, index) of the output an action starts from, for example the
+    output whose latent ``variations`` perturbs; ``action_options`` are that action's inputs.
+    """
+
+    command: str
+    options: dict[str, Any]
+    seed: int
+    index: int
+    action: str = "generate"
+    source: tuple[int, int] | None = None
+    action_options: dict[str, Any] = field(default_factory=dict)
+
+    def rng(self, *salt: int | str) -> "torch.Generator":
+        import torch
+
+        return torch.Generator(device="cpu").manual_seed(
+            derive_seed(self.seed, self.index, self.action, *salt))
+
+    def noise(self, shape: tuple[int, ...], *salt: int | str) -> "torch.Tensor":
+        """Noise for this output (the latent of a plain generation)."""
+        return normal(shape, self.seed, self.index, *salt)
+
+
+@dataclass
+class Output:
+    """What a generator returns for one item; the modality's encoder turns ``data`` to bytes."""
+
+    data: Any
+    text: str | None = None  # for text modalities: what a front shows inline
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Encoder(Protocol):
+    def __call__(self, output: Output, meta: dict[str, str]) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A kind of artifact. ``encode(output, meta)`` returns the file bytes and must embed
+    ``meta`` (provenance and the AI-generated label) in the file where the format allows."""
+
+    name: str
+    mime: str
+    extension: str
+    presentation: Presentation
+    encode: Encoder
+    description: str = ""
+
+    def spec(self) -> ModalitySpec:
+        return ModalitySpec(name=self.name, mime=self.mime, extension=self.extension,
+                            presentation=self.presentation, description=self.description)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    description: str
+    modality: str
+    generator: str
+    options: list[Option] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=lambda: [REROLL, VARIATIONS])
+    max_count: int = 1
+    nsfw: bool = False
+    name_localizations: dict[str, str] = field(default_factory=dict)
+    description_localizations: dict[str, str] = field(default_factory=dict)
+
+
+class Generator:
+    """A model that runs batches. Subclasses set ``name`` and ``max_batch_size`` and
+    implement ``load`` and ``generate``. ``generate`` runs in a worker thread, under
+    ``torch.inference_mode()``, never on the event loop."""
+
+    name: str = ""
+    max_batch_size: int = 8
+    # Preferred batch sizes (Triton's term): the scheduler may wait up to the configured
+    # max queue delay to fill one. Empty: run whatever is there.
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+    def load(self, device: str) -> None:
+        """Load weights (safetensors only: use ``engine.sdk.load_safetensors``)."""
+
+    def generate(self, items: list[Item]) -> list[Output]:
+        raise NotImplementedError
+
+    def model_info(self) -> dict[str, str]:
+        """Model name, version and weights hash, recorded with every artifact."""
+        return {"name": self.name}
+
+    def warmup(self) -> None:
+        """Run once before the engine reports ready; the default generates one item."""
+
+
+AutocompleteSource = Callable[[str, dict[str, Any]], Iterable[Choice | str]]
+
+
+@dataclass
+class Plugin:
+    name: str
+    version: str
+    commands: list[Command]
+    generators: list[Generator]
+    modalities: list[Modality] = field(default_factory=list)
+    autocomplete: dict[str, AutocompleteSource] = field(default_factory=dict)
+    description: str = ""
+
+
+def load_safetensors(path: str, device: str = "cpu") -> dict[str, "torch.Tensor"]:
+    """Load a weights file. Only safetensors: pickle-based formats can run code."""
+    from engine.runtime import load_weights
+
+    return load_weights(path, device)
