@@ -173,9 +173,15 @@ class Requester(_Model):
 
 
 class ParentRef(_Model):
+    """The output a follow-up action starts from. A front that keeps job records may also
+    send the parent's (command, options, seed), so actions work after the engine forgot it."""
+
     job: Annotated[str, Field(min_length=1, max_length=64)]
-    action: str
+    action: Annotated[str, Field(min_length=1, max_length=32)]
     index: Annotated[int, Field(ge=0, le=63)] = 0
+    command: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    options: dict[str, Any] | None = None
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = None
 
 
 class JobRequest(_Model):
@@ -188,6 +194,8 @@ class JobRequest(_Model):
     priority: Literal["normal", "high"] = "normal"
     parent: ParentRef | None = None
     deadline_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    # Draw the visible "AI" mark on images (per-guild setting on the bot); None: engine default.
+    visible_mark: bool | None = None
 
 
 class JobStatus(str, Enum):

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # torch is imported lazily so that importing the SDK stays ch
     import torch
 
 __all__ = [
-    "Action", "Choice", "Command", "Generator", "Item", "Modality", "Option", "OptionType",
+    "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS",
 ]
@@ -111,14 +111,24 @@ class Output:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EncodeContext:
+    """What an encoder needs besides the output: provenance ``meta`` to embed in the file
+    (model, seed, job, the AI-generated label fields) and whether to draw a visible mark."""
+
+    meta: dict[str, str]
+    visible_mark: bool = True
+    compress_level: int = 1
+
+
 class Encoder(Protocol):
-    def __call__(self, output: Output, meta: dict[str, str]) -> bytes: ...
+    def __call__(self, output: Output, ctx: EncodeContext) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class Modality:
-    """A kind of artifact. ``encode(output, meta)`` returns the file bytes and must embed
-    ``meta`` (provenance and the AI-generated label) in the file where the format allows."""
+    """A kind of artifact. ``encode(output, ctx)`` returns the file bytes and must embed
+    ``ctx.meta`` (provenance and the AI-generated label) in the file where the format allows."""
 
     name: str
     mime: str

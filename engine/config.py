@@ -1,0 +1,113 @@
+"""Engine settings: environment variables (AIGC_*) over an optional TOML file (AIGC_CONFIG).
+
+The TOML file may hold an ``[engine]`` table (the bot reads ``[bot]`` from the same file).
+Every bad value stops start-up with a line naming the variable and the rule.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A configuration value is invalid; the message lists every problem, one per line."""
+
+
+class _TomlTable(PydanticBaseSettingsSource):
+    """Reads one table of the TOML file named by AIGC_CONFIG (lowest priority)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: str):
+        super().__init__(settings_cls)
+        self._data = load_toml_table(table)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def load_toml_table(table: str) -> dict[str, Any]:
+    path = os.environ.get("AIGC_CONFIG")
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"AIGC_CONFIG: file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"AIGC_CONFIG: {path!r} is not valid TOML: {e}") from None
+    section = data.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"AIGC_CONFIG: [{table}] must be a table")
+    return section
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore", validate_default=True)
+
+    engine_host: str = "127.0.0.1"
+    engine_port: int = Field(8700, ge=0, le=65535)
+    engine_token: SecretStr | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = all cores")
+    data_dir: Path = Path("data")
+    plugins_enabled: Annotated[list[str], NoDecode] = Field(default_factory=list, description="only these; empty = all")
+    plugins_disabled: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    builtin_plugins: bool = True
+    queue_max: int = Field(256, ge=1, le=1_000_000, description="queued outputs per generator")
+    max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000)
+    job_deadline_s: float = Field(300.0, gt=0, le=86_400)
+    max_count: int = Field(16, ge=1, le=64)
+    artifact_ttl_s: float = Field(3600.0, gt=0)
+    artifact_max_bytes: int = Field(512 * 2**20, ge=2**20)
+    job_ttl_s: float = Field(86_400.0, gt=0, description="finished jobs kept this long")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 2**20)
+    png_compress_level: int = Field(1, ge=0, le=9)
+    visible_mark: bool = True
+    warmup: bool = True
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
+
+    @field_validator("plugins_enabled", "plugins_disabled", mode="before")
+    @classmethod
+    def _csv(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        return init_settings, env_settings, _TomlTable(settings_cls, "engine")
+
+
+def format_validation_error(err: ValidationError, prefix: str = "AIGC_") -> str:
+    lines = []
+    for e in err.errors():
+        name = prefix + "_".join(str(p) for p in e["loc"]).upper() if e["loc"] else prefix
+        got = e.get("input")
+        shown = "" if got is None or name.endswith("TOKEN") else f" (got {got!r})"
+        lines.append(f"{name}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_engine_settings(**overrides: Any) -> EngineSettings:
+    """Load and validate settings; raises ConfigError with one line per bad value."""
+    try:
+        return EngineSettings(**overrides)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None
