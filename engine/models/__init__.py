@@ -1,0 +1,1 @@
+"""GAN and VAE families: networks, the offline prompt encoder, and safetensors I/O."""

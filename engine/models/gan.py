@@ -1,0 +1,132 @@
+"""DCGAN-style generator and discriminator (Radford et al. 2015), optionally conditional.
+
+Sizes are powers of two from 16 up; 64x64 is the default, matching pytorch/examples dcgan.
+Conditioning: the generator concatenates a prompt embedding to z; the discriminator is a
+projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _sn
+
+from engine.models.prompt_encoder import PromptEmbedding, PromptTokenizer
+
+
+@dataclass
+class GanConfig:
+    size: int = 64
+    channels: int = 4  # 3 = RGB, 4 = RGBA
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    cond_dim: int = 0  # 0: unconditional
+    tokenizer: dict[str, Any] | None = None  # PromptTokenizer.to_dict() when conditional
+    spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
+
+    @property
+    def conditional(self) -> bool:
+        return self.cond_dim > 0
+
+    @property
+    def n_up(self) -> int:
+        n = int(math.log2(self.size)) - 2
+        if 2 ** (n + 2) != self.size or n < 2:
+            raise ValueError(f"size must be a power of two >= 16, got {self.size}")
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "gan", **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GanConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def make_tokenizer(self) -> PromptTokenizer | None:
+        return PromptTokenizer.from_dict(self.tokenizer) if self.tokenizer else None
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights, N(1, 0.02) BatchNorm scales, as in the DCGAN paper."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(w, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def up_stack(in_dim: int, out_channels: int, width: int, n_up: int, out_act: nn.Module) -> nn.Sequential:
+    """in_dim x 1 x 1 -> out_channels x 2^(n_up+2) x 2^(n_up+2) with transposed convs."""
+    ch = width * 2 ** (n_up - 1)
+    layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False),
+                               nn.BatchNorm2d(ch), nn.ReLU(True)]
+    for _ in range(n_up - 1):
+        layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+        ch //= 2
+    layers += [nn.ConvTranspose2d(ch, out_channels, 4, 2, 1, bias=False), out_act]
+    return nn.Sequential(*layers)
+
+
+def down_stack(in_channels: int, width: int, n_up: int, batchnorm: bool = True,
+               sn: bool = False) -> tuple[nn.Sequential, int]:
+    """in_channels x S x S -> C x 4 x 4 with strided convs; returns (stack, C)."""
+    wrap = _sn if sn else (lambda m: m)
+    layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, width, 4, 2, 1, bias=False)),
+                               nn.LeakyReLU(0.2, inplace=True)]
+    ch = width
+    for _ in range(n_up - 1):
+        layers.append(wrap(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False)))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(ch * 2))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        ch *= 2
+    return nn.Sequential(*layers), ch
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = (PromptEmbedding(cfg.make_tokenizer().num_embeddings, cfg.cond_dim)
+                      if cfg.conditional else None)
+        self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh())
+        dcgan_init(self.main)
+
+    def forward(self, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (B, nz). ``cond`` (B, cond_dim) overrides ``prompt`` (used to interpolate)."""
+        if self.embed is not None:
+            if cond is None:
+                cond = self.embed(prompt)
+            z = torch.cat([z, cond], dim=1)
+        return self.main(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.features, ch = down_stack(cfg.channels, cfg.ndf, cfg.n_up,
+                                       batchnorm=not cfg.spectral_norm, sn=cfg.spectral_norm)
+        head = nn.Conv2d(ch, 1, 4, 1, 0, bias=False)
+        self.head = _sn(head) if cfg.spectral_norm else head
+        self.embed = (PromptEmbedding(cfg.make_tokenizer().num_embeddings, ch)
+                      if cfg.conditional else None)
+        dcgan_init(self.features)
+        dcgan_init(self.head)
+
+    def forward(self, x: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits (B,): the sigmoid is in the loss (BCE with logits), never twice."""
+        h = self.features(x)
+        out = self.head(h).flatten()
+        if self.embed is not None:
+            out = out + (self.embed(prompt) * h.sum(dim=(2, 3))).sum(dim=1) / (h.shape[2] * h.shape[3])
+        return out

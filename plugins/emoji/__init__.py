@@ -1,0 +1,90 @@
+"""Built-in plugin: `/emoji prompt:<text> count:<1-4> seed:<n> variety:<0-1>`.
+
+Draws 64x64 RGBA emoji with a conditional DCGAN trained on Noto Color Emoji (see
+MODEL_CARD.md); `model:vae` uses the conditional VAE instead. Follow-ups: reroll,
+variations (a neighbourhood of the output's latent) and morph (same latent, prompt
+embedding moved towards another prompt).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine import sdk
+from plugins.emoji.generator import EmojiGenerator
+
+HERE = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=1)
+def _captions() -> tuple[str, ...]:
+    path = HERE / "captions.json"
+    return tuple(json.loads(path.read_text())) if path.exists() else ()
+
+
+def emoji_names(partial: str, options: dict[str, Any]) -> list[str]:
+    """Known captions containing what was typed so far (Discord shows at most 25)."""
+    needle = partial.strip().lower()
+    starts = [c for c in _captions() if c.startswith(needle)]
+    inside = [c for c in _captions() if needle in c and not c.startswith(needle)]
+    return (starts + inside)[:25]
+
+
+MORPH = sdk.Action(
+    name="morph", label="Morph", emoji="🌀", per_output=True,
+    label_localizations={"zh-CN": "渐变"},
+    options=[sdk.Option(
+        name="to", type="string", required=True, max_length=200,
+        description="The prompt to morph towards",
+        name_localizations={"zh-CN": "目标"},
+        description_localizations={"zh-CN": "渐变到的目标提示词"})],
+)
+
+EMOJI = sdk.Command(
+    name="emoji",
+    description="Draw an emoji from a text prompt",
+    name_localizations={"zh-CN": "表情"},
+    description_localizations={"zh-CN": "根据文字提示画一个表情符号"},
+    modality="image",
+    generator="emoji",
+    max_count=4,
+    actions=[sdk.REROLL, sdk.VARIATIONS, MORPH],
+    options=[
+        sdk.Option(name="prompt", type="string", required=True, max_length=200,
+                   autocomplete="emoji_names",
+                   description="What to draw, e.g. 'grinning face' or 'red heart'",
+                   name_localizations={"zh-CN": "提示词"},
+                   description_localizations={"zh-CN": "要画什么，例如 grinning face 或 red heart"}),
+        sdk.Option(name="count", type="integer", min_value=1, max_value=4, default=1,
+                   job_field="count", description="How many emoji (1-4)",
+                   name_localizations={"zh-CN": "数量"},
+                   description_localizations={"zh-CN": "生成几个（1-4）"}),
+        sdk.Option(name="seed", type="integer", min_value=0, max_value=sdk.SEED_MAX,
+                   job_field="seed", description="Seed; the same seed gives the same emoji",
+                   name_localizations={"zh-CN": "种子"},
+                   description_localizations={"zh-CN": "随机种子；相同种子得到相同结果"}),
+        sdk.Option(name="variety", type="number", min_value=0.0, max_value=1.0, default=0.7,
+                   description="0 = safest, most typical; 1 = most varied",
+                   name_localizations={"zh-CN": "多样性"},
+                   description_localizations={"zh-CN": "0 最稳妥典型，1 最多样"}),
+        sdk.Option(name="model", type="string", default="gan",
+                   choices=[sdk.Choice(name="GAN (sharp)", value="gan",
+                                       name_localizations={"zh-CN": "GAN（清晰）"}),
+                            sdk.Choice(name="VAE (smooth)", value="vae",
+                                       name_localizations={"zh-CN": "VAE（平滑）"})],
+                   description="Which model draws",
+                   name_localizations={"zh-CN": "模型"},
+                   description_localizations={"zh-CN": "使用哪个模型"}),
+    ],
+)
+
+plugin = sdk.Plugin(
+    name="emoji",
+    version="0.1.0",
+    description="64x64 emoji from text prompts (conditional DCGAN + VAE, trained on Noto Color Emoji)",
+    commands=[EMOJI],
+    generators=[EmojiGenerator()],
+    autocomplete={"emoji_names": emoji_names},
+)

@@ -1,0 +1,119 @@
+"""The emoji generator: a conditional DCGAN (and a conditional VAE) served per item.
+
+Determinism: every item runs through the network on its own (batch of one, fixed shapes),
+so its pixels cannot depend on what else is in the batch; latents come from sdk.normal
+seeded by (seed, index), never from global RNG state.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine import sdk
+from engine.models.weights import load_model, sha256_file
+
+HERE = Path(__file__).resolve().parent
+MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two prompts
+VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's latent
+
+
+def truncated_latent(nz: int, seed: int, index: int, variety: float) -> torch.Tensor:
+    """The latent of output (seed, index): N(0, I), truncated for variety < 1 by resampling
+    entries beyond a threshold (BigGAN's truncation trick) with a seeded generator."""
+    z = sdk.normal((1, nz), seed, index, "z")
+    if variety >= 1.0:
+        return z
+    threshold = 0.1 + 1.9 * max(0.0, float(variety))
+    g = torch.Generator().manual_seed(sdk.derive_seed(seed, index, "truncate"))
+    for _ in range(32):
+        outside = z.abs() > threshold
+        if not bool(outside.any()):
+            break
+        z = torch.where(outside, torch.randn(z.shape, generator=g), z)
+    return z.clamp(-threshold, threshold)
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """(1, C, H, W) in [0, 1] -> PIL RGBA; rounding happens once, here."""
+    a = (x[0].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if a.shape[2] == 3:
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return Image.fromarray(np.ascontiguousarray(a), "RGBA")
+
+
+class EmojiGenerator(sdk.Generator):
+    name = "emoji"
+    max_batch_size = 32
+
+    def __init__(self, weights_dir: Path = HERE) -> None:
+        self.weights_dir = Path(weights_dir)
+        self.models: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
+        self.tokenizers: dict[str, Any] = {}
+        self.device = "cpu"
+
+    def available(self) -> list[str]:
+        return [k for k in ("gan", "vae") if (self.weights_dir / f"{k}.safetensors").exists()]
+
+    def load(self, device: str) -> None:
+        self.device = device
+        for kind in self.available():
+            module, config = load_model(self.weights_dir / kind, device)
+            self.models[kind] = (module, config)
+            from engine.models.prompt_encoder import PromptTokenizer
+
+            self.tokenizers[kind] = PromptTokenizer.from_dict(config["tokenizer"]) if config.get("tokenizer") else None
+        if "gan" not in self.models:
+            raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
+
+    def model_info(self) -> dict[str, str]:
+        path = self.weights_dir / "gan.safetensors"
+        version = self.models["gan"][1].get("version", "0") if "gan" in self.models else "0"
+        return {"name": "emoji-dcgan", "version": str(version), "sha256": sha256_file(path)}
+
+    # -- one item ---------------------------------------------------------------------
+    def _cond(self, kind: str, prompt: str) -> torch.Tensor | None:
+        module, _ = self.models[kind]
+        tok = self.tokenizers[kind]
+        if tok is None:
+            return None
+        batch = {k: v.to(self.device) for k, v in tok.batch([prompt]).items()}
+        return module.embed(batch)
+
+    def _latent(self, item: sdk.Item, nz: int, variety: float) -> torch.Tensor:
+        if item.action == "variations" and item.source is not None:
+            src = truncated_latent(nz, item.source[0], item.source[1], variety)
+            noise = item.noise((1, nz), "variation")
+            return math.cos(VARIATION_ANGLE) * src + math.sin(VARIATION_ANGLE) * noise
+        if item.action == "morph" and item.source is not None:
+            return truncated_latent(nz, item.source[0], item.source[1], variety)
+        return truncated_latent(nz, item.seed, item.index, variety)
+
+    def _one(self, item: sdk.Item) -> sdk.Output:
+        kind = str(item.options.get("model", "gan"))
+        if kind not in self.models:
+            kind = "gan"
+        module, config = self.models[kind]
+        prompt = str(item.options.get("prompt", ""))
+        variety = float(item.options.get("variety", 0.7))
+        z = self._latent(item, int(config["nz"]), variety).to(self.device)
+        cond = self._cond(kind, prompt)
+        meta: dict[str, Any] = {"model": kind, "prompt": prompt}
+        if item.action == "morph" and cond is not None:
+            t = 1.0 - (item.index % MORPH_STEPS) / MORPH_STEPS
+            target = str(item.action_options.get("to", prompt))
+            cond = torch.lerp(cond, self._cond(kind, target), t)
+            meta.update(to=target, t=t)
+        if kind == "vae":
+            x = module.decode(z, cond)
+        else:
+            x = (module(z, cond=cond) + 1.0) / 2.0
+        return sdk.Output(data=to_image(x.float().cpu()), meta=meta)
+
+    def generate(self, items: list[sdk.Item]) -> list[sdk.Output]:
+        with torch.inference_mode():
+            return [self._one(item) for item in items]

@@ -1,0 +1,108 @@
+"""The built-in emoji plugin: schema, determinism (alone vs inside any batch), actions."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from engine import sdk
+from engine.protocol import NAME_RE
+
+
+@pytest.fixture(scope="module")
+def gen():
+    import plugins.emoji as emoji
+
+    g = emoji.plugin.generators[0]
+    g.load("cpu")
+    return g
+
+
+def _items(n: int, seed: int = 7, **kw) -> list[sdk.Item]:
+    opts = {"prompt": "grinning face", "variety": 0.7, **kw}
+    return [sdk.Item(command="emoji", options=opts, seed=seed, index=i) for i in range(n)]
+
+
+def _px(outputs: list[sdk.Output]) -> list[np.ndarray]:
+    return [np.asarray(o.data) for o in outputs]
+
+
+def test_command_schema_and_localizations():
+    import plugins.emoji as emoji
+
+    (cmd,) = emoji.plugin.commands
+    assert cmd.name == "emoji" and cmd.max_count == 4 and cmd.modality == "image"
+    by_name = {o.name: o for o in cmd.options}
+    assert by_name["prompt"].required and by_name["prompt"].max_length == 200
+    assert by_name["prompt"].autocomplete in emoji.plugin.autocomplete
+    assert (by_name["count"].job_field, by_name["count"].min_value, by_name["count"].max_value) == ("count", 1, 4)
+    assert by_name["seed"].job_field == "seed" and by_name["seed"].max_value == 4294967295
+    assert (by_name["variety"].min_value, by_name["variety"].max_value) == (0, 1)
+    assert [a.name for a in cmd.actions] == ["reroll", "variations", "morph"]
+    names = [cmd.name_localizations["zh-CN"]] + [o.name_localizations["zh-CN"] for o in cmd.options]
+    for n in names:
+        assert NAME_RE.match(n) and n == n.lower()
+    assert all("zh-CN" in o.description_localizations for o in cmd.options)
+
+
+def test_autocomplete_suggests_known_captions():
+    import plugins.emoji as emoji
+
+    got = emoji.emoji_names("grinn", {})
+    assert got and all("grinn" in c for c in got) and len(got) <= 25
+
+
+def test_output_is_64px_rgba_and_model_info_hashes_the_weights(gen):
+    (out,) = gen.generate(_items(1))
+    assert out.data.mode == "RGBA" and out.data.size == (64, 64)
+    info = gen.model_info()
+    digest = hashlib.sha256((gen.weights_dir / "gan.safetensors").read_bytes()).hexdigest()
+    assert info["sha256"] == digest and info["name"]
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_alone_equals_inside_any_batch(gen, model):
+    torch.set_num_threads(2)
+    items = _items(32, model=model)
+    alone = _px([gen.generate([it])[0] for it in items])
+    for bs in (3, 32):
+        batched = []
+        for k in range(0, len(items), bs):
+            batched += _px(gen.generate(items[k:k + bs]))
+        assert all((a == b).all() for a, b in zip(alone, batched))
+    # a different mix of jobs around item 5 changes nothing either
+    mixed = [sdk.Item(command="emoji", options={"prompt": "red heart"}, seed=1, index=0), items[5]]
+    assert (_px(gen.generate(mixed))[1] == alone[5]).all()
+    assert not (alone[0] == alone[1]).all()  # different indices: different outputs
+
+
+def test_seed_and_prompt_change_the_output(gen):
+    a, b, c = _px(gen.generate([_items(1, seed=1)[0], _items(1, seed=2)[0],
+                                _items(1, seed=1, prompt="dog face")[0]]))
+    assert not (a == b).all() and not (a == c).all()
+
+
+def test_variations_are_deterministic_neighbours(gen):
+    src = _items(1, seed=11)[0]
+    var = [sdk.Item(command="emoji", options=src.options, seed=99, index=i, action="variations",
+                    source=(11, 0)) for i in range(3)]
+    first, second = _px(gen.generate(var)), _px(gen.generate(var[::-1]))[::-1]
+    assert all((x == y).all() for x, y in zip(first, second))
+    assert not (first[0] == first[1]).all()
+    source = _px(gen.generate([src]))[0].astype(int)
+    other = _px(gen.generate(_items(1, seed=12345)))[0].astype(int)
+    # a variation is closer to its source than an unrelated sample is
+    assert np.abs(first[0] - source).mean() < np.abs(other - source).mean()
+
+
+def test_morph_starts_from_the_source_latent(gen):
+    src = _items(1, seed=3)[0]
+    morph = [sdk.Item(command="emoji", options=src.options, seed=50, index=i, action="morph",
+                      source=(3, 0), action_options={"to": "red heart"}) for i in range(4)]
+    outs = gen.generate(morph)
+    assert [o.meta["t"] for o in outs] == [1.0, 0.75, 0.5, 0.25]
+    target = _px(gen.generate([sdk.Item(command="emoji", options={**src.options, "prompt": "red heart"},
+                                        seed=3, index=0)]))[0]
+    assert (np.asarray(outs[0].data) == target).all()  # t = 1: the target prompt, same latent
