@@ -38,7 +38,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.subcommand != "generate":  # only `generate` takes free --option pairs
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     module = importlib.import_module(SUBCOMMANDS[args.subcommand][0])
     try:
         return int(module.run(args) or 0)

@@ -1,0 +1,208 @@
+"""HTTP API (/v1) over the engine service. Handlers are thin: parse, call, serialise."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from engine.protocol import AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest
+from engine.service import Engine, EngineError
+
+log = logging.getLogger("aigc.engine.http")
+ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
+TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        err["field"] = field
+    return web.json_response({"error": err}, status=status, headers=headers)
+
+
+def _http_code(status: int) -> str:
+    return {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+            413: "body_too_large", 415: "unsupported_media_type"}.get(status, "http_error")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON {error:{code, message, field?}}."""
+    try:
+        return await handler(request)
+    except EngineError as e:
+        return error_response(e.status, e.code, e.message, e.field, e.headers)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        message = e.text if e.text and not e.text.startswith(str(e.status)) else e.reason
+        return error_response(e.status, _http_code(e.status), message)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(500, "internal", "internal error; see the engine log")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/v1/"):
+        expected = request.app[TOKEN_KEY]
+        given = request.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+            return error_response(401, "unauthorized", "missing or wrong bearer token",
+                                  headers={"WWW-Authenticate": "Bearer"})
+    return await handler(request)
+
+
+async def parse(request: web.Request, model: type[BaseModel]) -> Any:
+    if request.content_type != "application/json":
+        raise EngineError(415, "unsupported_media_type", "send a JSON body (application/json)")
+    try:
+        raw = await request.json()
+    except json.JSONDecodeError as e:
+        raise EngineError(400, "invalid_json", f"body is not valid JSON: {e.msg}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        rule = first["msg"]
+        if first["type"] == "extra_forbidden":
+            rule = "is not a known field"
+        raise EngineError(422, "invalid_request", f"{field}: {rule}" if field else rule, field) from None
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=model.model_dump_json(), status=status, headers=headers,
+                        content_type="application/json")
+
+
+# ---- handlers ---------------------------------------------------------------------------
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    body = {"ready": engine.ready, "device": engine.device}
+    return web.json_response(body, status=200 if engine.ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return web.Response(body=request.app[ENGINE_KEY].metrics.render(),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def catalog(request: web.Request) -> web.Response:
+    return _json(request.app[ENGINE_KEY].catalog())
+
+
+async def submit_job(request: web.Request) -> web.Response:
+    """202 with {id, status, position}; with ?wait=S, holds up to S seconds for the result."""
+    engine = request.app[ENGINE_KEY]
+    req = await parse(request, JobRequest)
+    wait = _wait_param(request)
+    job = await engine.submit(req)
+    if wait:
+        job = await engine.wait(job.id, wait)
+        if job.status.terminal:
+            return _json(job.view(), 200)
+    return _json(JobAccepted(id=job.id, status=job.status, position=job.position), 202,
+                 headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def _wait_param(request: web.Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise EngineError(422, "invalid_request", "wait: must be a number of seconds", "wait") from None
+    if not 0 <= wait <= 300:
+        raise EngineError(422, "invalid_request", "wait: must be from 0 to 300 seconds", "wait")
+    return wait
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return _json(request.app[ENGINE_KEY].get(request.match_info["id"]).view())
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    return _json(request.app[ENGINE_KEY].cancel(request.match_info["id"]).view())
+
+
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one `event: <status>` with the job as JSON per change."""
+    engine = request.app[ENGINE_KEY]
+    stream = engine.events(request.match_info["id"])
+    first = await stream.__anext__()  # raises 404 before the stream starts
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+
+    async def send(event: str, data: BaseModel) -> None:
+        await resp.write(f"event: {event}\ndata: {data.model_dump_json()}\n\n".encode())
+
+    try:
+        await send(*first)
+        async for event, view in stream:
+            await send(event, view)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        await stream.aclose()
+    return resp
+
+
+async def get_artifact(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE_KEY]
+    art = engine.artifacts.get(request.match_info["id"])
+    if art is None:
+        raise EngineError(404, "not_found", "no such artifact (it may have expired)", "id")
+    return web.Response(body=art.data, headers={
+        "Content-Type": art.mime, "Content-Disposition": f'inline; filename="{art.filename}"',
+        "ETag": f'"{art.sha256}"', "Cache-Control": "private, max-age=3600"})
+
+
+async def autocomplete(request: web.Request) -> web.Response:
+    req = await parse(request, AutocompleteRequest)
+    choices = request.app[ENGINE_KEY].autocomplete(req)
+    return _json(AutocompleteResponse(choices=choices))
+
+
+def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.Application:
+    """The aiohttp app. With ``manage_engine`` the app starts and stops the engine."""
+    if not token:
+        raise ValueError("the engine token must not be empty")
+    app = web.Application(middlewares=[errors_middleware, auth_middleware],
+                          client_max_size=engine.settings.max_body_bytes)
+    app[ENGINE_KEY] = engine
+    app[TOKEN_KEY] = token
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/catalog", catalog)
+    app.router.add_post("/v1/jobs", submit_job)
+    app.router.add_get("/v1/jobs/{id}", get_job)
+    app.router.add_delete("/v1/jobs/{id}", cancel_job)
+    app.router.add_get("/v1/jobs/{id}/events", job_events)
+    app.router.add_get("/v1/artifacts/{id}", get_artifact)
+    app.router.add_post("/v1/autocomplete", autocomplete)
+    if manage_engine:
+        async def _lifecycle(app: web.Application):
+            await engine.start()
+            yield
+            await engine.stop()
+        app.cleanup_ctx.append(_lifecycle)
+    return app

@@ -1,0 +1,489 @@
+"""The engine as plain async functions: submit, inspect, cancel, autocomplete, artifacts.
+
+HTTP handlers (engine/server.py) and the in-process CLI both drive this class; nothing here
+knows about HTTP beyond the status code an error maps to.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field as dc_field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from engine.artifacts import ArtifactStore
+from engine.config import EngineSettings
+from engine.jobs import Job
+from engine.journal import Journal, JournalEntry
+from engine.metrics import EngineMetrics
+from engine.protocol import (
+    SEED_MAX, ArtifactView, AutocompleteRequest, Catalog, Choice, CommandSpec, ErrorInfo,
+    JobRequest, JobStatus, JobView,
+)
+from engine.registry import Registry, build_registry
+from engine.scheduler import QueueFull, Scheduler
+from engine.sdk import EncodeContext, Generator, Output, Plugin
+from engine.validation import FieldError, validate_job_options, validate_option_values
+
+log = logging.getLogger("aigc.engine")
+BUILTIN_ACTIONS = ("reroll", "variations")
+
+
+@dataclass
+class EngineError(Exception):
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    headers: dict[str, str] = dc_field(default_factory=dict)
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(code=self.code, message=self.message, field=self.field)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a request resolves to once its parent (if any) is looked up."""
+
+    spec: CommandSpec
+    options: dict[str, Any]
+    seed: int | None
+    count: int | None
+    action: str = "generate"
+    source: tuple[int, int] | None = None
+    action_options: dict[str, Any] = dc_field(default_factory=dict)
+
+
+PromptCheck = Callable[[str, JobRequest], None]  # raises EngineError(422, "prompt_refused")
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, *, extra_plugins: list[Plugin] | None = None,
+                 prompt_check: PromptCheck | None = None):
+        self.settings = settings
+        self.extra_plugins = extra_plugins or []
+        self.prompt_check = prompt_check
+        self.metrics = EngineMetrics()
+        self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
+        self.registry: Registry | None = None
+        self.scheduler: Scheduler | None = None
+        self.journal: Journal | None = None
+        self.device = "cpu"
+        self.jobs: dict[str, Job] = {}
+        self.by_key: dict[str, str] = {}
+        self.ready = False
+        self._janitor: asyncio.Task | None = None
+        self._idem_lock = asyncio.Lock()
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from engine.runtime import configure_threads, pick_device
+
+        s = self.settings
+        self.device = pick_device(s.device)
+        threads = configure_threads(s.threads)
+        loop = asyncio.get_running_loop()
+        self.registry = await loop.run_in_executor(None, lambda: build_registry(
+            self.device, enabled=s.plugins_enabled, disabled=s.plugins_disabled,
+            builtin=s.builtin_plugins, extra=self.extra_plugins))
+        for name, g in self.registry.generators.items():
+            g._aigc_model_info = {k: str(v) for k, v in g.model_info().items()}  # type: ignore[attr-defined]
+        self.scheduler = Scheduler(self.registry.generators, self._execute, self._on_result,
+                                   capacity=s.queue_max, max_queue_delay_ms=s.max_queue_delay_ms,
+                                   on_batch=self._on_batch)
+        self.scheduler.start()
+        self.journal = Journal(Path(s.data_dir) / "engine-journal.sqlite3")
+        await self._replay()
+        log.info("engine started", extra={"device": self.device, "threads": threads,
+                                          "plugins": sorted(self.registry.plugins),
+                                          "failed": [f.name for f in self.registry.failed]})
+        if s.warmup:
+            await self._warmup()
+        self.ready = True
+        self.metrics.ready.set(1)
+        self._janitor = loop.create_task(self._janitor_loop())
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._janitor:
+            self._janitor.cancel()
+        if self.scheduler:
+            await self.scheduler.stop()
+        if self.journal:
+            self.journal.close()
+
+    async def _warmup(self) -> None:
+        """One forward pass per generator so the first user does not pay for lazy init."""
+        assert self.registry is not None
+        loop = asyncio.get_running_loop()
+        for spec in {c.generator: c for c in self.registry.commands.values()}.values():
+            g = self.registry.generators[spec.generator]
+            try:
+                opts = validate_option_values([o for o in spec.options if not o.job_field],
+                                              _warmup_options(spec))
+                job = Job(id="warmup", request=JobRequest(command=spec.name), spec=spec,
+                          options=opts, seed=0, count=1, deadline=time.monotonic() + 600)
+                await loop.run_in_executor(None, self._run_batch, g, [(job, 0)])
+            except Exception:
+                log.exception("warm-up failed", extra={"generator": g.name})
+
+    async def _janitor_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            assert self.scheduler is not None
+            self.scheduler.expire_overdue()
+            cutoff = time.time() - self.settings.job_ttl_s
+            for job_id in [j.id for j in self.jobs.values() if j.finished and j.finished < cutoff]:
+                job = self.jobs.pop(job_id)
+                if job.request.idempotency_key:
+                    self.by_key.pop(job.request.idempotency_key, None)
+
+    # ---- catalog --------------------------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        assert self.registry is not None
+        return self.registry.catalog()
+
+    # ---- submit ---------------------------------------------------------------------
+
+    async def submit(self, req: JobRequest) -> Job:
+        """Validate, check the prompt, and queue. Raises EngineError (4xx) on refusal."""
+        key = req.idempotency_key
+        if key:
+            async with self._idem_lock:  # two retries racing must not make two jobs
+                if key in self.by_key and self.by_key[key] in self.jobs:
+                    return self.jobs[self.by_key[key]]
+                assert self.journal is not None
+                old = await self.journal.by_idempotency_key(key)
+                if old is not None:
+                    job = self.jobs.get(old.id) or self._job_from_entry(old)
+                    if job is not None:
+                        return job
+                return await self._accept(req)
+        return await self._accept(req)
+
+    async def _accept(self, req: JobRequest) -> Job:
+        assert self.scheduler is not None and self.journal is not None
+        resolved = await self._resolve(req)
+        spec = resolved.spec
+        try:
+            v = validate_job_options(spec, resolved.options, resolved.seed, resolved.count,
+                                     self.settings.max_count)
+        except FieldError as e:
+            self.metrics.refused.labels("invalid").inc()
+            raise EngineError(422, e.code, str(e), e.field) from None
+        if self.prompt_check:
+            for opt in spec.options:
+                if opt.type.value == "string" and isinstance(v.options.get(opt.name), str):
+                    self.prompt_check(v.options[opt.name], req)
+            for name, value in resolved.action_options.items():
+                if isinstance(value, str):
+                    self.prompt_check(value, req)
+        seed = v.seed if v.seed is not None else secrets.randbelow(SEED_MAX + 1)
+        deadline_s = req.deadline_s or self.settings.job_deadline_s
+        job = Job(id=_new_id(), request=req, spec=spec, options=v.options, seed=seed, count=v.count,
+                  deadline=time.monotonic() + deadline_s, action=resolved.action,
+                  source=resolved.source, action_options=resolved.action_options,
+                  visible_mark=self.settings.visible_mark if req.visible_mark is None else req.visible_mark,
+                  model=self._model_info(spec))
+        try:
+            self.scheduler.submit(job)
+        except QueueFull as e:
+            self.metrics.refused.labels("queue_full").inc()
+            raise EngineError(429, "queue_full", f"the queue for {e.generator} is full; retry later",
+                              headers={"Retry-After": str(int(e.retry_after + 0.999))}) from None
+        await self.journal.accept(_entry(job))
+        self.jobs[job.id] = job
+        if req.idempotency_key:
+            self.by_key[req.idempotency_key] = job.id
+        self.metrics.queue_depth.labels(spec.generator).set(self.scheduler.depth(spec.generator))
+        log.info("job queued", extra={"job": job.id, "command": spec.name, "count": job.count,
+                                      "requester": req.requester.key, "action": job.action})
+        return job
+
+    async def _resolve(self, req: JobRequest) -> Resolved:
+        assert self.registry is not None
+        spec = self.registry.command(req.command)
+        if spec is None:
+            raise EngineError(404 if req.parent is None else 422, "unknown_command",
+                              f"no command named {req.command!r}", "command")
+        if req.parent is None:
+            return Resolved(spec, req.options, req.seed, req.count)
+        p = req.parent
+        parent = await self._parent(p.job)
+        command = parent[0] if parent else p.command
+        options = parent[1] if parent else p.options
+        seed = parent[2] if parent else p.seed
+        if command is None or options is None or seed is None:
+            raise EngineError(404, "unknown_parent", f"job {p.job!r} is not known here; send the "
+                              "parent's command, options and seed with it", "parent.job")
+        if command != req.command:
+            raise EngineError(422, "invalid_parent", "parent.command must match command", "command")
+        action_names = [a.name for a in spec.actions]
+        if p.action not in action_names:
+            raise EngineError(422, "unknown_action", f"/{spec.name} has no action {p.action!r} "
+                              f"(one of {', '.join(action_names)})", "parent.action")
+        parent_count = parent[3] if parent else None
+        if parent_count is not None and p.index >= parent_count:
+            raise EngineError(422, "invalid_parent",
+                              f"must be below the parent's count ({parent_count})", "parent.index")
+        job_fields = {o.name for o in spec.options if o.job_field}
+        base = {k: v for k, v in options.items() if k not in job_fields}
+        if p.action == "reroll":
+            return Resolved(spec, base, req.seed, req.count or parent_count)
+        if p.action == "variations":
+            return Resolved(spec, base, req.seed, req.count or spec.max_count, "variations",
+                            (seed, p.index))
+        action = next(a for a in spec.actions if a.name == p.action)
+        try:
+            action_options = validate_option_values(action.options, req.options, prefix="options")
+        except FieldError as e:
+            raise EngineError(422, e.code, str(e), e.field) from None
+        return Resolved(spec, base, req.seed, req.count or 1, p.action, (seed, p.index), action_options)
+
+    async def _parent(self, job_id: str) -> tuple[str, dict, int, int] | None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return job.spec.name, job.options, job.seed, job.count
+        assert self.journal is not None
+        e = await self.journal.get(job_id)
+        return (e.command, e.options, e.seed, e.count) if e else None
+
+    def _model_info(self, spec: CommandSpec) -> dict[str, str]:
+        assert self.registry is not None
+        g = self.registry.generators[spec.generator]
+        return dict(getattr(g, "_aigc_model_info", {"name": g.name}))
+
+    # ---- replay after a crash ---------------------------------------------------------
+
+    async def _replay(self) -> None:
+        assert self.journal is not None and self.scheduler is not None
+        for e in await self.journal.unfinished():
+            job = self._job_from_entry(e)
+            if job is None:
+                self.journal.set_status(e.id, "failed")
+                continue
+            try:
+                self.scheduler.submit(job)
+            except QueueFull:
+                job.finish(JobStatus.failed, ErrorInfo(code="queue_full", message="lost on restart"))
+                self.journal.set_status(e.id, "failed")
+                continue
+            self.jobs[job.id] = job
+            if e.idempotency_key:
+                self.by_key[e.idempotency_key] = job.id
+            log.info("job replayed from journal", extra={"job": job.id})
+
+    def _job_from_entry(self, e: JournalEntry) -> Job | None:
+        assert self.registry is not None
+        spec = self.registry.command(e.command)
+        if spec is None:
+            return None
+        if e.status in ("done", "failed", "cancelled"):
+            return None  # finished before the restart: its artifacts are gone, resubmit
+        return Job(id=e.id, request=JobRequest.model_validate(e.request), spec=spec,
+                   options=e.options, seed=e.seed, count=e.count,
+                   deadline=time.monotonic() + self.settings.job_deadline_s, action=e.action,
+                   source=e.source, action_options=e.action_options, visible_mark=e.visible_mark,
+                   model=self._model_info(spec))
+
+    # ---- running (worker threads) -------------------------------------------------------
+
+    def _execute(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
+        """Run a batch; if it fails, run its items one by one so one bad item fails alone."""
+        try:
+            return self._run_batch(g, batch)
+        except Exception as e:
+            if len(batch) == 1:
+                log.exception("generation failed", extra={"generator": g.name, "job": batch[0][0].id})
+                return [e]
+            out: list[Any] = []
+            for one in batch:
+                try:
+                    out.extend(self._run_batch(g, [one]))
+                except Exception as e1:
+                    log.exception("generation failed", extra={"generator": g.name, "job": one[0].id})
+                    out.append(e1)
+            return out
+
+    def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[ArtifactView]:
+        import torch
+
+        items = [job.item(i) for job, i in batch]
+        with torch.inference_mode():
+            outputs = g.generate(items)
+        if len(outputs) != len(items):
+            raise RuntimeError(f"generator {g.name} returned {len(outputs)} outputs for {len(items)} items")
+        return [self._encode(job, i, out) for (job, i), out in zip(batch, outputs)]
+
+    def _encode(self, job: Job, index: int, out: Output) -> ArtifactView:
+        assert self.registry is not None
+        modality = self.registry.modalities[job.spec.modality]
+        meta = provenance_meta(job, index)
+        data = modality.encode(out, EncodeContext(meta=meta, visible_mark=job.visible_mark,
+                                                  compress_level=self.settings.png_compress_level))
+        art_id = f"{job.id}-{index}"
+        filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
+        stored = self.artifacts.put(art_id, data, modality.mime, filename)
+        return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=modality.mime,
+                            filename=filename, size=len(data), sha256=stored.sha256,
+                            presentation=modality.presentation, text=out.text,
+                            meta={k: v for k, v in out.meta.items() if isinstance(v, (str, int, float, bool))})
+
+    # ---- results (event loop) -----------------------------------------------------------
+
+    def _on_result(self, job: Job, index: int, result: Any) -> None:
+        if job.status.terminal:  # cancelled or expired while running: discard
+            if isinstance(result, ArtifactView):
+                self.artifacts.discard(result.id)
+            return
+        if isinstance(result, BaseException):
+            job.finish(JobStatus.failed, ErrorInfo(code="generation_failed",
+                                                   message=f"{type(result).__name__}: {result}"[:300]))
+            if self.scheduler:
+                self.scheduler.cancel(job)
+        else:
+            job.set_output(index, result)
+        if job.status.terminal:
+            self._finished(job)
+
+    def _finished(self, job: Job) -> None:
+        gen = job.spec.generator
+        self.metrics.jobs.labels(gen, job.status.value).inc()
+        if job.started:
+            self.metrics.job_seconds.labels(gen, "queue").observe(job.started - job.created)
+        if job.finished:
+            if job.started:
+                self.metrics.job_seconds.labels(gen, "run").observe(job.finished - job.started)
+            self.metrics.job_seconds.labels(gen, "total").observe(job.finished - job.created)
+        if self.journal:
+            self.journal.set_status(job.id, job.status.value)
+        log.info("job finished", extra={"job": job.id, "status": job.status.value,
+                                        "ms": job.view().timings.total_ms})
+
+    def _on_batch(self, generator: str, size: int, seconds: float) -> None:
+        self.metrics.batch_size.labels(generator).observe(size)
+        self.metrics.batch_seconds.labels(generator).observe(seconds)
+        if self.scheduler:
+            self.metrics.queue_depth.labels(generator).set(self.scheduler.depth(generator))
+
+    # ---- queries ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise EngineError(404, "not_found", f"no job {job_id!r}", "id")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status.terminal:
+            raise EngineError(409, "already_finished", f"job {job_id} is already {job.status.value}")
+        assert self.scheduler is not None
+        self.scheduler.cancel(job)
+        job.finish(JobStatus.cancelled)
+        for art in job.outputs:
+            if art is not None:
+                self.artifacts.discard(art.id)
+        self._finished(job)
+        return job
+
+    async def events(self, job_id: str) -> AsyncIterator[tuple[str, JobView]]:
+        """The job's current state, then every change, until it is finished."""
+        job = self.get(job_id)
+        q: asyncio.Queue = asyncio.Queue()
+        job.subscribers.add(q)
+        try:
+            yield job.status.value, job.view()
+            if job.status.terminal:
+                return
+            while True:
+                event, view = await q.get()
+                yield event, view
+                if view.status.terminal:
+                    return
+        finally:
+            job.subscribers.discard(q)
+
+    async def wait(self, job_id: str, timeout: float) -> Job:
+        async def _until_done() -> None:
+            async for _, view in self.events(job_id):
+                if view.status.terminal:
+                    return
+        try:
+            await asyncio.wait_for(_until_done(), timeout)
+        except TimeoutError:
+            pass
+        return self.get(job_id)
+
+    def autocomplete(self, req: AutocompleteRequest) -> list[Choice]:
+        assert self.registry is not None
+        spec = self.registry.command(req.command)
+        if spec is None:
+            raise EngineError(404, "unknown_command", f"no command named {req.command!r}", "command")
+        opt = next((o for o in spec.options if o.name == req.option), None)
+        if opt is None:
+            raise EngineError(422, "invalid_option", f"/{spec.name} has no option {req.option!r}", "option")
+        if not opt.autocomplete:
+            raise EngineError(422, "invalid_option", f"option {req.option!r} has no autocomplete", "option")
+        source = self.registry.plugin_of(spec.name).autocomplete[opt.autocomplete]
+        choices: list[Choice] = []
+        for c in source(req.value, dict(req.options)):
+            if isinstance(c, str):
+                c = Choice(name=c[:100], value=c[:100])
+            choices.append(c)
+            if len(choices) == 25:
+                break
+        return choices
+
+
+def provenance_meta(job: Job, index: int) -> dict[str, str]:
+    """What every artifact carries inside the file (and the ledger records)."""
+    return {
+        "label": "AI-generated",
+        "producer": "AIGC Bot",
+        "job": job.id,
+        "index": str(index),
+        "command": job.spec.name,
+        "plugin": job.spec.plugin,
+        "options": json.dumps(job.options, sort_keys=True, ensure_ascii=False),
+        "seed": str(job.seed),
+        "action": job.action,
+        "model": job.model.get("name", ""),
+        "model_version": job.model.get("version", ""),
+        "model_sha256": job.model.get("sha256", ""),
+        "created": datetime.fromtimestamp(job.created, timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _entry(job: Job) -> JournalEntry:
+    return JournalEntry(id=job.id, idempotency_key=job.request.idempotency_key,
+                        request=job.request.model_dump(mode="json"), command=job.spec.name,
+                        options=job.options, seed=job.seed, count=job.count, action=job.action,
+                        source=job.source, action_options=job.action_options,
+                        visible_mark=job.visible_mark, status=job.status.value, created=job.created)
+
+
+def _new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def _warmup_options(spec: CommandSpec) -> dict[str, Any]:
+    """Minimal valid options for a warm-up pass: required strings get a word, numbers their min."""
+    out: dict[str, Any] = {}
+    for o in spec.options:
+        if o.required and not o.job_field:
+            if o.choices:
+                out[o.name] = o.choices[0].value
+            elif o.type.value == "string":
+                out[o.name] = "x" * max(1, o.min_length or 1)
+            elif o.type.value == "boolean":
+                out[o.name] = False
+            else:
+                out[o.name] = o.min_value if o.min_value is not None else 0
+    return out
