@@ -130,7 +130,7 @@ class Store:
                               prompt_storage: PromptStorage) -> ErasureReport:
         """Apply one guild's retention settings (``guild_id`` None: direct-message records).
 
-        Deletes jobs, review items, settled reservations and audit rows older than
+        Deletes jobs, review items, settled or expired reservations and audit rows older than
         ``older_than_days`` (None keeps them), and with ``prompt_storage="hash"`` removes the
         prompt text of the guild's audit rows (hashes stay). Logged when it changed anything."""
         if older_than_days is not None and older_than_days < 1:
@@ -153,7 +153,7 @@ class Store:
                 deleted["quota_reservations"] = await _delete(
                     conn, quota_reservations,
                     (quota_reservations.c.guild_id == (guild_id or "")) & (quota_reservations.c.created_at < cutoff)
-                    & (quota_reservations.c.status != "reserved"))
+                    & ((quota_reservations.c.status != "reserved") | (quota_reservations.c.expires_at < now)))
                 deleted["audit_log"] = await _delete(conn, audit_log,
                                                      in_guild(audit_log.c.guild_id) & (audit_log.c.at < cutoff))
             if prompt_storage == "hash":
