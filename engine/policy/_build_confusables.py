@@ -8,7 +8,7 @@ from any copy of https://www.unicode.org/Public/security/latest/confusables.txt:
 
 We keep only what the matcher needs: single non-ASCII code points whose TR39 skeleton
 prototype is ASCII letters or digits (Cyrillic/Greek/Armenian look-alikes, letter-like
-symbols...). NFKC already folds the mathematical alphanumerics, fullwidth and enclosed
+symbols...), following prototypes that are themselves letter-like (τ → ᴛ → t). NFKC already folds the mathematical alphanumerics, fullwidth and enclosed
 forms, so those entries are dropped when NFKC alone gives the same answer.
 """
 from __future__ import annotations
@@ -28,6 +28,9 @@ def _default_source() -> Path:
 
 
 def build(source: Path) -> dict[str, object]:
+    from engine.policy.normalize import _named_letters
+
+    letters = _named_letters()  # TR39 prototypes such as small capital T count as ASCII t
     table: dict[str, str] = {}
     version = "unknown"
     for line in source.read_text(encoding="utf-8-sig").splitlines():
@@ -41,12 +44,13 @@ def build(source: Path) -> dict[str, object]:
         if len(src_cps) != 1:
             continue
         src = chr(int(src_cps[0], 16))
-        dst = "".join(chr(int(h, 16)) for h in dst_hex.split()).casefold()
+        dst = "".join(letters.get(c, c) for c in
+                      (chr(int(h, 16)) for h in dst_hex.split())).casefold()
         if src.isascii() or not (dst.isascii() and dst.isalnum()) or len(dst) > 2:
             continue
         if dst == "rn":  # TR39 folds 'm' into "rn"; a look-alike of m means m to us
             dst = "m"
-        if unicodedata.normalize("NFKC", src).casefold() == dst:
+        if unicodedata.normalize("NFKC", src).casefold() == dst and src not in letters:
             continue  # NFKC does it already
         table[src] = dst
     return {"source": f"Unicode TR39 confusables.txt {version}", "map": dict(sorted(table.items()))}

@@ -51,10 +51,11 @@ class Policy:
     """
 
     def __init__(self, global_rules: Any = None, *, cache_size: int = 256,
-                 max_text_chars: int = MAX_TEXT_CHARS) -> None:
+                 max_text_chars: int = MAX_TEXT_CHARS, match_normalized: bool = True) -> None:
         spec = load_global_rules() if global_rules is None else parse_rules(global_rules, where="global rules")
         self.global_rules = RuleSet(spec, "global")
         self.max_text_chars = max_text_chars
+        self.match_normalized = match_normalized  # False: raw text only (the benchmark baseline)
         self._cache: OrderedDict[tuple[str, str], RuleSet] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -85,7 +86,9 @@ class Policy:
                            category="limit", source="limit",
                            normalized=normalize(text[: self.max_text_chars]))
         normalized = normalize(text)
-        forms: dict[Form, str] = {"raw": text.casefold(), "normalized": normalized}
+        forms: dict[Form, str] = {"raw": text.casefold()}
+        if self.match_normalized:
+            forms["normalized"] = normalized
         sets = [self.global_rules]
         if guild_rules is not None:
             sets.append(self.rule_set(guild_rules, "guild"))

@@ -12,11 +12,12 @@ never for display of user content. Steps, in order:
    ``_build_confusables.py``, plus letter-like symbols found by Unicode name (small capitals,
    negative squared/circled letters, regional indicators, letters "WITH STROKE").
 4. Case-fold, then strip diacritics (NFD, drop combining marks: ``ṕ`` → ``p``, ``p̶`` → ``p``).
-5. Leetspeak (``0→o 1→i 3→e 4→a 5→s 7→t 8→b 9→g @→a $→s !→i |→i +→t``), only inside
+5. Spaced-out words: three or more one-character tokens (letters, digits, leet symbols)
+   separated by up to nine punctuation/space characters are joined and de-leeted
+   ("s h 1 t", "p.o.r.n", "n_|_g_9_e_r" → "shit", "porn", "nigger").
+6. Leetspeak (``0→o 1→i 3→e 4→a 5→s 7→t 8→b 9→g @→a $→s !→i |→i +→t``), only inside
    words that contain a letter or in one-character tokens, so "2024" and "10 cats" stay.
    The matcher treats ``i`` and ``l`` as one letter, so ``1`` may stand for either.
-6. Separators: three or more one-character tokens separated by punctuation/space are joined
-   ("s h 1 t", "p.o.r.n", "p-o-r-n" → "shit", "porn").
 7. Runs of three or more equal characters become two ("shiiiit" → "shiit"); the keyword
    matcher accepts any repetition of each keyword letter, so "shiit" still matches "shit".
 8. Whitespace collapsed to single spaces.
@@ -68,7 +69,13 @@ def _named_letters() -> dict[str, str]:
     return table
 
 
-_LETTER_LIKE: dict[str, str] = {**_named_letters(), **_CONFUSABLES}
+# Look-alikes people use for Latin letters that TR39 maps elsewhere or not at all (TR39 is
+# about glyph identity; lower-case Greek/Cyrillic used as "leet" are judged by eye).
+_SUPPLEMENT: dict[str, str] = {
+    "ε": "e", "β": "b", "κ": "k", "χ": "x", "η": "n", "ω": "w", "π": "n", "δ": "d",
+    "м": "m", "к": "k", "ш": "w", "ѵ": "v", "ʀ": "r",
+}
+_LETTER_LIKE: dict[str, str] = {**_named_letters(), **_CONFUSABLES, **_SUPPLEMENT}
 
 LEET: dict[str, str] = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                         "9": "g", "@": "a", "$": "s", "!": "i", "|": "i", "+": "t", "€": "e",
@@ -90,6 +97,8 @@ def _strip_marks(text: str) -> str:
 def _deleet_token(token: str) -> str:
     if len(token) > 1 and not any(c.isalpha() for c in token):
         return token  # "2024", "10", "!!": numbers and punctuation stay as they are
+    if any(c.isalpha() for c in token) and any(c.isdigit() for c in token):
+        return "".join(LEET.get(c, c) for c in token)  # "h3n74!": a leet word through and through
     out = []
     for i, ch in enumerate(token):
         sub = LEET.get(ch)
@@ -98,7 +107,7 @@ def _deleet_token(token: str) -> str:
             # only next to a letter/digit/leet character on the inside of the word.
             prev_ok = i > 0 and (token[i - 1].isalnum() or token[i - 1] in LEET)
             next_ok = i + 1 < len(token) and (token[i + 1].isalnum() or token[i + 1] in LEET)
-            if ch in "$@€¢":
+            if ch in "$@€¢+|":
                 sub = sub if (prev_ok or next_ok) else None
             else:
                 sub = sub if (prev_ok and next_ok) else None
@@ -106,21 +115,30 @@ def _deleet_token(token: str) -> str:
     return "".join(out)
 
 
-# Three or more one-character tokens separated by 1-3 non-alphanumerics: "s h i t", "p.o.r.n".
-_SPACED_OUT = re.compile(r"(?<![^\W_])[^\W_](?:[\W_]{1,3}[^\W_](?![^\W_])){2,}")
-_NON_ALNUM = re.compile(r"[\W_]+")
+# Three or more one-character tokens (letters, digits or leet symbols) separated by 1-9
+# other non-alphanumerics: "s h 1 t", "p.o.r.n", "n_|_g_9", "c u n +".
+_LEETISH = re.escape("".join(sorted(_LEET_PUNCT)))
+_CHAR = rf"(?:[^\W_]|[{_LEETISH}])"
+_SEP = rf"(?:(?![{_LEETISH}])[\W_]){{1,9}}"
+_SPACED_OUT = re.compile(rf"(?<![^\W_])(?<![{_LEETISH}]){_CHAR}(?:{_SEP}{_CHAR}(?!{_CHAR})){{2,}}")
+_SEPARATOR = re.compile(rf"(?![{_LEETISH}])[\W_]")
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    return "".join(LEET.get(c, c) for c in _SEPARATOR.sub("", m.group(0)))
 _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
 _SPACES = re.compile(r"\s+")
 
 
 def _normalize_once(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
+    # Skeleton first: NFKC would turn some look-alikes into other letters (ϲ → ς → σ).
+    text = unicodedata.normalize("NFKC", "".join(_LETTER_LIKE.get(c, c) for c in text))
     text = "".join(" " if c in "\t\n\r" else c for c in text if not _is_invisible(c))
     text = "".join(skeleton_char(c) for c in text).casefold()
     text = _strip_marks(text)
     text = "".join(skeleton_char(c) for c in text)
+    text = _SPACED_OUT.sub(_join_spaced, text)
     text = " ".join(_deleet_token(t) for t in text.split())
-    text = _SPACED_OUT.sub(lambda m: _NON_ALNUM.sub("", m.group(0)), text)
     text = _RUNS.sub(lambda m: m.group(1) * 2, text)
     return _SPACES.sub(" ", text).strip()
 
