@@ -1,0 +1,129 @@
+"""Plugin discovery: built-ins, an installed third-party package (entry points) with a new
+modality, and plugins that fail to import, declare or load."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine import sdk
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """A site directory holding the example package, installed by pip from its own
+    pyproject, plus a broken distribution whose entry point fails to import."""
+    site = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(ROOT / "examples" / "aigc-example-plugin")],
+                   check=True, capture_output=True)
+    (site / "broken_plugin.py").write_text("raise ImportError('needs libfoo')\n")
+    dist = site / "broken_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[aigc.plugins]\nbroken = broken_plugin:plugin\n")
+    return site
+
+
+def aigc_plugins_json(site: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    out = subprocess.run([sys.executable, "-m", "aigc.cli", "plugins", "--json"], env=env,
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def test_installed_package_adds_its_command_and_new_modality(plugin_site):
+    cat = aigc_plugins_json(plugin_site)
+    plugins = {p["name"]: p for p in cat["plugins"]}
+    assert {"emoji", "swatch"} <= set(plugins)
+    swatch = plugins["swatch"]
+    assert swatch["source"] == "entry_point:aigc-example-swatch"
+    assert swatch["commands"][0]["name"] == "swatch"
+    assert swatch["modalities"] == [{"name": "swatch", "mime": "image/svg+xml", "extension": "svg",
+                                     "presentation": "file", "description": "A five-colour palette as SVG"}]
+    assert "swatch" in {m["name"] for m in cat["modalities"]}
+    (broken,) = cat["failed"]
+    assert broken["name"] == "broken" and broken["source"] == "entry_point:broken-plugin"
+    assert "ImportError: needs libfoo" in broken["reason"]
+
+
+async def test_engine_serves_the_installed_plugin_end_to_end(plugin_site, engine_factory, monkeypatch):
+    monkeypatch.syspath_prepend(str(plugin_site))
+    h = await engine_factory(plugins_enabled=["swatch"])
+    done = await h.wait_done((await h.submit({"command": "swatch", "options": {"mood": "calm"},
+                                              "seed": 3, "count": 2}))["id"])
+    art = done["artifacts"][0]
+    assert art["mime"] == "image/svg+xml" and art["presentation"] == "file"
+    assert art["filename"].endswith(".svg") and art["text"].startswith("#")
+    r = await h.client.get(art["url"], headers=h.headers)
+    svg = await r.text()
+    assert r.headers["Content-Type"].startswith("image/svg+xml") and "AI-generated" in svg
+    assert f"<aigc:job xmlns:aigc=\"urn:aigc\">{done['id']}</aigc:job>" in svg
+
+
+class _Boom(sdk.Generator):
+    name = "boom"
+
+    def load(self, device: str) -> None:
+        raise RuntimeError("weights missing")
+
+    def generate(self, items):  # pragma: no cover - never loaded
+        return []
+
+
+async def test_plugins_that_fail_are_reported_and_the_rest_served(engine_factory):
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    good, _ = make_probe_plugin()
+    fails_load = sdk.Plugin(name="boom", version="1", generators=[_Boom()], commands=[
+        sdk.Command(name="boom", description="explodes", modality="image", generator="boom")])
+    bad_name, _ = make_probe_plugin("probe2")
+    bad_name.commands[0] = sdk.Command(name="Bad Name", description="x", modality="image",
+                                       generator="probe2")
+    bad_modality, _ = make_probe_plugin("probe3")
+    bad_modality.commands[0] = sdk.Command(name="probe3", description="x", modality="hologram",
+                                           generator="probe3")
+    h = await engine_factory(extra_plugins=[good, fails_load, bad_name, bad_modality],
+                             builtin_plugins=False)
+    cat = await (await h.client.get("/v1/catalog", headers=h.headers)).json()
+    assert [p["name"] for p in cat["plugins"]] == ["probe"]
+    reasons = {f["name"]: f["reason"] for f in cat["failed"]}
+    assert "could not load: RuntimeError: weights missing" in reasons["boom"]
+    assert "name" in reasons["probe2"] and "lowercase" in reasons["probe2"]
+    assert "unknown modality 'hologram'" in reasons["probe3"]
+    done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "ok"}}))["id"])
+    assert done["status"] == "done"
+    r = await h.client.post("/v1/jobs", headers=h.headers, json={"command": "boom", "options": {}})
+    assert r.status == 404
+
+
+async def test_plugins_can_be_disabled_by_config(engine_factory):
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    a, _ = make_probe_plugin("alpha")
+    b, _ = make_probe_plugin("beta")
+    h = await engine_factory(extra_plugins=[a, b], builtin_plugins=False, plugins_disabled="beta")
+    cat = await (await h.client.get("/v1/catalog", headers=h.headers)).json()
+    assert [p["name"] for p in cat["plugins"]] == ["alpha"]
+
+
+def test_weights_load_from_safetensors_only(tmp_path):
+    from engine.runtime import load_weights
+
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(ValueError, match="must be a .safetensors file"):
+        load_weights(bad)
+    import torch
+    from safetensors.torch import save_file
+
+    good = tmp_path / "model.safetensors"
+    save_file({"w": torch.ones(2)}, str(good))
+    assert load_weights(good)["w"].tolist() == [1.0, 1.0]
