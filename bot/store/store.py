@@ -2,7 +2,7 @@
 erasure and retention functions (the only ways rows leave the audit log; each logs itself)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +66,10 @@ class Store:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
+
+    def now(self) -> datetime:
+        """The store's clock (UTC); tests move it."""
+        return self._db.now()
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:
