@@ -1,0 +1,171 @@
+"""Engine throughput: batch-1 vs. 32 concurrent HTTP clients vs. the raw ceiling.
+
+Starts a real engine (`aigc engine` subprocess on loopback) with the built-in emoji plugin,
+then measures in the same run:
+  batch1_rps      one client, one request at a time (each POST waits for its result)
+  c32_rps         32 clients at once (the scheduler batches them)
+  ceiling_rps     direct generate + PNG encode at the best batch size, no HTTP, no scheduler
+  p50_ms/p99_ms   request latency at concurrency 32
+  lone_overhead_ms  p50 of a lone HTTP request minus p50 of a direct batch-of-one call
+Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def start_engine(port: int, token: str, data_dir: str) -> subprocess.Popen:
+    env = {**os.environ, "AIGC_ENGINE_PORT": str(port), "AIGC_ENGINE_TOKEN": token,
+           "AIGC_DATA_DIR": data_dir, "AIGC_PLUGINS_ENABLED": "emoji", "AIGC_QUEUE_MAX": "4096",
+           "AIGC_LOG_FORMAT": "json"}
+    return subprocess.Popen([sys.executable, "-m", "aigc.cli", "engine"], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def wait_ready(session: aiohttp.ClientSession, base: str, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            async with session.get(f"{base}/readyz") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("engine did not become ready")
+
+
+async def one(session: aiohttp.ClientSession, base: str, headers: dict, seed: int) -> float:
+    body = {"command": "emoji", "options": {"prompt": "smiling face"}, "seed": seed, "count": 1}
+    t0 = time.perf_counter()
+    async with session.post(f"{base}/v1/jobs?wait=60", json=body, headers=headers) as r:
+        data = await r.json()
+        if r.status != 200 or data.get("status") != "done":
+            raise RuntimeError(f"job did not finish: {r.status} {data}")
+    return time.perf_counter() - t0
+
+
+async def drive(session, base, headers, concurrency: int, seconds: float, desc: str) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    bar = tqdm(desc=desc, unit="req", file=sys.stderr, leave=False)
+
+    async def client(c: int) -> None:
+        k = 0
+        while time.perf_counter() < end:
+            latencies.append(await one(session, base, headers, c * 1_000_000 + k))
+            k += 1
+            bar.update()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    bar.close()
+    return len(latencies) / elapsed, latencies
+
+
+def direct_ceiling(seconds: float) -> tuple[float, float, int]:
+    """(best items/s over batch sizes, p50 seconds of a batch-of-one call, best batch size)."""
+    import torch
+
+    from engine import sdk
+    from engine.artifacts import BUILTIN_MODALITIES
+    from engine.runtime import configure_threads
+    from plugins.emoji import plugin
+
+    configure_threads(0)
+    gen = plugin.generators[0]
+    gen.load("cpu")
+    image = next(m for m in BUILTIN_MODALITIES if m.name == "image")
+    ctx = sdk.EncodeContext(meta={"label": "AI-generated"}, compress_level=1)
+
+    def run(n: int, base: int) -> None:
+        items = [sdk.Item(command="emoji", options={"prompt": "smiling face", "variety": 0.7, "model": "gan"},
+                          seed=base + i, index=0) for i in range(n)]
+        with torch.inference_mode():
+            outs = gen.generate(items)
+        for o in outs:
+            image.encode(o, ctx)
+
+    singles = []
+    for k in range(30):
+        t0 = time.perf_counter()
+        run(1, k)
+        singles.append(time.perf_counter() - t0)
+    best, best_bs = 0.0, 1
+    for bs in tqdm((1, 4, 8, 16, 32), desc="ceiling", file=sys.stderr, leave=False):
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 5:
+            run(bs, done)
+            done += bs
+        rate = done / (time.perf_counter() - t0)
+        if rate > best:
+            best, best_bs = rate, bs
+    return best, statistics.median(singles[5:]), best_bs
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8.0, help="duration of each phase")
+    args = ap.parse_args()
+    port, token = free_port(), secrets.token_urlsafe(16)
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc = start_engine(port, token, data_dir)
+        try:
+            conn = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(connector=conn) as session:
+                await wait_ready(session, base)
+                await drive(session, base, headers, 4, 1.0, "warm-up")
+                batch1_rps, lone = await drive(session, base, headers, 1, args.seconds, "batch-1")
+                c32_rps, lat = await drive(session, base, headers, 32, args.seconds, "c32")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    ceiling_rps, direct_single_s, best_bs = direct_ceiling(args.seconds)
+    print(json.dumps({
+        "batch1_rps": round(batch1_rps, 1),
+        "c32_rps": round(c32_rps, 1),
+        "ceiling_rps": round(ceiling_rps, 1),
+        "ceiling_batch_size": best_bs,
+        "speedup_c32_vs_batch1": round(c32_rps / batch1_rps, 2),
+        "fraction_of_ceiling": round(c32_rps / ceiling_rps, 3),
+        "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
+        "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
+        "lone_p50_ms": round(percentile(lone, 0.5) * 1000, 2),
+        "direct_single_p50_ms": round(direct_single_s * 1000, 2),
+        "lone_overhead_ms": round((percentile(lone, 0.5) - direct_single_s) * 1000, 2),
+        "cpu_threads": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
