@@ -1,0 +1,98 @@
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.policy import MAX_TEXT_CHARS, Policy, Verdict, check, default_policy
+
+DATA = Path(__file__).parent / "data"
+
+
+def corpus(name):
+    return [ln for ln in (DATA / name).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def test_catch_rate_on_the_evasion_corpus_is_at_least_95_percent():
+    lines = corpus("evasion.txt")
+    assert len(lines) >= 500
+    missed = [ln for ln in lines if check(ln).allowed]
+    assert 1 - len(missed) / len(lines) >= 0.95, missed[:20]
+
+
+def test_false_positive_rate_on_the_benign_corpus_is_at_most_1_percent():
+    lines = corpus("benign.txt")
+    assert len(lines) >= 300
+    refused = [ln for ln in lines if not check(ln).allowed]
+    assert len(refused) / len(lines) <= 0.01, refused
+
+
+@pytest.mark.parametrize("trap", ["cocktail", "Scunthorpe", "assassin's creed", "grape", "therapist",
+                                  "analysis", "skill", "button", "classic", "Essex", "retardant",
+                                  "hentaigana", "Al Gore", "Gore-Tex", "Suicide Squad poster"])
+def test_scunthorpe_traps_pass(trap):
+    assert check(trap).allowed
+
+
+def test_normalisation_beats_raw_matching_on_the_corpus():
+    lines = corpus("evasion.txt")
+    raw_only = Policy(match_normalized=False)
+    assert sum(not raw_only.check(ln).allowed for ln in lines) < 0.2 * len(lines)
+
+
+def test_verdict_fields_and_public_shape():
+    v = check("p.o.r.n")
+    assert isinstance(v, Verdict)
+    assert (v.allowed, v.rule, v.category, v.source, v.matched_form) == \
+        (False, "global.sexual", "sexual", "global", "normalized")
+    assert v.public() == {"allowed": False, "rule": "global.sexual", "category": "sexual", "normalized": "porn"}
+    ok = check("a cat in a hat")
+    assert ok.public() == {"allowed": True, "rule": None, "category": None, "normalized": "a cat in a hat"}
+    assert "porn" not in v.user_message() and "global.sexual" not in ok.user_message()
+
+
+def test_global_rules_come_first_then_guild_then_automod():
+    guild = [{"id": "no-dogs", "category": "custom", "keywords": ["dog*"]}]
+    assert check("a dog", guild).rule == "no-dogs"
+    assert check("a naked dog", guild).rule == "global.sexual"
+    assert check("a cat", guild).allowed
+
+
+def test_compiled_guild_rules_are_cached_by_content():
+    policy = Policy()
+    a = policy.rule_set([{"id": "x", "keywords": ["dog"]}])
+    b = policy.rule_set([{"id": "x", "keywords": ["dog"]}])
+    c = policy.rule_set([{"id": "x", "keywords": ["cat"]}])
+    assert a is b and a is not c
+    assert default_policy() is default_policy()
+
+
+def test_cache_is_bounded():
+    policy = Policy(cache_size=2)
+    first = policy.rule_set([{"id": "x", "keywords": ["w0"]}])
+    for i in range(1, 4):
+        policy.rule_set([{"id": "x", "keywords": [f"w{i}"]}])
+    assert policy.rule_set([{"id": "x", "keywords": ["w0"]}]) is not first
+
+
+def test_overlong_text_is_refused_without_matching():
+    v = check("a" * (MAX_TEXT_CHARS + 1))
+    assert (v.allowed, v.rule, v.category) == (False, "limit.text_length", "limit")
+    assert check("a" * MAX_TEXT_CHARS).allowed
+
+
+def test_concurrent_checks_agree():
+    policy = Policy()
+    texts = ["a cat", "p0rn", "k i l l y o u r s e l f", "a grape"] * 25
+    expected = [policy.check(t).allowed for t in texts]
+    results: list[list[bool]] = []
+
+    def worker():
+        results.append([policy.check(t, [{"id": "g", "keywords": ["grape"]}]).allowed for t in texts])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    guild_expected = [e and t != "a grape" for e, t in zip(expected, texts)]
+    assert results == [guild_expected] * 4
