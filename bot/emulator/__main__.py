@@ -1,0 +1,31 @@
+"""``python -m bot.emulator [--port 8765]``: run the emulator with a demo guild."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from .config import PRIVILEGED_INTENTS, EmulatorConfig
+from .server import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token", default=EmulatorConfig.token)
+    parser.add_argument("--no-zlib", action="store_true", help="never compress gateway frames")
+    parser.add_argument("--privileged-intents", action="store_true", help="allow members/presence/content intents")
+    parser.add_argument("--no-demo", action="store_true", help="start with no guild")
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        host=args.host, port=args.port, token=args.token, allow_zlib_stream=not args.no_zlib,
+        allowed_privileged_intents=PRIVILEGED_INTENTS if args.privileged_intents else 0,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, demo=not args.no_demo))
+
+
+if __name__ == "__main__":
+    main()
