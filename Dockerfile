@@ -1,0 +1,28 @@
+# AIGC Bot: engine + bot in one image. GPU-capable: PyPI's Linux torch wheels bundle the CUDA
+# runtime, so with the NVIDIA container toolkit (`docker run --gpus all`) the engine uses the GPU;
+# without one it runs on the CPU.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    AIGC_DATA_DIR=/data AIGC_ENGINE_HOST=127.0.0.1 AIGC_ENGINE_PORT=8700
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-color-emoji libimage-exiftool-perl \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# The CUDA build of torch first (a layer of its own: it is most of the image).
+RUN pip install "torch==2.13.0"
+COPY pyproject.toml README.md ./
+COPY aigc ./aigc
+COPY engine ./engine
+COPY bot ./bot
+COPY plugins ./plugins
+RUN pip install .
+
+RUN useradd --create-home --uid 10001 aigc && mkdir -p /data && chown aigc /data
+USER aigc
+VOLUME ["/data"]
+# Discord and engine secrets come from the environment (DISCORD_TOKEN, AIGC_ENGINE_TOKEN).
+# `aigc up` runs the engine (loopback only) and the bot; `aigc engine` alone serves the API.
+CMD ["aigc", "up"]
