@@ -9,6 +9,7 @@ transport-free.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 from typing import Any, Callable, Protocol
 
 from .clock import Clock
@@ -383,7 +384,8 @@ class World:
     # ---- messages --------------------------------------------------------------------
     def store_file(self, channel_id: int, filename: str, content_type: str, data: bytes,
                    description: str | None = None) -> StoredFile:
-        f = StoredFile(id=self.ids.next(), filename=filename, content_type=content_type, data=data,
+        f = StoredFile(id=self.ids.next(), filename=filename, content_type=sniff_content_type(filename, data, content_type),
+                       data=data,
                        channel_id=channel_id, description=description)
         self.files[f.id] = f
         return f
@@ -476,6 +478,20 @@ class World:
             guild_id=guild_id, intent=INTENT_GUILD_EXPRESSIONS,
         )
         return emoji
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"), (b"\xff\xd8\xff", "image/jpeg"),
+          (b"RIFF", "audio/wav"), (b"OggS", "audio/ogg"))
+
+
+def sniff_content_type(filename: str, data: bytes, declared: str | None) -> str:
+    """Discord derives the type itself: clients (discord.py) send application/octet-stream."""
+    if declared and declared != "application/octet-stream":
+        return declared
+    for magic, ctype in _MAGIC:
+        if data.startswith(magic):
+            return "image/webp" if magic == b"RIFF" and data[8:12] == b"WEBP" else ctype
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def message_channel_guard(world: World, channel_id: int) -> Channel:
