@@ -89,7 +89,8 @@ def aigc_object(meta: dict[str, str]) -> dict[str, str]:
     ``Label`` "1" means AI-generated. ``ContentProducer`` is the service (``meta["producer"]``),
     ``ProduceID`` the artifact's id (job:index). Propagator fields are for whoever redistributes
     the file (the bot fills them when it posts: ``content_propagator``/``propagate_id``).
-    Any of the seven fields given in ``meta`` under its own name wins.
+    Any field but ``Label`` given in ``meta`` under its own name wins (Label stays "1": an
+    artifact of ours is AI-generated, whatever a caller passes).
     """
     job, index = meta.get("job", ""), meta.get("index", "")
     obj = {
@@ -101,7 +102,7 @@ def aigc_object(meta: dict[str, str]) -> dict[str, str]:
         "PropagateID": meta.get("propagate_id", ""),
         "ReservedCode2": "",
     }
-    obj.update({k: str(meta[k]) for k in AIGC_FIELDS if k in meta})
+    obj.update({k: str(meta[k]) for k in AIGC_FIELDS if k in meta and k != "Label"})
     return {k: _clean(v) for k, v in obj.items()}
 
 
@@ -179,6 +180,13 @@ def parse_xmp(xmp: bytes | str) -> dict[str, Any]:
 MIN_MARK_PX = 7  # below this the letters stop being legible, whatever the 5% rule says
 
 
+def _glyph_metrics(text_h: int) -> tuple[int, int, int, int]:
+    """(stroke, width of the A, gap before the I, plate padding) for a text height."""
+    stroke = max(1, round(text_h * 0.15))
+    a_w = max(3, round(text_h * 0.9)) | 1  # odd width keeps the A symmetric
+    return stroke, a_w, max(1, round(text_h * 0.2)), max(1, round(text_h * 0.25))
+
+
 def mark_box(size: tuple[int, int]) -> tuple[int, int, int, int, int]:
     """(x0, y0, x1, y1, text_height) of the mark plate in the bottom-right corner.
 
@@ -189,15 +197,39 @@ def mark_box(size: tuple[int, int]) -> tuple[int, int, int, int, int]:
     short = min(w, h)
     text_h = max(math.ceil(short * 0.06), MIN_MARK_PX)
     text_h = max(1, min(text_h, short // 3 if short >= 9 else short))
-    stroke = max(1, round(text_h * 0.18))
-    a_w = max(3, round(text_h * 0.8)) | 1  # odd width keeps the A symmetric
-    gap = max(1, round(text_h * 0.2))
-    pad = max(1, round(text_h * 0.25))
+    stroke, a_w, gap, pad = _glyph_metrics(text_h)
     margin = max(0, min(short // 32, 8))
     plate_w = pad + a_w + gap + stroke + pad
     plate_h = pad + text_h + pad
     x1, y1 = w - margin, h - margin
     return x1 - plate_w, y1 - plate_h, x1, y1, text_h
+
+
+def _letters_mask(size: tuple[int, int], x0: int, y0: int, text_h: int) -> Image.Image:
+    """An L mask with "AI" in the text box of the plate at (x0, y0), clipped to its rows."""
+    stroke, a_w, gap, pad = _glyph_metrics(text_h)
+    tx, ty, bottom = x0 + pad, y0 + pad, y0 + pad + text_h - 1
+    mid, half = tx + a_w / 2 - 0.5, stroke / 2
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    # "A": two slanted legs, an apex and a crossbar, as polygons so the result is
+    # font-independent; thin polygons rasterise as dots, so the legs are also drawn as lines.
+    draw.polygon([(tx, bottom), (tx + stroke - 1, bottom), (mid + half - 0.5, ty), (mid - half + 0.5, ty)], fill=255)
+    draw.polygon([(tx + a_w - 1, bottom), (tx + a_w - stroke, bottom), (mid - half + 0.5, ty), (mid + half - 0.5, ty)], fill=255)
+    leg = (stroke - 1) / 2
+    draw.line([(tx + leg, bottom), (mid, ty)], fill=255, width=stroke)
+    draw.line([(tx + a_w - 1 - leg, bottom), (mid, ty)], fill=255, width=stroke)
+    bar_y = ty + round(text_h * 0.58)
+    inset = round(a_w * 0.2)
+    draw.rectangle((tx + inset, bar_y, tx + a_w - 1 - inset, min(bottom, bar_y + stroke - 1)), fill=255)
+    draw.rectangle((math.floor(mid - half + 0.5), ty, math.ceil(mid + half - 0.5), ty + stroke - 1), fill=255)
+    # "I": a bar.
+    ix = tx + a_w + gap
+    draw.rectangle((ix, ty, ix + stroke - 1, bottom), fill=255)
+    # Line caps overshoot: keep the letters exactly text_h tall.
+    draw.rectangle((0, 0, size[0], ty - 1), fill=0)
+    draw.rectangle((0, bottom + 1, size[0], size[1]), fill=0)
+    return mask
 
 
 def draw_ai_mark(image: Image.Image) -> Image.Image:
@@ -208,30 +240,8 @@ def draw_ai_mark(image: Image.Image) -> Image.Image:
     base = image.convert("RGBA")
     x0, y0, x1, y1, text_h = mark_box(base.size)
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
-    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(0, 0, 0, 170))
-    stroke = max(1, round(text_h * 0.18))
-    a_w = max(3, round(text_h * 0.8)) | 1
-    pad = max(1, round(text_h * 0.25))
-    gap = max(1, round(text_h * 0.2))
-    tx, ty, bottom = x0 + pad, y0 + pad, y0 + pad + text_h - 1
-    mid = tx + a_w / 2 - 0.5
-    white = (255, 255, 255, 255)
-    half = stroke / 2
-    # "A": two slanted legs and a crossbar, as polygons so the result is font-independent.
-    draw.polygon([(tx, bottom), (tx + stroke - 1, bottom), (mid + half - 0.5, ty), (mid - half + 0.5, ty)], fill=white)
-    draw.polygon([(tx + a_w - 1, bottom), (tx + a_w - stroke, bottom), (mid - half + 0.5, ty), (mid + half - 0.5, ty)], fill=white)
-    # Thin polygons rasterise as dots at small sizes; lines keep the legs connected.
-    leg = (stroke - 1) / 2
-    draw.line([(tx + leg, bottom), (mid, ty)], fill=white, width=stroke)
-    draw.line([(tx + a_w - 1 - leg, bottom), (mid, ty)], fill=white, width=stroke)
-    bar_y = ty + round(text_h * 0.58)
-    inset = round(a_w * 0.2)
-    draw.rectangle((tx + inset, bar_y, tx + a_w - 1 - inset, min(bottom, bar_y + stroke - 1)), fill=white)
-    draw.polygon([(mid - half + 0.5, ty), (mid + half - 0.5, ty), (mid + half - 0.5, ty + stroke - 1), (mid - half + 0.5, ty + stroke - 1)], fill=white)
-    # "I": a bar.
-    ix = tx + a_w + gap
-    draw.rectangle((ix, ty, ix + stroke - 1, bottom), fill=white)
+    ImageDraw.Draw(overlay).rectangle((x0, y0, x1 - 1, y1 - 1), fill=(0, 0, 0, 170))
+    overlay.paste((255, 255, 255, 255), (0, 0), _letters_mask(base.size, x0, y0, text_h))
     marked = Image.alpha_composite(base, overlay)
     return marked if has_alpha else marked.convert("RGB")
 
