@@ -1,0 +1,86 @@
+"""``verify(data)``: what a file's embedded labels and the provenance ledger say about it."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.labels import read_labels
+from engine.provenance.content_hash import content_sha256
+from engine.provenance.ledger import LedgerEntry, ProvenanceLedger, sha256_hex
+
+__all__ = ["VerifyReport", "verify"]
+
+Finding = Literal["recorded", "recorded_same_content", "recorded_job_bytes_differ",
+                  "labelled_not_recorded", "unknown"]
+
+
+class VerifyReport(BaseModel):
+    """``finding``: *recorded* — these exact bytes are in the ledger; *recorded_same_content* —
+    the same pixels/PCM are (the metadata was stripped or rewritten); *recorded_job_bytes_differ*
+    — the labels name a job the ledger knows, but the bytes changed (re-encoded, edited);
+    *labelled_not_recorded* — AI labels, but no ledger record here (another service, or another
+    ledger); *unknown* — neither."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str
+    size: int
+    format: str
+    finding: Finding
+    made_here: bool
+    ai_generated: bool
+    labels: dict[str, Any]
+    ledger: list[dict[str, Any]]
+    job_records: list[dict[str, Any]] = []
+    ledger_status: str  # "checked", "no ledger", or why it could not be read
+    summary: str
+
+
+def _describe(entry: LedgerEntry) -> str:
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(entry.created, timezone.utc).isoformat(timespec="seconds")
+    where = f" for {entry.platform}" + (f" guild {entry.guild}" if entry.guild else "") if entry.platform else ""
+    return (f"output {entry.index} of job {entry.job} ({entry.command}) by model {entry.model}"
+            f" at {when}{where}")
+
+
+def verify(data: bytes, ledger: ProvenanceLedger | None = None, *, ledger_status: str | None = None) -> VerifyReport:
+    digest = sha256_hex(data)
+    labels = read_labels(data)
+    records = ledger.lookup(digest) if ledger is not None else []
+    content_records: list[LedgerEntry] = []
+    job_records: list[LedgerEntry] = []
+    provenance = labels.get("provenance") or {}
+    if ledger is not None and not records:
+        content = content_sha256(data)
+        content_records = ledger.lookup_content(content) if content else []
+    if ledger is not None and not records and not content_records and isinstance(provenance.get("job"), str):
+        job_records = ledger.lookup_job(provenance["job"])
+    status = ledger_status or ("checked" if ledger is not None else "no ledger")
+    if records:
+        finding: Finding = "recorded"
+        summary = "Made here: " + _describe(records[0]) + "."
+    elif content_records:
+        finding = "recorded_same_content"
+        summary = ("Made here, with the same content but different file metadata: "
+                   + _describe(content_records[0]) + ".")
+    elif job_records:
+        finding = "recorded_job_bytes_differ"
+        summary = (f"The labels name job {provenance['job']}, which the ledger knows "
+                   f"({_describe(job_records[0])}), but these bytes were changed since.")
+    elif labels["ai_generated"]:
+        finding = "labelled_not_recorded"
+        summary = "Labelled as AI-generated, but not in this ledger."
+    else:
+        finding = "unknown"
+        summary = "No AI-content labels and no ledger record."
+    if not labels["ai_generated"] and finding != "unknown":
+        summary += " Its embedded labels are missing (metadata stripped)."
+    return VerifyReport(sha256=digest, size=len(data), format=labels["format"], finding=finding,
+                        made_here=bool(records or content_records),
+                        ai_generated=labels["ai_generated"] or bool(records or content_records),
+                        labels=labels, ledger=[r.to_dict() for r in records or content_records],
+                        job_records=[r.to_dict() for r in job_records], ledger_status=status,
+                        summary=summary)

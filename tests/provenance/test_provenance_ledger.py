@@ -1,0 +1,149 @@
+import io
+import sqlite3
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import labels
+from engine.provenance import LedgerError, ProvenanceLedger, sha256_hex
+from engine.provenance.content_hash import content_sha256
+
+META = {"label": "AI-generated", "producer": "AIGC Bot", "job": "job1", "index": "2", "command": "emoji",
+        "model": "dcgan-emoji", "model_sha256": "cd" * 32, "created": "2026-11-29T09:00:00+00:00"}
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with ProvenanceLedger(tmp_path / "data" / "provenance.sqlite3") as led:
+        yield led
+
+
+def png(seed=0, meta=META):
+    rng = np.random.default_rng(seed)
+    return labels.encode_png(Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)), meta)
+
+
+def test_record_and_lookup_by_bytes(ledger):
+    data = png()
+    entry = ledger.record_meta(data, META, platform="discord", guild="99", mime="image/png")
+    assert (entry.sha256, entry.job, entry.index, entry.command, entry.model) == \
+        (sha256_hex(data), "job1", 2, "emoji", "dcgan-emoji")
+    assert entry.created == 1795942800.0 and entry.platform == "discord" and entry.guild == "99"
+    assert ledger.lookup(sha256_hex(data)) == [entry]
+    assert ledger.lookup(sha256_hex(data).upper()) == [entry]
+    assert ledger.lookup(sha256_hex(b"other")) == []
+    assert ledger.lookup_job("job1") == [entry]
+    assert ledger.lookup_content(content_sha256(data)) == [entry]
+
+
+def test_recording_again_is_idempotent(ledger):
+    data = png()
+    first = ledger.record_meta(data, META)
+    again = ledger.record_meta(data, META, guild="ignored")
+    assert again == first and len(ledger) == 1
+    ledger.record(sha256=sha256_hex(b"x"), job="job2", command="c", model="m")
+    assert len(ledger) == 2
+
+
+def test_ledger_is_append_only_even_for_other_clients(ledger, tmp_path):
+    ledger.record_meta(png(), META)
+    raw = sqlite3.connect(ledger.path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("UPDATE artifacts SET model='forged'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("DELETE FROM artifacts")
+    raw.close()
+    assert ledger.lookup_job("job1")[0].model == "dcgan-emoji"
+
+
+def test_ledger_persists_and_opens_read_only(tmp_path):
+    path = tmp_path / "p.sqlite3"
+    with ProvenanceLedger(path) as led:
+        entry = led.record_meta(png(), META)
+    with ProvenanceLedger(path, readonly=True) as ro:
+        assert ro.lookup(entry.sha256) == [entry]
+        with pytest.raises(LedgerError, match="opened read-only"):
+            ro.record(sha256=entry.sha256, job="j", command="c", model="m")
+    with pytest.raises(LedgerError, match="no ledger file there"):
+        ProvenanceLedger(tmp_path / "missing.sqlite3", readonly=True)
+    assert not (tmp_path / "missing.sqlite3").exists()
+
+
+def test_unusable_files_are_explained(tmp_path):
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LedgerError, match="not a usable ledger"):
+        ProvenanceLedger(junk)
+    future = tmp_path / "future.sqlite3"
+    db = sqlite3.connect(future)
+    db.execute("PRAGMA user_version=7")
+    db.close()
+    with pytest.raises(LedgerError, match="ledger schema 7, this engine reads 1"):
+        ProvenanceLedger(future, readonly=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"job": "", "command": "c", "model": "m"}, "job: required"),
+    ({"job": "j", "command": "", "model": "m"}, "command: required"),
+    ({"job": "j" * 65, "command": "c", "model": "m"}, "job: at most 64 characters"),
+    ({"job": "j", "command": "c", "model": "m", "index": -1}, "index: expected an integer ≥ 0"),
+    ({"job": "j", "command": "c", "model": "m", "index": True}, "index: expected an integer ≥ 0"),
+    ({"job": "j", "command": "c", "model": "m", "model_sha256": "xyz"}, "model_sha256: expected 64 hex"),
+    ({"job": "j", "command": "c", "model": 3}, "model: expected a string, got int"),
+    ({"job": "j", "command": "c", "model": "m", "platform": "p" * 33}, "platform: at most 32"),
+])
+def test_bad_records_name_the_field(ledger, kwargs, message):
+    with pytest.raises(LedgerError, match=message.replace("(", r"\(")):
+        ledger.record(b"data", **kwargs)
+    assert len(ledger) == 0
+
+
+def test_bytes_or_digest_exactly_one(ledger):
+    with pytest.raises(LedgerError, match="exactly one"):
+        ledger.record(job="j", command="c", model="m")
+    with pytest.raises(LedgerError, match="exactly one"):
+        ledger.record(b"x", sha256="0" * 64, job="j", command="c", model="m")
+    with pytest.raises(LedgerError, match="sha256: expected 64 hexadecimal"):
+        ledger.record(sha256="abc", job="j", command="c", model="m")
+
+
+def test_bad_meta_is_explained(ledger):
+    with pytest.raises(LedgerError, match="meta.created: not an ISO 8601 time"):
+        ledger.record_meta(b"x", {**META, "created": "yesterday"})
+    with pytest.raises(LedgerError, match="meta.index: not an integer"):
+        ledger.record_meta(b"x", {**META, "index": "two"})
+
+
+def test_concurrent_recording_from_threads(ledger):
+    errors = []
+
+    def worker(t):
+        try:
+            for i in range(25):
+                ledger.record(f"{t}-{i}".encode(), job=f"job{t}", index=i, command="c", model="m")
+                ledger.record(f"{t}-{i}".encode(), job=f"job{t}", index=i, command="c", model="m")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(ledger) == 100
+    assert [e.index for e in ledger.lookup_job("job3")] == list(range(25))
+
+
+def test_content_hash_ignores_metadata_but_not_pixels():
+    data = png()
+    stripped = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(stripped, format="PNG")
+    assert sha256_hex(stripped.getvalue()) != sha256_hex(data)
+    assert content_sha256(stripped.getvalue()) == content_sha256(data)
+    assert content_sha256(png(seed=1)) != content_sha256(data)
+    wav = labels.encode_wav(np.zeros(100), 8000, META)
+    assert content_sha256(wav) == content_sha256(labels.encode_wav(np.zeros(100), 8000, {**META, "job": "x"}))
+    assert content_sha256(b"\x89PNG\r\n\x1a\ngarbage") is None
+    assert content_sha256(b"plain text") is None
