@@ -42,14 +42,6 @@ _INVISIBLE_EXTRA = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x18
                     0x180F, 0x2800, 0x3164, 0xFFA0}
 
 
-def _is_invisible(ch: str) -> bool:
-    cp = ord(ch)
-    if cp in _INVISIBLE_EXTRA or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF:
-        return True
-    cat = unicodedata.category(ch)
-    return cat == "Cf" or (cat == "Cc" and ch not in "\t\n\r")
-
-
 _NAMED_LETTER = re.compile(
     r"^(?:LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])(?: WITH .*)?"
     r"|NEGATIVE (?:CIRCLED|SQUARED) LATIN CAPITAL LETTER ([A-Z])"
@@ -88,10 +80,29 @@ def skeleton_char(ch: str) -> str:
     return _LETTER_LIKE.get(ch) or _LETTER_LIKE.get(ch.casefold()) or ch
 
 
+def _tables() -> tuple[dict[int, str | None], dict[int, str], dict[int, None]]:
+    """str.translate tables: (drop invisibles + map look-alikes, map look-alikes, drop
+    combining marks). Categories come from one scan of the assigned planes (about 0.1 s)."""
+    skeleton = {ord(k): v for k, v in _LETTER_LIKE.items()}
+    for k, v in _LETTER_LIKE.items():  # upper-case forms of mapped lower-case look-alikes
+        for variant in (k.upper(), k.title()):
+            if len(variant) == 1 and variant != k and variant.casefold() == k:
+                skeleton.setdefault(ord(variant), v)
+    category = unicodedata.category
+    special = [(cp, category(chr(cp))) for cp in (*range(0x0, 0x32000), *range(0xE0000, 0xE1000))]
+    invisible: dict[int, str | None] = {cp: None for cp, cat in special if cat in ("Cf", "Cc")}
+    invisible.update({cp: None for cp in _INVISIBLE_EXTRA})
+    invisible.update({cp: None for cp in (*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0))})
+    invisible.update({ord(c): " " for c in "\t\n\r"})
+    marks: dict[int, None] = {cp: None for cp, cat in special if cat[0] == "M" and cp not in invisible}
+    return {**skeleton, **invisible}, skeleton, marks
+
+
+_CLEAN_TABLE, _SKELETON_TABLE, _MARKS_TABLE = _tables()
+
+
 def _strip_marks(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text)
-    kept = "".join(c for c in decomposed if not unicodedata.category(c).startswith("M"))
-    return unicodedata.normalize("NFC", kept)
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_MARKS_TABLE))
 
 
 def _deleet_token(token: str) -> str:
@@ -132,20 +143,28 @@ _SPACES = re.compile(r"\s+")
 
 def _normalize_once(text: str) -> str:
     # Skeleton first: NFKC would turn some look-alikes into other letters (ϲ → ς → σ).
-    text = unicodedata.normalize("NFKC", "".join(_LETTER_LIKE.get(c, c) for c in text))
-    text = "".join(" " if c in "\t\n\r" else c for c in text if not _is_invisible(c))
-    text = "".join(skeleton_char(c) for c in text).casefold()
-    text = _strip_marks(text)
-    text = "".join(skeleton_char(c) for c in text)
+    text = unicodedata.normalize("NFKC", text.translate(_SKELETON_TABLE))
+    text = text.translate(_CLEAN_TABLE).casefold()
+    text = _strip_marks(text).translate(_SKELETON_TABLE)
     text = _SPACED_OUT.sub(_join_spaced, text)
     text = " ".join(_deleet_token(t) for t in text.split())
     text = _RUNS.sub(lambda m: m.group(1) * 2, text)
     return _SPACES.sub(" ", text).strip()
 
 
-@lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
     """The matching form of ``text`` (see the module docstring); idempotent."""
+    # Prompts repeat (re-rolls, the same text checked raw and as output); long texts are
+    # not cached so the cache stays small.
+    return _normalize_cached(text) if len(text) <= 1000 else _normalize_uncached(text)
+
+
+@lru_cache(maxsize=2048)
+def _normalize_cached(text: str) -> str:
+    return _normalize_uncached(text)
+
+
+def _normalize_uncached(text: str) -> str:
     # A second pass settles the rare input whose first pass exposes new work (a confusable
     # that NFKC only produces after mark stripping, a token that gains a letter).
     once = _normalize_once(text)

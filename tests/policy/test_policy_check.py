@@ -96,3 +96,23 @@ def test_concurrent_checks_agree():
         t.join()
     guild_expected = [e and t != "a grape" for e, t in zip(expected, texts)]
     assert results == [guild_expected] * 4
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from engine.policy import normalize  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=120))
+def test_check_never_crashes_and_reports_the_normalised_form(text):
+    v = check(text)
+    assert v.normalized == normalize(text)
+    assert v.allowed or (v.rule and v.category and v.matched_form in ("raw", "normalized"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["porn", "hentai", "suicide", "beheading"]), st.text(alphabet="abc .,!?", max_size=30),
+       st.text(alphabet="xyz .,!?", max_size=30))
+def test_a_global_term_as_a_word_is_refused_wherever_it_stands(term, before, after):
+    assert not check(f"{before} {term} {after}").allowed
