@@ -1,0 +1,211 @@
+"""The flow of one generation, shared by slash commands, buttons and the context menu:
+
+defer (done by the caller, first) → gate → submit (interaction id = idempotency key) →
+live progress by editing the message → result with attachments, embed and buttons →
+record, audit, commit the quota (refund on failure).
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot import engine_client as ec
+from bot.i18n import t
+from bot.rendering import grid_png, progress_text, result_embed
+from bot.store import ArtifactRecord, AuditEvent, NewJob
+from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
+
+if TYPE_CHECKING:
+    from bot.app import AigcBot
+
+log = logging.getLogger("aigc.bot.generation")
+# Interaction tokens live 15 minutes; past this we deliver with the bot token instead.
+TOKEN_SAFE_S = 14 * 60
+PROGRESS_MIN_INTERVAL_S = 1.0
+
+
+class Refused(Exception):
+    """A request the bot will not run; ``message`` is already localized for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Request:
+    """One generation as the bot sees it."""
+
+    interaction: discord.Interaction
+    spec: CommandSpec
+    options: dict[str, Any]
+    parent: ParentRef | None = None
+    seed: int | None = None
+    count: int | None = None
+
+    @property
+    def locale(self) -> Any:
+        return self.interaction.locale
+
+    @property
+    def cost(self) -> int:
+        """Outputs this request will make: what the quota is charged."""
+        if self.count:
+            return self.count
+        for o in self.spec.options:
+            if o.job_field == "count" and isinstance(self.options.get(o.name), int):
+                return self.options[o.name]
+        if self.parent is not None and self.parent.action == "variations":
+            return self.spec.max_count
+        return 1
+
+
+def requester_of(interaction: discord.Interaction) -> Requester:
+    return Requester(platform="discord", guild=str(interaction.guild_id) if interaction.guild_id else None,
+                     channel=str(interaction.channel_id) if interaction.channel_id else None,
+                     user=str(interaction.user.id), locale=str(interaction.locale.value))
+
+
+def error_message(e: Exception, locale: Any) -> str:
+    """A specific, localized line for each way a submit can fail."""
+    if isinstance(e, Refused):
+        return e.message
+    if isinstance(e, ec.PromptRefused):
+        return t(locale, "prompt_refused", rule=e.rule or "?")
+    if isinstance(e, ec.QueueFull):
+        return t(locale, "queue_full", retry=e.retry_after_s)
+    if isinstance(e, ec.InvalidOption):
+        field = (e.field or "").removeprefix("options.")
+        return t(locale, "invalid_option", field=field or "?", rule=e.rule)
+    if isinstance(e, ec.EngineUnavailable):
+        return t(locale, "engine_down", retry=e.retry_after_s)
+    if isinstance(e, ec.JobFailed):
+        return t(locale, "job_failed", message=e.job.error.message if e.job.error else "?")
+    if isinstance(e, ec.NotFound):
+        return t(locale, "unknown_job", job="?")
+    return t(locale, "job_failed", message=type(e).__name__)
+
+
+async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView | None:
+    """Run one generation for an interaction the caller has already deferred. ``charge``:
+    take it from the member's quota (not for re-posting a past job with /show)."""
+    it = req.interaction
+    started = time.monotonic()
+    reservation = None
+    job_id: str | None = None
+    try:
+        gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0)
+        reservation = gate.reservation
+        job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
+                             requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
+                             visible_mark=gate.visible_mark)
+        submitted = await bot.engine.submit(job_req)
+        job_id = submitted.id
+        await bot.store.jobs.create(NewJob(
+            id=job_id, user_id=str(it.user.id), command=req.spec.name, options=req.options,
+            guild_id=str(it.guild_id) if it.guild_id else None,
+            channel_id=str(it.channel_id) if it.channel_id else None,
+            idempotency_key=str(it.id), engine_url=submitted.engine_url, seed=req.seed,
+            count=req.count or 1, parent_job_id=req.parent.job if req.parent else None,
+            parent_action=req.parent.action if req.parent else None,
+            parent_index=req.parent.index if req.parent else 0))
+        view = await follow(bot, it, job_id, started)
+        if view.error is not None or view.status.value != "done":
+            raise ec.JobFailed(view)
+        await bot.store.jobs.update(job_id, status="done", seed=view.seed,
+                                    artifacts=[_artifact_record(a) for a in view.artifacts],
+                                    model=view.model, timings=view.timings.model_dump())
+        if reservation is not None:
+            await bot.quota.commit(reservation, job_id)
+            reservation = None
+        await bot.community.deliver(it, req.spec, view, started=started)
+        return view
+    except Exception as e:
+        if reservation is not None:
+            await bot.quota.refund(reservation, job_id)
+        if job_id is not None:
+            await _safe(bot.store.jobs.update(job_id, status="failed", error={"message": str(e)[:500]}))
+        if not isinstance(e, (Refused, ec.EngineClientError)):
+            log.exception("generation failed", extra={"interaction": it.id})
+        await bot.community.on_refused(it, req.spec, req.options, e)
+        await send_error(it, error_message(e, req.locale))
+        return None
+
+
+async def follow(bot: "AigcBot", it: discord.Interaction, job_id: str, started: float) -> JobView:
+    """Edit the deferred message as the job moves (queued #n → running) until it finishes."""
+    last_text, last_edit = None, 0.0
+    view: JobView | None = None
+    async for ev in bot.engine.events(job_id):
+        view = ev.job
+        if view.status.terminal:
+            break
+        text = progress_text(view, it.locale)
+        now = time.monotonic()
+        if text != last_text and now - last_edit >= PROGRESS_MIN_INTERVAL_S and now - started < TOKEN_SAFE_S:
+            last_text, last_edit = text, now
+            await _safe(it.edit_original_response(content=text))
+    if view is None or not view.status.terminal:
+        view = await bot.engine.job(job_id)
+    return view
+
+
+async def result_files(bot: "AigcBot", view: JobView, limit: int) -> tuple[list[discord.File], str | None]:
+    """The artifacts as attachments (within the size limit) and the name the embed shows."""
+    blobs = await asyncio.gather(*(bot.engine.artifact(a.id, job_id=view.id) for a in view.artifacts))
+    files, image_name = [], None
+    images = [b for a, b in zip(view.artifacts, blobs) if a.presentation.value == "image"]
+    if len(images) > 1:
+        grid = await asyncio.get_running_loop().run_in_executor(None, grid_png, images)
+        if len(grid) <= limit:
+            image_name = f"{view.command}-{view.seed}-grid.png"
+            files.append(discord.File(io.BytesIO(grid), filename=image_name, description="AI-generated"))
+    for a, data in zip(view.artifacts, blobs):
+        if len(data) > limit:
+            raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
+        files.append(discord.File(io.BytesIO(data), filename=a.filename, description="AI-generated"))
+        if image_name is None and a.presentation.value == "image":
+            image_name = a.filename
+    return files, image_name
+
+
+async def send_error(it: discord.Interaction, message: str) -> None:
+    """Errors are ephemeral: replace the public 'thinking' message with an ephemeral one."""
+    try:
+        if not it.response.is_done():
+            await it.response.send_message(message, ephemeral=True)
+            return
+        await it.followup.send(message, ephemeral=True)
+        await _safe(it.delete_original_response())
+    except discord.HTTPException:
+        log.warning("could not report an error to the user", extra={"interaction": it.id})
+
+
+def _artifact_record(a: Any) -> ArtifactRecord:
+    return ArtifactRecord(id=a.id, index=a.index, sha256=a.sha256, url=a.url, filename=a.filename,
+                          mime=a.mime, size=a.size)
+
+
+async def _safe(coro: Any) -> Any:
+    try:
+        return await coro
+    except (discord.HTTPException, ConnectionError, asyncio.TimeoutError) as e:
+        log.warning("ignored failure", extra={"error": repr(e)})
+        return None
+
+
+def audit_event(it: discord.Interaction, spec: CommandSpec, view: JobView, *, action: str,
+                prompt_storage: str = "full") -> AuditEvent:
+    prompt = next((v for k, v in view.options.items() if isinstance(v, str)), None)
+    return AuditEvent(action=action, actor_id=str(it.user.id),
+                      guild_id=str(it.guild_id) if it.guild_id else None,
+                      channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
+                      job_id=view.id, prompt=prompt, prompt_storage=prompt_storage,  # type: ignore[arg-type]
+                      verdict="allowed", model_hash=view.model.get("sha256"),
+                      output_hash=",".join(a.sha256 for a in view.artifacts)[:512])

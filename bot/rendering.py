@@ -1,0 +1,107 @@
+"""What result messages look like: progress lines, the result embed, the grid, the buttons' rows."""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from PIL import Image
+
+from bot.custom_ids import ButtonId
+from bot.i18n import t
+from engine.protocol import ActionSpec, CommandSpec, JobView
+
+EMBED_COLOUR = 0x5865F2
+
+
+def progress_text(view: JobView, locale: Any) -> str:
+    if view.status.value == "queued":
+        return t(locale, "queued", position=view.position) if view.position else t(locale, "queued_nopos")
+    done = round(view.progress * view.count)
+    return t(locale, "running", done=done, count=view.count)
+
+
+def _prompt_line(options: dict[str, Any]) -> str:
+    shown = [f"**{k}**: {v}" for k, v in options.items() if isinstance(v, (str, int, float, bool))]
+    return " · ".join(shown)[:1000]
+
+
+def result_embed(view: JobView, locale: Any, *, image_name: str | None, requester_mention: str | None) -> discord.Embed:
+    seconds = (view.timings.total_ms or 0) / 1000
+    embed = discord.Embed(title=f"/{view.command}", colour=EMBED_COLOUR,
+                          description=_prompt_line(view.options) or None)
+    embed.add_field(name="seed", value=str(view.seed))
+    embed.add_field(name="model", value=view.model.get("name", view.plugin))
+    embed.add_field(name=t(locale, "ai_label"), value=t(locale, "done", seconds=seconds))
+    if requester_mention:
+        embed.add_field(name="by", value=requester_mention)
+    if image_name:
+        embed.set_image(url=f"attachment://{image_name}")
+    texts = [a.text for a in view.artifacts if a.presentation.value == "inline_text" and a.text]
+    if texts:
+        body = "\n\n".join(texts)
+        embed.description = ((embed.description or "") + "\n\n" + body)[:4000]
+    embed.set_footer(text=t(locale, "footer", model=view.model.get("name", view.plugin), seed=view.seed))
+    return embed
+
+
+def grid_png(images: list[bytes], cell: int = 128) -> bytes:
+    """Outputs side by side (2 columns), upscaled with nearest-neighbour so pixels stay crisp."""
+    pics = [Image.open(io.BytesIO(b)).convert("RGBA") for b in images]
+    cols = 2 if len(pics) > 1 else 1
+    rows = math.ceil(len(pics) / cols)
+    pad = 4
+    grid = Image.new("RGBA", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (0, 0, 0, 0))
+    for i, p in enumerate(pics):
+        scale = cell / max(p.size)
+        p = p.resize((max(1, round(p.width * scale)), max(1, round(p.height * scale))), Image.NEAREST)
+        grid.paste(p, (pad + (i % cols) * (cell + pad), pad + (i // cols) * (cell + pad)), p)
+    buf = io.BytesIO()
+    grid.save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ButtonSpec:
+    label: str
+    emoji: str | None
+    id: ButtonId
+    row: int
+    style: discord.ButtonStyle = discord.ButtonStyle.primary
+
+
+def result_buttons(view: JobView, spec: CommandSpec | None) -> list[ButtonSpec]:
+    """🎲 reroll, plugin actions, ℹ️ details, 🗑 delete; then one row per per-output action
+    (🔀 variations 1..n, ...). Fits Discord's 5 rows × 5 buttons."""
+    actions: list[ActionSpec] = list(spec.actions) if spec else []
+    out = [ButtonSpec(a.label, a.emoji, ButtonId(a.name, view.id), 0)
+           for a in actions if not a.per_output][:3]
+    out.append(ButtonSpec("Details", "ℹ️", ButtonId("details", view.id), 0, discord.ButtonStyle.secondary))
+    out.append(ButtonSpec("Delete", "🗑️", ButtonId("delete", view.id), 0, discord.ButtonStyle.danger))
+    for row, a in enumerate([a for a in actions if a.per_output][:4], start=1):
+        for i in range(min(view.count, 5)):
+            label = f"{a.label} {i + 1}" if view.count > 1 else a.label
+            out.append(ButtonSpec(label[:80], a.emoji, ButtonId(a.name, view.id, i), row))
+    return out
+
+
+def details_embed(view: JobView, locale: Any) -> discord.Embed:
+    e = discord.Embed(title=t(locale, "details_title", job=view.id), colour=EMBED_COLOUR)
+    e.add_field(name="command", value=f"/{view.command}")
+    e.add_field(name="seed", value=str(view.seed))
+    e.add_field(name="count", value=str(view.count))
+    e.add_field(name="model", value="\n".join(f"{k}: {v}" for k, v in view.model.items())[:1024] or "—",
+                inline=False)
+    e.add_field(name="options", value=f"```{_json(view.options)[:1000]}```", inline=False)
+    if view.parent:
+        e.add_field(name="parent", value=f"{view.parent.action} of {view.parent.job} #{view.parent.index + 1}")
+    e.set_footer(text=t(locale, "ai_label"))
+    return e
+
+
+def _json(x: Any) -> str:
+    import json
+
+    return json.dumps(x, ensure_ascii=False, indent=1)

@@ -1,0 +1,72 @@
+"""Run the bot against Discord, or, with no token, against the local emulator."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.app import AigcBot
+from bot.config import BotSettings
+
+log = logging.getLogger("aigc.bot.runner")
+DISCORD_API = "https://discord.com/api/v10"
+EMULATOR_PORT = 8765
+
+
+@dataclass
+class Running:
+    bot: AigcBot
+    task: asyncio.Task
+    emulator: Any | None = None
+    restore: Any | None = None
+
+    async def stop(self) -> None:
+        await self.bot.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(self.task, 10)
+        if self.restore:
+            self.restore()
+        if self.emulator is not None:
+            await self.emulator.stop()
+
+
+async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT,
+                    ready_timeout: float = 60, **bot_kw: Any) -> Running:
+    """Log in and wait until the bot is ready and its commands are synced."""
+    from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
+
+    emulator = restore = None
+    if settings.discord_token is not None:
+        token = settings.discord_token.get_secret_value()
+        if settings.discord_api_base != DISCORD_API:
+            restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
+    else:
+        config = EmulatorConfig(port=emulator_port)
+        token = config.token
+        if settings.discord_api_base == DISCORD_API:
+            # No token and no Discord of our own: run the local emulator in this process.
+            emulator = Emulator(config)
+            await emulator.start()
+            emulator.seed_demo()
+            restore = point_discordpy_at(emulator.api_base, emulator.gateway_url)
+        else:
+            restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
+    bot = AigcBot(settings, **bot_kw)
+    task = asyncio.create_task(bot.start(token), name="discord-bot")
+    running = Running(bot, task, emulator, restore)
+    ready = asyncio.create_task(_ready(bot))
+    done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        ready.cancel()
+        await running.stop()
+        if task.done() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+        raise TimeoutError("the bot did not become ready")
+    return running
+
+
+async def _ready(bot: AigcBot) -> None:
+    await bot.wait_until_ready()
+    await bot.synced.wait()

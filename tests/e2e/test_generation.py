@@ -1,0 +1,40 @@
+"""One generation end to end: slash command → defer → progress → result with buttons."""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+
+async def test_commands_are_synced_from_the_catalog(world):
+    cmds = {c["name"]: c for c in world.emu.commands(world.guild)}
+    assert {"emoji", "show", "jobs", "aigc", "Make variations"} <= set(cmds)
+    emoji = cmds["emoji"]
+    assert emoji["name_localizations"]["zh-CN"] == "表情"
+    opts = {o["name"]: o for o in emoji["options"]}
+    assert opts["prompt"]["required"] and opts["prompt"]["autocomplete"] is True
+    assert (opts["count"]["min_value"], opts["count"]["max_value"]) == (1, 4)
+    assert opts["variety"]["type"] == 10 and opts["variety"]["max_value"] == 1
+    assert cmds["show"]["description_localizations"]["zh-CN"] == "再次发布之前的任务"
+
+
+async def test_emoji_command_posts_labelled_images_with_buttons(world):
+    rec = await world.slash("emoji", {"prompt": "red heart", "count": 2, "seed": 42})
+    await world.emu.wait_ack(rec)
+    assert rec.ack_ms is not None and rec.ack_ms < 3000
+    msg = await world.result(rec)
+    (embed,) = msg["embeds"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["seed"] == "42" and fields["model"] == "emoji-dcgan"
+    assert "AI-generated" in embed["footer"]["text"]
+    names = [a["filename"] for a in msg["attachments"]]
+    assert names == ["emoji-42-grid.png", "emoji-42-0.png", "emoji-42-1.png"]
+    assert embed["image"]["url"].endswith("emoji-42-grid.png")
+    ids = [c["custom_id"] for row in msg["components"] for c in row["components"]]
+    job = ids[0].split(":")[2]
+    assert f"aigc:reroll:{job}" in ids and f"aigc:variations:{job}:1" in ids
+    assert f"aigc:details:{job}" in ids and f"aigc:delete:{job}" in ids and f"aigc:morph:{job}:0" in ids
+    data = world.emu.attachment_bytes(msg["attachments"][1]) if hasattr(world.emu, "attachment_bytes") else None
+    record = await world.bot.store.jobs.get(job)
+    assert record.status == "done" and record.seed == 42 and record.result_message_id == str(msg["id"])
+    assert [a.index for a in record.artifacts] == [0, 1]
