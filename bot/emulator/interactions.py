@@ -453,6 +453,13 @@ class Interactions:
             # Discord has no webhook for an interaction until it is answered with a message ack.
             raise ApiError(404, UNKNOWN_WEBHOOK, "Unknown Webhook")
         validate_message(body, n_files=len(uploads))
+        original = w.messages.get(rec.original_message_id) if rec.original_message_id else None
+        if original is not None and original.flags & FLAG_LOADING and not original.deleted:
+            # As on Discord: the first followup after a "thinking" defer replaces the loading
+            # message (keeping the defer's ephemeral state) instead of posting a new one.
+            atts = resolve_attachments(w, rec.channel_id, body, uploads, None, w.config.attachment_size_limit) or []
+            fields = {k: body.get(k) for k in ("content", "embeds", "components")}
+            return w.edit_message(original, fields, atts, clear_flags=FLAG_LOADING)
         atts = resolve_attachments(w, rec.channel_id, body, uploads, None, w.config.attachment_size_limit) or []
         msg = self._create(rec, body, atts, flags=int(body.get("flags") or 0) & FLAG_EPHEMERAL | _v2(body))
         rec.followup_ids.append(msg.id)

@@ -120,6 +120,12 @@ class Bot(BotClient):
             except discord.HTTPException as exc:
                 self.errors.append(exc)
 
+        @tree.command(name="twofollowups", description="Two followups after an ephemeral defer")
+        async def twofollowups(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send("one", ephemeral=False)
+            await interaction.followup.send("two", ephemeral=False)
+
         @tree.command(name="say", description="Send raw content")
         async def say(interaction: discord.Interaction, n: int) -> None:
             try:
@@ -186,13 +192,15 @@ async def test_slash_defer_followup_with_attachment_then_edit(emu: Emulator, wor
     rec = await emu.slash(g, c, u, "imagine", {"prompt": "a cat", "count": 2})
     await emu.wait_ack(rec)
     assert rec.response_type == 5 and rec.ack_ms is not None and rec.ack_ms < 3000
-    original, followup = await emu.wait_messages(rec, count=2)
-    await emu.wait_for(lambda: "done" in emu.message(int(original["id"])).content)
-    assert emu.message(int(original["id"])).content == "done: a cat"
-    assert not emu.message(int(original["id"])).flags & (1 << 7)  # no longer "thinking"
+    # The first followup after a "thinking" defer replaces the loading message.
+    await emu.wait_for(lambda: "done" in emu.message(rec.original_message_id).content)  # type: ignore[arg-type]
+    [msg] = await emu.wait_messages(rec)
+    assert msg["content"] == "done: a cat" and not msg["flags"] & (1 << 7)
+    assert rec.followup_ids == []
     assert bot.seen["imagine"] == ("a cat", 2, emu.config.attachment_size_limit)
-    assert followup["content"] == "a cat ×2" and followup["webhook_id"] == str(emu.application_id)
-    [att] = followup["attachments"]
+    assert msg["webhook_id"] == str(emu.application_id) and msg["type"] == 20
+    assert msg["interaction_metadata"]["name"] == "imagine"
+    [att] = msg["attachments"]  # kept by the edit, which did not list attachments
     assert att["filename"] == "out.png" and (att["width"], att["height"]) == (2, 2)
     async with aiohttp.ClientSession() as s, s.get(att["url"]) as r:
         assert r.status == 200 and await r.read() == png() and r.headers["Content-Type"] == "image/png"
@@ -202,13 +210,22 @@ async def test_slash_defer_followup_with_attachment_then_edit(emu: Emulator, wor
     assert cb.response["interaction"]["response_message_loading"] is True
     [fu] = emu.calls("POST", rf"/webhooks/{emu.application_id}/.+")
     assert fu.files[0]["field"] == "files[0]" and fu.json["attachments"][0]["filename"] == "out.png"
-    assert fu.query.get("wait") == "1"
-    assert emu.calls("PATCH", r"/webhooks/.+/messages/@original")[0].status == 200
-    # channel view: original + followup, both authored by the bot
-    msgs = emu.messages(c)
-    assert [m["id"] for m in msgs] == [original["id"], followup["id"]]
-    assert all(m["author"]["id"] == str(emu.application_id) for m in msgs)
+    assert fu.query.get("wait") == "1" and fu.response["id"] == msg["id"]
+    [edit] = emu.calls("PATCH", r"/webhooks/.+/messages/@original")
+    assert edit.status == 200 and edit.json["content"] == "done: a cat" and "attachments" not in edit.json
+    assert [m["id"] for m in emu.messages(c)] == [msg["id"]]
     assert emu.events("INTERACTION_CREATE")[0].d["attachment_size_limit"] == emu.config.attachment_size_limit
+    assert [e.t for e in emu.events(direction="send") if e.t and e.t.startswith("MESSAGE")] == [
+        "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_UPDATE"]
+
+
+async def test_second_followup_is_a_new_message(emu: Emulator, world, bot: Bot) -> None:
+    g, c, u = _ids(world)
+    rec = await emu.slash(g, c, u, "twofollowups")
+    first, second = await emu.wait_messages(rec, count=2)
+    assert (first["content"], second["content"]) == ("one", "two")
+    assert first["flags"] & 64 and second["flags"] & 64 == 0  # the first took the defer's ephemerality
+    assert rec.followup_ids == [int(second["id"])]
 
 
 async def test_subcommand_group_and_ephemeral(emu: Emulator, world, bot: Bot) -> None:
@@ -265,11 +282,13 @@ async def test_autocomplete_and_too_many_choices(emu: Emulator, world, bot: Bot)
 async def test_context_menus(emu: Emulator, world, bot: Bot) -> None:
     g, c, u = _ids(world)
     first = await emu.slash(g, c, u, "imagine", {"prompt": "dog"})
-    _, target = await emu.wait_messages(first, count=2)
+    await emu.wait_ack(first)
+    await emu.wait_for(lambda: emu.message(first.original_message_id).content == "done: dog")  # type: ignore[arg-type]
+    [target] = await emu.wait_messages(first)
     rec = await emu.message_command(g, c, u, "Make variations", int(target["id"]))
     [msg] = await emu.wait_messages(rec)
     assert msg["content"] == f"variations of {target['id']}"
-    assert bot.seen["variations"] == (int(target["id"]), "dog ×1", ["out.png"])
+    assert bot.seen["variations"] == (int(target["id"]), "done: dog", ["out.png"])
     data = rec.payload["data"]
     assert data["type"] == 3 and data["target_id"] == target["id"] and target["id"] in data["resolved"]["messages"]
     assert msg["type"] == 23  # CONTEXT_MENU_COMMAND
@@ -341,8 +360,8 @@ async def test_attachment_size_limit(emu: Emulator, world, bot: Bot) -> None:
     assert rec.payload["attachment_size_limit"] == 1000
     await emu.wait_for(lambda: bot.errors)
     assert (bot.errors[0].status, bot.errors[0].code) == (413, 40005)  # type: ignore[attr-defined]
-    msgs = await emu.wait_messages(rec, count=2, settled=False)
-    assert msgs[1]["content"] == "too big" and msgs[1]["attachments"] == []
+    [msg] = await emu.wait_messages(rec)
+    assert msg["content"] == "too big" and msg["attachments"] == []
 
 
 async def test_followup_before_ack_is_unknown_webhook(emu: Emulator, world, bot: Bot) -> None:
