@@ -9,7 +9,7 @@ What each encoder writes:
 
 ======  =======================================================================================
 PNG     visible "AI" mark; iTXt ``XML:com.adobe.xmp`` (XMP, uncompressed as the XMP spec asks)
-        and iTXt ``AIGC`` (the GB 45438 object as JSON)
+        and iTXt ``AIGC`` (JSON: the GB 45438 fields plus the provenance meta)
 GIF     mark on every frame by default (``mark_frames=n``: the first n); XMP application
         extension ("XMP DataXMP" with the 258-byte magic trailer); comment extension
 WebP    mark (all frames); ``XMP `` chunk (still or animated, lossless by default)
@@ -110,9 +110,13 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _provenance(meta: dict[str, str]) -> dict[str, str]:
+    return {str(k): _clean(v) for k, v in meta.items()}
+
+
 def build_xmp(meta: dict[str, str]) -> str:
     """An XMP packet carrying the AI-generated labels and the provenance ``meta``."""
-    provenance = {str(k): _clean(v) for k, v in meta.items()}
+    provenance = _provenance(meta)
     ns_decl = " ".join(f"xmlns:{p}={quoteattr(u)}" for p, u in NS.items() if p not in ("x", "rdf"))
     label = _clean(meta.get("label", "AI-generated"))
     return (
@@ -221,14 +225,17 @@ def _letters_mask(size: tuple[int, int], x0: int, y0: int, text_h: int) -> Image
     draw.line([(tx + a_w - 1 - leg, bottom), (mid, ty)], fill=255, width=stroke)
     bar_y = ty + round(text_h * 0.58)
     inset = round(a_w * 0.2)
-    draw.rectangle((tx + inset, bar_y, tx + a_w - 1 - inset, min(bottom, bar_y + stroke - 1)), fill=255)
+    if bar_y <= bottom:
+        draw.rectangle((tx + inset, bar_y, tx + a_w - 1 - inset, min(bottom, bar_y + stroke - 1)), fill=255)
     draw.rectangle((math.floor(mid - half + 0.5), ty, math.ceil(mid + half - 0.5), ty + stroke - 1), fill=255)
     # "I": a bar.
     ix = tx + a_w + gap
     draw.rectangle((ix, ty, ix + stroke - 1, bottom), fill=255)
     # Line caps overshoot: keep the letters exactly text_h tall.
-    draw.rectangle((0, 0, size[0], ty - 1), fill=0)
-    draw.rectangle((0, bottom + 1, size[0], size[1]), fill=0)
+    if ty > 0:
+        draw.rectangle((0, 0, size[0], ty - 1), fill=0)
+    if bottom + 1 < size[1]:
+        draw.rectangle((0, bottom + 1, size[0], size[1]), fill=0)
     return mask
 
 
@@ -241,7 +248,8 @@ def draw_ai_mark(image: Image.Image) -> Image.Image:
     x0, y0, x1, y1, text_h = mark_box(base.size)
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
     ImageDraw.Draw(overlay).rectangle((x0, y0, x1 - 1, y1 - 1), fill=(0, 0, 0, 170))
-    overlay.paste((255, 255, 255, 255), (0, 0), _letters_mask(base.size, x0, y0, text_h))
+    if text_h >= 5:  # smaller images (under 15 px) get the plate only: no letters fit
+        overlay.paste((255, 255, 255, 255), (0, 0), _letters_mask(base.size, x0, y0, text_h))
     marked = Image.alpha_composite(base, overlay)
     return marked if has_alpha else marked.convert("RGB")
 
@@ -272,7 +280,9 @@ def encode_png(image: Image.Image, meta: dict[str, str], *, visible_mark: bool =
     """PNG with the visible mark (unless turned off for the guild) and XMP + AIGC labels."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt(XMP_PNG_KEY, build_xmp(meta))
-    info.add_itxt(AIGC_KEY, _json(aigc_object(meta)))
+    # The GB 45438 fields plus the engine's provenance meta in one object: standard readers
+    # find their seven fields, and engine clients read job/seed/options from the same key.
+    info.add_itxt(AIGC_KEY, _json({**_provenance(meta), **aigc_object(meta)}))
     buf = io.BytesIO()
     _prepare(_as_image(image), visible_mark).save(buf, format="PNG", pnginfo=info,
                                                   compress_level=compress_level)
@@ -505,7 +515,7 @@ OGG_KEYS = ("AIGC", "AIGCBOT_PROVENANCE", "DIGITALSOURCETYPE")
 
 def _our_comments(meta: dict[str, str]) -> list[str]:
     return [f"AIGC={_json(aigc_object(meta))}",
-            f"AIGCBOT_PROVENANCE={_json({str(k): _clean(v) for k, v in meta.items()})}",
+            f"AIGCBOT_PROVENANCE={_json(_provenance(meta))}",
             f"DIGITALSOURCETYPE={DIGITAL_SOURCE_TYPE}",
             f"COMMENT={_clean(meta.get('label', 'AI-generated'))}"]
 
@@ -691,7 +701,9 @@ def read_labels(data: bytes) -> dict[str, Any]:
         obj = _load_json_object(text)
         if obj is not None:
             result["sources"].append(source)
-            result["aigc"] = result["aigc"] or obj
+            result["aigc"] = result["aigc"] or {k: v for k, v in obj.items() if k in AIGC_FIELDS}
+            rest = {k: v for k, v in obj.items() if k not in AIGC_FIELDS}
+            result["provenance"] = result["provenance"] or rest or None
     for comment in found.get("comments", []):
         key, _, value = comment.partition("=")
         key = key.upper()

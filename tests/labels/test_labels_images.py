@@ -29,6 +29,14 @@ def check_aigc(obj, meta):
     assert obj["ProduceID"] == f"{meta['job']}:{meta['index']}"
 
 
+def check_png_aigc_chunk(text, meta):
+    """PNG iTXt AIGC: the GB 45438 fields, plus the engine's provenance meta (engine clients
+    read job/seed/options from this key)."""
+    chunk = json.loads(text)
+    check_aigc({k: v for k, v in chunk.items() if k in AIGC_FIELDS}, meta)
+    assert {k: v for k, v in chunk.items() if k not in AIGC_FIELDS} == meta
+
+
 def check_exif(tags, meta):
     assert tags["XMP-iptcExt:DigitalSourceType"] == DIGITAL_SOURCE_TYPE
     check_aigc(json.loads(tags["XMP-TC260:Aigc"]), meta)
@@ -48,12 +56,12 @@ def test_png_labels_read_back_by_pillow_exiftool_and_read_labels(tmp_path, meta,
     attrs = xmp_attrs(im.info["XML:com.adobe.xmp"])
     assert attrs[f"{{{XMP_NS['ipx']}}}DigitalSourceType"] == DIGITAL_SOURCE_TYPE
     check_aigc(json.loads(attrs[f"{{{XMP_NS['tc']}}}AIGC"]), meta)
-    check_aigc(json.loads(im.info["AIGC"]), meta)
+    check_png_aigc_chunk(im.info["AIGC"], meta)
     path = tmp_path / "out.png"
     path.write_bytes(data)
     tags = exiftool(path)
     check_exif(tags, meta)
-    check_aigc(json.loads(tags["PNG:AIGC"]), meta)
+    check_png_aigc_chunk(tags["PNG:AIGC"], meta)
     got = read_labels(data)
     assert (got["format"], got["ai_generated"], got["provenance"]) == ("png", True, meta)
     check_aigc(got["aigc"], meta)
@@ -184,3 +192,15 @@ def test_webp_xmp_read_by_pillow_and_exiftool(tmp_path, meta, exiftool, animated
     source = np.asarray((frames(3)[0] if animated else noise((64, 64))))
     x0, y0, *_ = mark_box((im.width, im.height))
     assert np.array_equal(first[:y0, :], source[:y0, :])
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 90), st.integers(1, 90), st.sampled_from(["RGB", "RGBA", "L", "P", "1"]))
+def test_mark_works_on_every_size_and_mode(w, h, mode):
+    marked = labels.draw_ai_mark(Image.new(mode, (w, h)))
+    assert marked.size == (w, h) and marked.mode in ("RGB", "RGBA")
+    if min(w, h) >= 21:  # big enough for the full-size mark: white letters present
+        assert np.any(np.all(np.asarray(marked.convert("RGB")) == 255, axis=2))
