@@ -59,8 +59,8 @@ class EmulatorControl:
     async def create_role(self, guild_id: int | str, name: str, permissions: int) -> dict[str, Any]:
         return await self._call("POST", f"/guilds/{guild_id}/roles", {"name": name, "permissions": permissions})
 
-    async def create_user(self, username: str) -> dict[str, Any]:
-        return await self._call("POST", "/users", {"username": username})
+    async def create_user(self, username: str, *, locale: str = "en-US") -> dict[str, Any]:
+        return await self._call("POST", "/users", {"username": username, "locale": locale})
 
     async def add_member(self, guild_id: int | str, user_id: int | str, *, roles: list[int | str] = (),  # type: ignore[assignment]
                          permissions: int | None = None) -> dict[str, Any]:

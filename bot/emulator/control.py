@@ -170,7 +170,7 @@ class ControlApi:
 
     async def create_user(self, request: web.Request) -> web.Response:
         body = await _json(request)
-        user = self.emu.create_user(body.get("username", "user"))
+        user = self.emu.create_user(body.get("username", "user"), locale=body.get("locale", "en-US"))
         return json_response(user.payload(), 201)
 
     async def upload(self, request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from .errors import (
     form_error,
 )
 from .limits import validate_autocomplete, validate_message, validate_modal
-from .models import FLAG_EPHEMERAL, FLAG_LOADING, Message, StoredFile
+from .models import ADMINISTRATOR, FLAG_EPHEMERAL, FLAG_LOADING, Message, StoredFile
 from .state import World
 from .uploads import Upload, resolve_attachments
 
@@ -132,7 +132,7 @@ class Interactions:
             "data": data,
             "channel_id": str(channel_id),
             "channel": channel.payload(w.users),
-            "locale": "en-US",
+            "locale": w.user(user_id).locale,
             "entitlements": [],
             "attachment_size_limit": w.config.attachment_size_limit,
         }
@@ -174,6 +174,7 @@ class Interactions:
         cmd = self.world.commands.find(guild_id, parts[0], 1)
         if cmd is None:
             raise InjectError(f"no synced slash command {parts[0]!r}")
+        self._check_visible(cmd, guild_id, user_id)
         node: dict[str, Any] = cmd
         chain: list[dict[str, Any]] = []
         for sub in parts[1:]:
@@ -197,6 +198,18 @@ class Interactions:
             data["guild_id"] = cmd["guild_id"]
         itype = AUTOCOMPLETE if focused else APPLICATION_COMMAND
         return self.new(itype, guild_id, channel_id, user_id, data, name=command)
+
+    def _check_visible(self, cmd: dict[str, Any], guild_id: int | None, user_id: int) -> None:
+        """Discord's client hides commands whose default_member_permissions the user lacks."""
+        required = cmd.get("default_member_permissions")
+        if guild_id is None or required is None:
+            return
+        need = int(required)
+        have = self.world.permissions(guild_id, user_id)
+        if have & ADMINISTRATOR:
+            return
+        if need == 0 or have & need != need:  # "0" = administrators only
+            raise InjectError(f"user {user_id} cannot see /{cmd['name']} (default_member_permissions={need})")
 
     def _typed_options(self, guild_id: int | None, channel_id: int, schema: list[dict[str, Any]],
                        given: dict[str, Any], resolved: dict[str, dict[str, Any]],
@@ -277,6 +290,7 @@ class Interactions:
         cmd = w.commands.find(guild_id, name, ctype)
         if cmd is None:
             raise InjectError(f"no synced {'message' if ctype == 3 else 'user'} command {name!r}")
+        self._check_visible(cmd, guild_id, user_id)
         resolved: dict[str, Any] = {}
         if ctype == 3:
             msg = w.message(None, int(message_id))  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ class User:
     bot: bool = False
     global_name: str | None = None
     avatar: str | None = None
+    locale: str = "en-US"  # the user's client language (interaction "locale")
 
     def payload(self) -> dict[str, Any]:
         return {

@@ -273,7 +273,9 @@ class RestApi:
             rec.rejected.append({"status": exc.status, "code": exc.code, "message": exc.message})
             self.world.touch()
             raise
-        return json_response(result)
+        if request.query.get("with_response", "").lower() in ("1", "true"):
+            return json_response(result)
+        return no_content()  # Discord answers 204 unless with_response is asked
 
     def _webhook(self, request: web.Request):  # -> InteractionRecord
         return self.interactions.webhook(_id(request, "app"), request.match_info["token"])

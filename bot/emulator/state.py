@@ -139,8 +139,9 @@ class World:
         return msg
 
     # ---- creation --------------------------------------------------------------------
-    def create_user(self, username: str, *, bot: bool = False, user_id: int | None = None) -> User:
-        user = User(id=user_id or self.ids.next(), username=username, bot=bot)
+    def create_user(self, username: str, *, bot: bool = False, user_id: int | None = None,
+                    locale: str = "en-US") -> User:
+        user = User(id=user_id or self.ids.next(), username=username, bot=bot, locale=locale)
         self.users[user.id] = user
         self.touch()
         return user
@@ -209,6 +210,9 @@ class World:
         member = Member(user_id=user_id, role_ids=list(role_ids or []), joined_at=self.now_iso(), nick=nick)
         guild.members[user_id] = member
         self.touch()
+        data = member.payload(self.users[user_id])
+        data["guild_id"] = str(guild_id)
+        self.dispatcher.dispatch("GUILD_MEMBER_ADD", data, guild_id=guild_id, intent=INTENT_GUILD_MEMBERS)
         return member
 
     def set_member_roles(self, guild_id: int, user_id: int, role_ids: list[int]) -> Member:

@@ -95,6 +95,9 @@ async def test_privileged_intents_allowed_when_configured(world) -> None:
             async with running(client, emu2):
                 assert len(client.guilds) == 1
                 assert client.guilds[0].chunked  # member_count matches members: no chunk wait
+                dave = emu2.create_user("dave")
+                emu2.add_member(client.guilds[0].id, dave.id)
+                await emu2.wait_for(lambda: client.guilds[0].get_member(dave.id) is not None)  # GUILD_MEMBER_ADD
         finally:
             restore()
 

@@ -120,6 +120,11 @@ class Bot(BotClient):
             except discord.HTTPException as exc:
                 self.errors.append(exc)
 
+        @tree.command(name="purge", description="Moderators only")
+        @app_commands.default_permissions(manage_messages=True)
+        async def purge(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("purged")
+
         @tree.command(name="twofollowups", description="Two followups after an ephemeral defer")
         async def twofollowups(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -398,3 +403,34 @@ async def test_fifty_concurrent_interactions_are_acked(emu: Emulator, world, bot
     stats = emu.ack_stats()
     assert stats["n"] == 50 and stats["missed_deadlines"] == 0
     assert stats["p50_ms"] <= stats["p99_ms"] < 3000
+
+
+async def test_default_member_permissions_hide_commands(emu: Emulator, world, bot: Bot) -> None:
+    g, c, u = _ids(world)
+    with pytest.raises(ValueError, match="cannot see"):
+        await emu.slash(g, c, u, "purge")
+    rec = await emu.slash(g, c, world["mod"].id, "purge")  # administrator
+    [msg] = await emu.wait_messages(rec)
+    assert msg["content"] == "purged"
+
+
+async def test_user_locale_and_callback_without_with_response(emu: Emulator, world, bot: Bot) -> None:
+    g, c, _ = _ids(world)
+    li = emu.create_user("li", locale="zh-CN")
+    emu.add_member(g, li.id)
+    rec = emu.interactions.slash(g, c, li.id, "buttons")  # built, not dispatched: we answer it ourselves
+    assert rec.payload["locale"] == "zh-CN" and rec.payload["guild_locale"] == "en-US"
+    async with aiohttp.ClientSession() as s:
+        url = f"{emu.api_base}/interactions/{rec.id}/{rec.token}/callback"
+        async with s.post(url, json={"type": 4, "data": {"content": "hi"}}) as r:
+            assert r.status == 204 and "Content-Type" not in r.headers
+    assert rec.acked and emu.messages(c)[-1]["content"] == "hi"
+
+
+async def test_slash_in_a_dm(emu: Emulator, world, bot: Bot) -> None:
+    dm = emu.world.dm_channel(world["alice"].id)
+    rec = await emu.slash(None, dm.id, world["alice"].id, "aigc admin reload")
+    [msg] = await emu.wait_messages(rec)
+    assert msg["content"] == "reloaded" and "guild_id" not in msg
+    assert rec.payload["user"]["id"] == str(world["alice"].id) and "member" not in rec.payload
+    assert rec.payload["context"] == 1

@@ -344,7 +344,7 @@ async function collectOptions(partial = false) {
   for (const input of $("options").querySelectorAll("[data-name]")) {
     const name = input.dataset.name, type = Number(input.dataset.type);
     if (type === 11) {
-      if (!input.files.length) continue;
+      if (partial || !input.files.length) continue;
       const f = input.files[0];
       const data = await f.arrayBuffer();
       let bin = "";
