@@ -71,6 +71,8 @@ def _check_keyword(value: str, field: str) -> str:
         raise ValueError(f"{field}: '*' is allowed only at the start or end of a keyword")
     if len(kw) - len(kw.lstrip("*")) > 1 or len(kw) - len(kw.rstrip("*")) > 1:
         raise ValueError(f"{field}: use a single '*' as a wildcard")
+    if not normalize(core):  # e.g. only zero-width characters: it would match everywhere
+        raise ValueError(f"{field}: keyword {value!r} has nothing visible to match")
     return kw
 
 

@@ -83,6 +83,8 @@ def test_catastrophic_patterns_that_never_match_stay_fast():
     ({"id": "x", "keywords": ["**ab"]}, "keywords[0]: use a single '*'"),
     ({"id": "x", "keywords": [" * "]}, "keywords[0]: keyword ' * ' is empty"),
     ({"id": "x", "keywords": ["a" * 61]}, "keywords[0]: keyword is 61 characters, at most 60"),
+    ({"id": "x", "keywords": ["ok", "\u200b\u200d"]}, "keywords[1]: keyword '\\u200b\\u200d' has nothing visible"),
+    ({"id": "x", "keywords": ["ok"], "allow": ["\u00ad"]}, "allow[0]: keyword '\\xad' has nothing visible"),
     ({"id": "x", "regex": ["(a"]}, "regex[0]: not a valid RE2 pattern (missing ): (a)"),
     ({"id": "x", "regex": [r"(a)\1"]}, "regex[0]: not a valid RE2 pattern"),
     ({"id": "x", "regex": ["a*"]}, "regex[0]: pattern matches the empty string"),
