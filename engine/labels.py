@@ -195,7 +195,8 @@ def mark_box(size: tuple[int, int]) -> tuple[int, int, int, int, int]:
     """(x0, y0, x1, y1, text_height) of the mark plate in the bottom-right corner.
 
     Text height is ≥ 6% of the short side (GB 45438 asks ≥ 5%), at least 7 px, at most a
-    third of the short side so tiny images keep most of their content.
+    third of the short side so tiny images keep most of their content. Below 15 px no
+    letters fit: those images get the plate alone (their metadata still carries the label).
     """
     w, h = size
     short = min(w, h)

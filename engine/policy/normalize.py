@@ -4,6 +4,8 @@
 never for display of user content. Steps, in order:
 
 1. NFKC: folds fullwidth, mathematical alphanumerics (𝐩𝐨𝐫𝐧), enclosed (ⓟ), super/subscripts.
+   (The look-alike table of step 3 is applied once before NFKC too, since NFKC turns some
+   look-alikes into other letters: lunate sigma ϲ would become σ, read as "o".)
 2. Drop invisible characters: every format character (Cf: ZWJ/ZWNJ, soft hyphen, bidi marks,
    word joiner, BOM), controls, variation selectors and blank-looking fillers (Hangul filler,
    braille blank).
