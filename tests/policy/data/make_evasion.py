@@ -116,6 +116,18 @@ MIXES = [(leet, spaced), (confusable, invisible), (leet, repeated), (diacritics,
          (mathematical, invisible), (leet, diacritics, spaced)]
 
 
+# Forms seen in the wild, written by hand rather than by the transforms above.
+HANDWRITTEN = [
+    "pr0n", "p0rn0graphy", "porno", "p*rn", "pr0nz", "s3x", "$ex", "5ex", "sexxx", "s e x y time", "nudez",
+    "n00dz", "nekkid", "hentai!!!", "h e n t a i", "xxx video", "NSFW art", "n.s.f.w", "r4pe", "r@pe",
+    "n1gg@", "n!gg3r", "f@gg0t", "f4g", "tr@nny", "r3tard", "ret@rded", "k!ke", "c*nt", "kunt",
+    "g0re", "g o r e", "beh3ading", "d3capitated", "dismemb3red", "mut1lation", "sch00l sh00ting",
+    "su1c1de", "suic1de", "s u i c i d e", "kys", "k.y.s", "KYS", "k y s", "kill urself", "kill ur self",
+    "kil yourself", "k1ll y0urself", "self-h4rm", "s3lf h@rm", "selfharm", "cut my self",
+    "thinspo", "thinspiration", "pro-ana", "onlyfans leak", "0nlyfans", "blow job", "bl0wj0b",
+]
+
+
 def main() -> None:
     rng = random.Random(45438)
     lines: list[str] = []
@@ -127,6 +139,7 @@ def main() -> None:
             for transform in mix:
                 text = transform(text, rng)
             lines.append(rng.choice(CONTEXTS).format(text))
+    lines += HANDWRITTEN
     # One line per input: the corpus never contains a newline inside an entry.
     lines = [ln.replace("\n", " ") for ln in lines]
     out = Path(__file__).with_name("evasion.txt")
