@@ -116,6 +116,10 @@ class EmulatorControl:
     async def messages(self, channel_id: Any, viewer_id: Any = None) -> list[dict[str, Any]]:
         return await self._call("GET", f"/channels/{channel_id}/messages", params={"viewer_id": viewer_id})
 
+    async def post_message(self, channel_id: Any, user_id: Any, content: str) -> dict[str, Any]:
+        return await self._call("POST", f"/channels/{channel_id}/messages",
+                                {"user_id": str(user_id), "content": content})
+
     async def calls(self, *, method: str | None = None, path: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         return await self._call("GET", "/calls", params={"method": method, "path": path, "since": since})
 

@@ -43,4 +43,6 @@ class EmulatorConfig:
     max_daily_command_creates: int = 200
     # Events kept per session for RESUME replay.
     resume_buffer: int = 1000
+    # Recorded calls/events kept (oldest dropped), so a long-running playground stays small.
+    max_records: int = 100_000
     extra: dict[str, object] = field(default_factory=dict)

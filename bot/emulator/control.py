@@ -87,6 +87,7 @@ class ControlApi:
             web.get(P + "/interactions/{iid}", e(self.get_interaction)),
             web.post(P + "/messages/{mid}/click", e(self.click)),
             web.get(P + "/channels/{c}/messages", e(self.channel_messages)),
+            web.post(P + "/channels/{c}/messages", e(self.post_message)),
             web.get(P + "/calls", e(self.calls)),
             web.get(P + "/events", e(self.events)),
             web.get(P + "/wait", e(self.wait_change)),
@@ -259,6 +260,12 @@ class ControlApi:
             payload["_interaction_id"] = str(m.interaction_id) if m.interaction_id else None
             out.append(payload)
         return json_response(out)
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        b = await _json(request)
+        msg = self.emu.post_as_user(_int(request.match_info["c"], "channel"), _int(b.get("user_id"), "user_id"),
+                                    str(b.get("content", "")))
+        return json_response(msg, 201)
 
     async def calls(self, request: web.Request) -> web.Response:
         q = request.query

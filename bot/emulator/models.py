@@ -15,8 +15,9 @@ USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_GUILD_EXPRESSIONS = 1 << 30  # Manage Expressions
 CREATE_GUILD_EXPRESSIONS = 1 << 43
 ALL_PERMISSIONS = (1 << 51) - 1
-# What @everyone gets in a new guild on Discord (roughly): view, send, read history, etc.
-DEFAULT_EVERYONE = 0x0000_0006_3784_0E41 & ~ADMINISTRATOR
+# What @everyone gets in a new guild on Discord: invite, react, view, send, embed, attach,
+# history, external emoji, connect, speak, voice activity, nickname, app commands.
+DEFAULT_EVERYONE = sum(1 << b for b in (0, 6, 10, 11, 14, 15, 16, 18, 20, 21, 25, 26, 31))
 MANAGE_GUILD = 1 << 5
 # A typical invite for this bot: chat, files, Manage Expressions (save as emoji) and
 # Manage Server (Discord requires it to read AutoMod rules).

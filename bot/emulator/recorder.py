@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,8 +43,8 @@ class GatewayEvent:
 
 
 class Recorder:
-    def __init__(self) -> None:
-        self.entries: list[RestCall | GatewayEvent] = []
+    def __init__(self, max_records: int = 100_000) -> None:
+        self.entries: deque[RestCall | GatewayEvent] = deque(maxlen=max_records)
         self._seq = 0
 
     def _next(self) -> int:

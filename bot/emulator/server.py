@@ -40,7 +40,7 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.clock = clock or Clock()
-        self.recorder = Recorder()
+        self.recorder = Recorder(self.config.max_records)
         self.world = World(self.config, self.clock)
         self.interactions = Interactions(self.world)
         self.hub = GatewayHub(self.world, self.recorder, self.config)
@@ -169,6 +169,16 @@ class Emulator:
 
     def set_automod_rules(self, guild_id: int, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.world.set_automod_rules(guild_id, rules)
+
+    def post_as_user(self, channel_id: int, user_id: int, content: str) -> dict[str, Any]:
+        """A user types a plain message in a channel (the bot gets MESSAGE_CREATE)."""
+        ch = self.world.channel(channel_id)
+        if ch.guild_id is not None and user_id not in self.world.guilds[ch.guild_id].members:
+            raise ValueError("user is not a member of that guild")
+        from .limits import validate_message
+        validate_message({"content": content})
+        msg = self.world.create_message(channel_id, user_id, {"content": content}, [])
+        return self.world.message_payload(msg)
 
     def upload(self, channel_id: int, filename: str, data: bytes, content_type: str | None = None) -> StoredFile:
         up = file(filename, data, content_type)

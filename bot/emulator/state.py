@@ -46,6 +46,7 @@ INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_EXPRESSIONS = 1 << 3
 INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_DIRECT_MESSAGES = 1 << 12
+INTENT_MESSAGE_CONTENT = 1 << 15
 
 
 class World:
@@ -456,6 +457,16 @@ class World:
             member = self.member_payload(msg.guild_id, msg.author_id)
             member.pop("user", None)
             data["member"] = member
+        if msg.author_id != self.bot_user.id and msg.guild_id is not None:
+            mentioned = f"<@{self.bot_user.id}>" in msg.content
+            # Without MESSAGE_CONTENT a bot sees guild messages emptied (unless it is mentioned).
+            def for_session(intents: int) -> dict[str, Any]:
+                if intents & INTENT_MESSAGE_CONTENT or mentioned:
+                    return data
+                return {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+
+            self.dispatcher.dispatch(event, for_session, guild_id=msg.guild_id, intent=INTENT_GUILD_MESSAGES)
+            return
         self.dispatcher.dispatch(event, data, guild_id=msg.guild_id,
                                  intent=INTENT_GUILD_MESSAGES if msg.guild_id else INTENT_DIRECT_MESSAGES)
 

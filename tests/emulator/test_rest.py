@@ -270,3 +270,17 @@ async def test_dm_channel(emu: Emulator, world, client: discord.Client) -> None:
     msg = await dm.send("hello in private")
     assert msg.channel.id == dm.id
     assert emu.messages(dm.id)[0]["content"] == "hello in private"
+
+
+async def test_user_messages_respect_message_content_intent(emu: Emulator, world, client: discord.Client) -> None:
+    got: list[str] = []
+
+    async def on_message(message: discord.Message) -> None:
+        got.append(message.content)
+
+    client.on_message = on_message  # type: ignore[attr-defined]
+    emu.post_as_user(world["channel"], world["alice"].id, "secret prompt")
+    emu.post_as_user(world["channel"], world["alice"].id, f"<@{emu.application_id}> hello")
+    await emu.wait_for(lambda: len(got) == 2)
+    assert got == ["", f"<@{emu.application_id}> hello"]  # no MESSAGE_CONTENT intent
+    assert emu.messages(world["channel"])[0]["content"] == "secret prompt"

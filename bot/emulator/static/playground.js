@@ -366,6 +366,13 @@ async function collectOptions(partial = false) {
 async function submitCommand(ev) {
   ev.preventDefault();
   const text = $("command-input").value.trim();
+  if (text && !text.startsWith("/")) {  // plain chat as the chosen user
+    try {
+      await api("POST", `/channels/${state.channelId}/messages`, { user_id: state.userId, content: text });
+      $("command-input").value = ""; showError("");
+    } catch (err) { showError(err.message); }
+    return;
+  }
   const entry = state.selected && text === "/" + state.selected.path ? state.selected
     : state.entries.find((e) => "/" + e.path === text);
   if (!entry) { showError("Pick a command from the list (type / to see them)."); return; }
