@@ -219,8 +219,9 @@ def _letters_mask(size: tuple[int, int], x0: int, y0: int, text_h: int) -> Image
     draw = ImageDraw.Draw(mask)
     # "A": two slanted legs, an apex and a crossbar, as polygons so the result is
     # font-independent; thin polygons rasterise as dots, so the legs are also drawn as lines.
-    draw.polygon([(tx, bottom), (tx + stroke - 1, bottom), (mid + half - 0.5, ty), (mid - half + 0.5, ty)], fill=255)
-    draw.polygon([(tx + a_w - 1, bottom), (tx + a_w - stroke, bottom), (mid - half + 0.5, ty), (mid + half - 0.5, ty)], fill=255)
+    apex_l, apex_r = mid - half + 0.5, mid + half - 0.5
+    draw.polygon([(tx, bottom), (tx + stroke - 1, bottom), (apex_r, ty), (apex_l, ty)], fill=255)
+    draw.polygon([(tx + a_w - 1, bottom), (tx + a_w - stroke, bottom), (apex_l, ty), (apex_r, ty)], fill=255)
     leg = (stroke - 1) / 2
     draw.line([(tx + leg, bottom), (mid, ty)], fill=255, width=stroke)
     draw.line([(tx + a_w - 1 - leg, bottom), (mid, ty)], fill=255, width=stroke)

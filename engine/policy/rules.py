@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import tomllib
-from itertools import groupby
+from itertools import chain, groupby
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
@@ -254,7 +254,7 @@ class CompiledRule:
             kw = self.keyword_re[form]
             if kw is not None:
                 spans = ((m.start(), m.end()) for m in kw.finditer(text))
-            for start, end in _chain(spans, self._regex_spans(text)):
+            for start, end in chain(spans, self._regex_spans(text)):
                 if self.allow.exempts(text, start, end, form) or set_allow.exempts(text, start, end, form):
                     continue
                 return Match(self.id, form, start, end)
@@ -265,11 +265,6 @@ class CompiledRule:
             for m in pattern.finditer(text):
                 if m.end() > m.start():
                     yield m.start(), m.end()
-
-
-def _chain(*iterables: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    for it in iterables:
-        yield from it
 
 
 def compile_rule(spec: RuleSpec, source: Source) -> CompiledRule:

@@ -155,8 +155,7 @@ class ProvenanceLedger:
                _text(mime, "mime", required=False, limit=128), time.time())
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO artifacts (sha256, content_sha256, job, output_index, command, model, model_sha256,"
-                " created, platform, guild, mime, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+                f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
             self._db.commit()
             stored = self._db.execute(
                 f"SELECT {_COLUMNS} FROM artifacts WHERE sha256=? AND job=? AND output_index=?",
