@@ -176,13 +176,15 @@ async def result_files(bot: "AigcBot", view: JobView, limit: int) -> tuple[list[
 
 
 async def send_error(it: discord.Interaction, message: str) -> None:
-    """Errors are ephemeral: replace the public 'thinking' message with an ephemeral one."""
+    """Errors are ephemeral. A deferred reply cannot change its visibility, and the first
+    followup after a defer replaces the deferred message, so drop that message first."""
     try:
         if not it.response.is_done():
             await it.response.send_message(message, ephemeral=True)
             return
+        if it.response.type is not discord.InteractionResponseType.deferred_message_update:
+            await _safe(it.delete_original_response())
         await it.followup.send(message, ephemeral=True)
-        await _safe(it.delete_original_response())
     except discord.HTTPException:
         log.warning("could not report an error to the user", extra={"interaction": it.id})
 

@@ -85,7 +85,8 @@ class World:
         def ready():
             msgs = [emu.world.messages[m] for m in emu.record(rec).message_ids() if m in emu.world.messages]
             msgs = [emu.world.message_payload(m) for m in msgs if not m.deleted]
-            return msgs if any(m["embeds"] or m["flags"] & 64 for m in msgs) else None
+            done = [m for m in msgs if not m["flags"] & 128 and (m["embeds"] or m["flags"] & 64)]
+            return msgs if done else None
 
         return await emu.wait_for(ready, timeout)
 
@@ -95,6 +96,23 @@ class World:
         results = [m for m in msgs if m["embeds"] and not m["flags"] & 64]
         assert results, f"no result; messages: {[m['content'] for m in msgs]}"
         return results[-1]
+
+    async def eventually(self, check, timeout: float = 10.0):
+        """Poll an async check (store reads) until it returns something truthy."""
+        import asyncio
+
+        end = asyncio.get_running_loop().time() + timeout
+        while True:
+            got = await check()
+            if got or asyncio.get_running_loop().time() > end:
+                return got
+            await asyncio.sleep(0.05)
+
+    async def audit_actions(self, expect: str | None = None) -> list[str]:
+        async def actions():
+            acts = [a.action for a in await self.bot.store.audit.query(guild_id=str(self.guild))]
+            return acts if expect is None or expect in acts else None
+        return await self.eventually(actions) or []
 
     async def error(self, rec, timeout: float = 30.0) -> str:
         """The ephemeral error text an interaction produced."""

@@ -1,0 +1,111 @@
+"""Buttons, the context menu, /show, /jobs and autocomplete, through the emulator."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def ids(msg: dict) -> list[str]:
+    return [c["custom_id"] for row in msg["components"] for c in row["components"]]
+
+
+def job_of(msg: dict) -> str:
+    return ids(msg)[0].split(":")[2]
+
+
+def pixels(world, attachment: dict) -> np.ndarray:
+    data = world.emu.world.files[int(attachment["id"])].data
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+async def make(world, **options) -> dict:
+    rec = await world.slash("emoji", {"prompt": "cat face", "seed": 7, **options})
+    return await world.result(rec)
+
+
+async def test_autocomplete_is_forwarded_to_the_engine(world):
+    rec = await world.emu.autocomplete(world.guild, world.channel, world.alice, "emoji",
+                                       {"prompt": "cat"}, focused="prompt")
+    await world.emu.wait_ack(rec)
+    choices = rec.choices
+    assert 0 < len(choices) <= 25 and all("cat" in c["value"] for c in choices)
+
+
+async def test_reroll_and_variations_buttons(world):
+    msg = await make(world, count=2)
+    job = job_of(msg)
+    rec = await world.emu.click(int(msg["id"]), f"aigc:reroll:{job}", world.alice)
+    rerolled = await world.result(rec)
+    f = {x["name"]: x["value"] for x in rerolled["embeds"][0]["fields"]}
+    assert f["seed"] != "7" and len(rerolled["attachments"]) == 3  # grid + 2
+    rec = await world.emu.click(int(msg["id"]), f"aigc:variations:{job}:1", world.mod)
+    varied = await world.result(rec)
+    assert len([a for a in varied["attachments"] if "grid" not in a["filename"]]) == 4
+    child = await world.bot.store.jobs.get(job_of(varied))
+    assert (child.parent_job_id, child.parent_action, child.parent_index) == (job, "variations", 1)
+
+
+async def test_details_is_ephemeral_and_delete_checks_who(world):
+    msg = await make(world)
+    job = job_of(msg)
+    rec = await world.emu.click(int(msg["id"]), f"aigc:details:{job}", world.mod)
+    (reply,) = await world.emu.wait_messages(rec, 1)
+    assert reply["flags"] & 64 and job in reply["embeds"][0]["title"]
+    # Someone else (no moderator rights) may not delete it.
+    other = world.emu.create_user("eve")
+    world.emu.add_member(world.guild, other.id)
+    rec = await world.emu.click(int(msg["id"]), f"aigc:delete:{job}", other.id)
+    assert "Only the requester" in (await world.error(rec))
+    assert not world.emu.message(int(msg["id"])).deleted
+    rec = await world.emu.click(int(msg["id"]), f"aigc:delete:{job}", world.alice)
+    await world.emu.wait_for(lambda: world.emu.message(int(msg["id"])).deleted, 10)
+    assert "job.deleted" in await world.audit_actions("job.deleted")
+
+
+async def test_morph_asks_for_its_option_in_a_form(world):
+    msg = await make(world)
+    job = job_of(msg)
+    opener = await world.emu.click(int(msg["id"]), f"aigc:morph:{job}:0", world.alice)
+    await world.emu.wait_ack(opener)
+    assert opener.modal is not None
+    rec = await world.emu.submit_modal(opener, {"to": "sun"})
+    morphed = await world.result(rec)
+    record = await world.bot.store.jobs.get(job_of(morphed))
+    assert record.parent_action == "morph" and record.parent_job_id == job
+
+
+async def test_save_as_server_emoji_checks_permissions(world):
+    msg = await make(world)
+    job = job_of(msg)
+    rec = await world.emu.click(int(msg["id"]), f"aigc:emoji:{job}:0", world.alice)
+    assert "server managers" in (await world.error(rec))
+    rec = await world.emu.click(int(msg["id"]), f"aigc:emoji:{job}:0", world.mod)
+    assert "Saved as :cat_face_1:" in (await world.error(rec))
+    guild = world.emu.world.guilds[world.guild]
+    assert [e.name for e in guild.emojis.values()] == ["cat_face_1"]
+
+
+async def test_context_menu_makes_variations_of_a_result(world):
+    msg = await make(world)
+    rec = await world.emu.message_command(world.guild, world.channel, world.alice, "Make variations", int(msg["id"]))
+    varied = await world.result(rec)
+    child = await world.bot.store.jobs.get(job_of(varied))
+    assert child.parent_job_id == job_of(msg) and child.parent_action == "variations"
+    rec = await world.emu.message_command(world.guild, world.channel, world.alice, "Make variations",
+                                          int(varied["id"]) if False else int((await world.final(rec))[0]["id"]))
+    await world.final(rec)
+
+
+async def test_show_reposts_the_same_pixels_and_jobs_lists(world):
+    msg = await make(world, count=1)
+    job = job_of(msg)
+    rec = await world.slash("show", {"job_id": job})
+    again = await world.result(rec)
+    assert np.array_equal(pixels(world, msg["attachments"][0]), pixels(world, again["attachments"][0]))
+    rec = await world.slash("jobs")
+    (listing,) = await world.emu.wait_messages(rec, 1)
+    assert listing["flags"] & 64 and job in listing["embeds"][0]["description"]
+    rec = await world.slash("show", {"job_id": "nope"})
+    assert "nope" in (await world.error(rec))
