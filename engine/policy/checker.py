@@ -32,6 +32,7 @@ class Verdict(BaseModel):
     source: Source | Literal["limit"] | None = None
     normalized: str
     matched_form: Form | None = None
+    field: str | None = None  # set by check_options: the option whose text was refused
 
     def public(self) -> dict[str, Any]:
         """The wire shape of `aigc moderate --json` and POST /v1/moderate."""
@@ -102,6 +103,29 @@ class Policy:
                                category=rule.category, source=rule.source,
                                normalized=normalized, matched_form=match.form)
         return Verdict(allowed=True, normalized=normalized)
+
+
+    def check_options(self, options: dict[str, Any], guild_rules: Any = None,
+                      automod_rules: Any = None) -> Verdict:
+        """Check every text in a job's options (strings, and strings inside lists), in order;
+        the first refusal names its option in ``field`` (``tags[2]`` for list items)."""
+        last = Verdict(allowed=True, normalized="")
+        for field_name, text in _texts(options):
+            verdict = self.check(text, guild_rules, automod_rules)
+            if not verdict.allowed:
+                return verdict.model_copy(update={"field": field_name})
+            last = verdict
+        return last
+
+
+def _texts(options: dict[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for name, value in options.items():
+        if isinstance(value, str):
+            found.append((name, value))
+        elif isinstance(value, (list, tuple)):
+            found.extend((f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, str))
+    return found
 
 
 _default: Policy | None = None

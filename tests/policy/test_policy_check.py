@@ -116,3 +116,14 @@ def test_check_never_crashes_and_reports_the_normalised_form(text):
        st.text(alphabet="xyz .,!?", max_size=30))
 def test_a_global_term_as_a_word_is_refused_wherever_it_stands(term, before, after):
     assert not check(f"{before} {term} {after}").allowed
+
+
+def test_check_options_names_the_refused_option():
+    policy = Policy()
+    ok = policy.check_options({"prompt": "a cat", "style": "watercolor", "steps": 20})
+    assert ok.allowed and ok.field is None
+    v = policy.check_options({"prompt": "a cat", "tags": ["cute", "n.u.d.e"], "steps": 20})
+    assert (v.allowed, v.field, v.rule) == (False, "tags[1]", "global.sexual")
+    g = policy.check_options({"prompt": "a dragon"}, [{"id": "no-dragons", "keywords": ["dragon*"]}])
+    assert (g.field, g.rule) == ("prompt", "no-dragons")
+    assert policy.check_options({}).allowed
