@@ -95,12 +95,13 @@ def upgrade_schema(conn: Connection) -> UpgradeReport:
     if current > LATEST_VERSION:
         raise SchemaError(f"the database has schema version {current}, newer than this bot understands "
                           f"({LATEST_VERSION}); upgrade the bot (downgrades are not supported)")
+    if current == LATEST_VERSION:
+        return UpgradeReport(current, LATEST_VERSION, ())
     applied: list[str] = []
     for step in MIGRATIONS:
         if step.version > current:
             step.apply(conn)
             applied.append(f"v{step.version}: {step.description}")
     schema.metadata.create_all(conn, checkfirst=True)  # tables that later versions introduced
-    if current != LATEST_VERSION:
-        conn.execute(update(sv).where(sv.c.id == 1).values(version=LATEST_VERSION, upgraded_at=now))
+    conn.execute(update(sv).where(sv.c.id == 1).values(version=LATEST_VERSION, upgraded_at=now))
     return UpgradeReport(current, LATEST_VERSION, tuple(applied))

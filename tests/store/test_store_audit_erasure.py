@@ -111,3 +111,13 @@ async def test_retention_rejects_nonsense(store: Store) -> None:
         await store.apply_retention("g1", older_than_days=0, prompt_storage="full")
     with pytest.raises(ValueError, match="prompt_storage"):
         await store.apply_retention("g1", older_than_days=None, prompt_storage="plain")  # type: ignore[arg-type]
+
+
+async def test_retention_of_direct_message_records(store: Store, clock) -> None:
+    await store.jobs.create(NewJob(id="dm", user_id="u1", command="imagine", options={}))
+    await store.jobs.create(NewJob(id="in-guild", user_id="u1", guild_id="g1", command="imagine", options={}))
+    await store.audit.append(AuditEvent(action="job.done", actor_id="u1", prompt="dm prompt"))
+    clock.advance(days=2)
+    report = await store.apply_retention(None, older_than_days=1, prompt_storage="full")
+    assert report.deleted == {"jobs": 1, "audit_log": 1}
+    assert [j.id for j in await store.jobs.list_for_user("u1")] == ["in-guild"]

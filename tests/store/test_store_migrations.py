@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from sqlalchemy import inspect, text
@@ -9,6 +10,8 @@ from sqlalchemy import inspect, text
 from bot.store import LATEST_VERSION, AuditEvent, NewJob, SchemaError, Store, prompt_hash
 from bot.store.database import Database
 from bot.store.schema import metadata
+
+pytestmark = pytest.mark.fresh_database
 
 
 async def _raw(backend, *statements: str) -> None:
@@ -87,3 +90,22 @@ async def test_two_processes_starting_together_create_the_schema_once(backend, c
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_postgres_schema_can_be_named_in_the_url(clock) -> None:
+    from conftest import PG_URL, _pg_admin
+
+    schema = f"aigc_test_url_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    try:
+        s = await Store.open(f"{PG_URL}?schema={schema}", clock=clock)  # created by open()
+        try:
+            assert s.backend == "postgresql" and s.schema_report.from_version is None
+            await s.jobs.create(NewJob(id="j", user_id="u", command="c", options={}))
+        finally:
+            await s.close()
+        reopened = await Store.open(PG_URL, pg_schema=schema, clock=clock)
+        assert (await reopened.jobs.get("j")) is not None
+        await reopened.close()
+    finally:
+        await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -73,3 +73,11 @@ async def test_reservations_persist_across_restart(open_store) -> None:
     s2 = await open_store()
     assert isinstance(await s2.quota.reserve("g1", "u1", QuotaLimits(user_concurrent=1)), QuotaDenial)
     assert await s2.quota.commit(r.id)
+
+
+async def test_two_processes_sharing_the_database_still_hold_the_cap(open_store) -> None:
+    """Two Store objects (two engines, two pools, as two bot processes would have)."""
+    s1, s2 = await open_store(), await open_store()
+    limits = QuotaLimits(user_concurrent=3)
+    results = await asyncio.gather(*(s.quota.reserve("g1", "u1", limits) for s in (s1, s2) * 10))
+    assert sum(isinstance(r, Reservation) for r in results) == 3
