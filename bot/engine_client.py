@@ -25,9 +25,9 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -36,6 +36,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from engine.protocol import (
     AutocompleteRequest, AutocompleteResponse, Catalog, JobAccepted, JobRequest, JobStatus, JobView,
 )
+
+if TYPE_CHECKING:
+    from bot.config import BotSettings
 
 log = logging.getLogger("aigc.bot.engine_client")
 
@@ -317,6 +320,12 @@ class EngineClient:
         self._remember = remember_jobs
         self._session: aiohttp.ClientSession | None = None
         self._probe_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: BotSettings) -> EngineClient:
+        return cls(settings.engine_url, settings.engine_token,
+                   timeouts=Timeouts(request_s=settings.engine_timeout_s),
+                   health_interval_s=settings.engine_health_s)
 
     def __repr__(self) -> str:
         return f"EngineClient(urls={[redact_url(u) for u in self._urls]!r}, token={'**********' if self._token else None})"
@@ -692,14 +701,8 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
     raise EngineClientError(message, **kw)
 
 
-def engine_urls(value: str | Iterable[str]) -> list[str]:
-    """Split AIGC_ENGINE_URL's comma-separated form."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [u.strip().rstrip("/") for u in items if u.strip()]
-
-
 __all__ = [
     "EngineClient", "EngineClientError", "EngineHealth", "EngineUnavailable", "InvalidOption", "JobEvent",
     "JobFailed", "ModerationVerdict", "NotFound", "PromptRefused", "QueueFull", "RetryPolicy", "SSEMessage",
-    "SSEParser", "SubmittedJob", "Timeouts", "Unauthorized", "engine_urls", "parse_retry_after", "redact_url",
+    "SSEParser", "SubmittedJob", "Timeouts", "Unauthorized", "parse_retry_after", "redact_url",
 ]

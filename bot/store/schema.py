@@ -6,8 +6,6 @@ here are always the newest layout.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
-
 from sqlalchemy import (
     JSON, BigInteger, Column, DateTime, Dialect, Index, Integer, MetaData, String, Table, Text,
 )
@@ -166,11 +164,7 @@ audit_log = Table(
 ALL_TABLES: tuple[Table, ...] = tuple(metadata.sorted_tables)
 
 
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
-
-
 __all__ = [
     "ALL_TABLES", "UTCDateTime", "audit_log", "bans", "jobs", "metadata", "quota_locks",
-    "quota_reservations", "review_items", "row_dict", "schema_version", "scoped_settings",
+    "quota_reservations", "review_items", "schema_version", "scoped_settings",
 ]

@@ -289,3 +289,14 @@ def test_bad_configuration_is_refused() -> None:
     assert [h.url for h in c.engines] == ["http://a:1", "http://b:2"]
     with pytest.raises(ValueError, match="not one of the configured engines"):
         c.remember("j", "http://c:3")
+
+
+def test_client_from_bot_settings() -> None:
+    from bot.config import load_bot_settings
+
+    s = load_bot_settings(engine_url="http://e1:1,http://e2:2", engine_token="tok-from-settings",
+                          engine_timeout_s=12, engine_health_s=3)
+    c = EngineClient.from_settings(s)
+    assert [h.url for h in c.engines] == ["http://e1:1", "http://e2:2"]
+    assert c.timeouts.request_s == 12 and c.health_interval_s == 3
+    assert c._headers() == {"Authorization": "Bearer tok-from-settings"} and "tok-from" not in repr(c)
