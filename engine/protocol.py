@@ -184,6 +184,14 @@ class ParentRef(_Model):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = None
 
 
+class PolicyContext(_Model):
+    """Rules a front adds to the engine's global list for this request: the guild's own
+    rules and its imported Discord AutoMod rules (compiled once, cached by content)."""
+
+    rules: Any = None
+    automod: Any = None
+
+
 class JobRequest(_Model):
     command: Annotated[str, Field(min_length=1, max_length=32)]
     options: dict[str, Any] = {}
@@ -196,6 +204,7 @@ class JobRequest(_Model):
     deadline_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     # Draw the visible "AI" mark on images (per-guild setting on the bot); None: engine default.
     visible_mark: bool | None = None
+    policy: PolicyContext | None = None
 
 
 class JobStatus(str, Enum):
@@ -236,6 +245,9 @@ class ErrorInfo(_Model):
     code: str
     message: str
     field: str | None = None
+    # For prompt_refused: the rule's id and category (never the matched term).
+    rule: str | None = None
+    category: str | None = None
 
 
 class JobView(_Model):
@@ -272,6 +284,20 @@ class AutocompleteRequest(_Model):
 
 class AutocompleteResponse(_Model):
     choices: Annotated[list[Choice], Field(max_length=25)]
+
+
+class ModerateRequest(_Model):
+    text: Annotated[str, Field(max_length=20_000)]
+    guild: str | None = None
+    rules: Any = None
+    automod: Any = None
+
+
+class ModerateResponse(_Model):
+    allowed: bool
+    rule: str | None = None
+    category: str | None = None
+    normalized: str
 
 
 class ErrorBody(_Model):

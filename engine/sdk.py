@@ -42,12 +42,14 @@ from engine.protocol import (
     Presentation,
 )
 
+from engine.policy.output_checks import OutputCheck, OutputVerdict
+
 if TYPE_CHECKING:  # torch is imported lazily so that importing the SDK stays cheap
     import torch
 
 __all__ = [
     "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
-    "Output", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
+    "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS",
 ]
 
@@ -193,6 +195,9 @@ class Plugin:
     modalities: list[Modality] = field(default_factory=list)
     autocomplete: dict[str, AutocompleteSource] = field(default_factory=dict)
     description: str = ""
+    # Checks run on every output of the listed modalities after generation (e.g. a
+    # classifier); a refusal fails the job with code output_refused.
+    output_checks: list[OutputCheck] = field(default_factory=list)
 
 
 def load_safetensors(path: str, device: str = "cpu") -> dict[str, "torch.Tensor"]:

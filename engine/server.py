@@ -10,7 +10,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from engine.protocol import AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest
+from engine.protocol import (
+    AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest, ModerateRequest, ModerateResponse,
+)
 from engine.service import Engine, EngineError
 
 log = logging.getLogger("aigc.engine.http")
@@ -20,10 +22,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+                   headers: dict[str, str] | None = None, **extra: str | None) -> web.Response:
     err: dict[str, Any] = {"code": code, "message": message}
     if field:
         err["field"] = field
+    err.update({k: v for k, v in extra.items() if v is not None})
     return web.json_response({"error": err}, status=status, headers=headers)
 
 
@@ -38,7 +41,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except EngineError as e:
-        return error_response(e.status, e.code, e.message, e.field, e.headers)
+        return error_response(e.status, e.code, e.message, e.field, e.headers, rule=e.rule,
+                              category=e.category)
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -181,6 +185,12 @@ async def autocomplete(request: web.Request) -> web.Response:
     return _json(AutocompleteResponse(choices=choices))
 
 
+async def moderate(request: web.Request) -> web.Response:
+    req = await parse(request, ModerateRequest)
+    verdict = request.app[ENGINE_KEY].moderate(req.text, req.rules, req.automod)
+    return _json(ModerateResponse(**verdict.public()))
+
+
 def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.Application:
     """The aiohttp app. With ``manage_engine`` the app starts and stops the engine."""
     if not token:
@@ -199,6 +209,7 @@ def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.
     app.router.add_get("/v1/jobs/{id}/events", job_events)
     app.router.add_get("/v1/artifacts/{id}", get_artifact)
     app.router.add_post("/v1/autocomplete", autocomplete)
+    app.router.add_post("/v1/moderate", moderate)
     if manage_engine:
         async def _lifecycle(app: web.Application):
             await engine.start()

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 from engine.artifacts import ArtifactStore
 from engine.config import EngineSettings
@@ -40,9 +40,20 @@ class EngineError(Exception):
     message: str
     field: str | None = None
     headers: dict[str, str] = dc_field(default_factory=dict)
+    rule: str | None = None
+    category: str | None = None
 
     def info(self) -> ErrorInfo:
-        return ErrorInfo(code=self.code, message=self.message, field=self.field)
+        return ErrorInfo(code=self.code, message=self.message, field=self.field, rule=self.rule,
+                         category=self.category)
+
+
+class OutputRefused(Exception):
+    """An output that an output check refused (its job fails; nothing is published)."""
+
+    def __init__(self, rule: str | None, category: str | None):
+        super().__init__(f"an output was refused by content rule {rule} ({category})")
+        self.rule, self.category = rule, category
 
 
 @dataclass(frozen=True)
@@ -58,15 +69,18 @@ class Resolved:
     action_options: dict[str, Any] = dc_field(default_factory=dict)
 
 
-PromptCheck = Callable[[str, JobRequest], None]  # raises EngineError(422, "prompt_refused")
 
 
 class Engine:
-    def __init__(self, settings: EngineSettings, *, extra_plugins: list[Plugin] | None = None,
-                 prompt_check: PromptCheck | None = None):
+    def __init__(self, settings: EngineSettings, *, extra_plugins: list[Plugin] | None = None):
+        from engine.policy import NearMissTracker, Policy
+
         self.settings = settings
         self.extra_plugins = extra_plugins or []
-        self.prompt_check = prompt_check
+        self.policy = Policy()  # global rules compiled once, at start-up
+        self.near_misses = NearMissTracker()
+        self.output_checks = None  # built at start from the plugins (and optional classifiers)
+        self.ledger = None  # provenance ledger: sha256 of every artifact -> job, model, time
         self.metrics = EngineMetrics()
         self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
         self.registry: Registry | None = None
@@ -91,6 +105,13 @@ class Engine:
         self.registry = await loop.run_in_executor(None, lambda: build_registry(
             self.device, enabled=s.plugins_enabled, disabled=s.plugins_disabled,
             builtin=s.builtin_plugins, extra=self.extra_plugins))
+        from engine.policy import OutputChecks, available_image_checks
+        from engine.provenance import ProvenanceLedger
+
+        self.output_checks = OutputChecks([*available_image_checks(),
+                                           *(c for lp in self.registry.plugins.values()
+                                             for c in lp.plugin.output_checks)])
+        self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
         for name, g in self.registry.generators.items():
             g._aigc_model_info = {k: str(v) for k, v in g.model_info().items()}  # type: ignore[attr-defined]
         self.scheduler = Scheduler(self.registry.generators, self._execute, self._on_result,
@@ -116,6 +137,8 @@ class Engine:
             await self.scheduler.stop()
         if self.journal:
             self.journal.close()
+        if self.ledger:
+            self.ledger.close()
 
     async def _warmup(self) -> None:
         """One forward pass per generator so the first user does not pay for lazy init."""
@@ -177,13 +200,9 @@ class Engine:
         except FieldError as e:
             self.metrics.refused.labels("invalid").inc()
             raise EngineError(422, e.code, str(e), e.field) from None
-        if self.prompt_check:
-            for opt in spec.options:
-                if opt.type.value == "string" and isinstance(v.options.get(opt.name), str):
-                    self.prompt_check(v.options[opt.name], req)
-            for name, value in resolved.action_options.items():
-                if isinstance(value, str):
-                    self.prompt_check(value, req)
+        texts = {f"options.{k}": val for k, val in v.options.items() if isinstance(val, str)}
+        texts.update({f"options.{k}": val for k, val in resolved.action_options.items() if isinstance(val, str)})
+        self.check_prompts(texts, req)
         seed = v.seed if v.seed is not None else secrets.randbelow(SEED_MAX + 1)
         deadline_s = req.deadline_s or self.settings.job_deadline_s
         job = Job(id=_new_id(), request=req, spec=spec, options=v.options, seed=seed, count=v.count,
@@ -205,6 +224,40 @@ class Engine:
         log.info("job queued", extra={"job": job.id, "command": spec.name, "count": job.count,
                                       "requester": req.requester.key, "action": job.action})
         return job
+
+    def moderate(self, text: str, rules: Any = None, automod: Any = None):
+        """The policy's verdict on a text (POST /v1/moderate, and every prompt before queueing)."""
+        from engine.policy import RuleError
+
+        try:
+            return self.policy.check(text, rules, automod)
+        except RuleError as e:
+            raise EngineError(422, "invalid_rules", str(e), "rules") from None
+
+    def check_prompts(self, texts: dict[str, str], req: JobRequest) -> None:
+        """Check every text input before any compute; refusals name the rule, never the term,
+        and repeated refusals block the requester for a while."""
+        key = req.requester.key
+        until = self.near_misses.blocked_until(key)
+        if until is not None:
+            retry = max(1, int(until - time.time()))
+            raise EngineError(403, "requester_blocked", "too many refused prompts; try again later",
+                              headers={"Retry-After": str(retry)})
+        ctx = req.policy
+        for field_name, text in texts.items():
+            try:
+                verdict = self.moderate(text, ctx.rules if ctx else None, ctx.automod if ctx else None)
+            except EngineError as e:
+                e.field = "policy.rules"
+                raise
+            if not verdict.allowed:
+                self.metrics.refused.labels("prompt_refused").inc()
+                escalation = self.near_misses.record_refusal(key)
+                log.info("prompt refused", extra={"rule": verdict.rule, "category": verdict.category,
+                                                  "requester": key, "blocked": escalation.blocked_until is not None})
+                raise EngineError(422, "prompt_refused",
+                                  f"refused by content rule {verdict.rule} ({verdict.category})",
+                                  field_name, rule=verdict.rule, category=verdict.category)
 
     async def _resolve(self, req: JobRequest) -> Resolved:
         assert self.registry is not None
@@ -311,7 +364,7 @@ class Engine:
                     out.append(e1)
             return out
 
-    def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[ArtifactView]:
+    def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[ArtifactView | OutputRefused]:
         import torch
 
         items = [job.item(i) for job, i in batch]
@@ -319,7 +372,21 @@ class Engine:
             outputs = g.generate(items)
         if len(outputs) != len(items):
             raise RuntimeError(f"generator {g.name} returned {len(outputs)} outputs for {len(items)} items")
-        return [self._encode(job, i, out) for (job, i), out in zip(batch, outputs)]
+        return [self._check_output(job, out) or self._encode(job, i, out)
+                for (job, i), out in zip(batch, outputs)]
+
+    def _check_output(self, job: Job, out: Output) -> OutputRefused | None:
+        """Text outputs meet the same rules as prompts; other modalities the output checks."""
+        ctx = job.request.policy
+        if out.text is not None:
+            verdict = self.moderate(out.text, ctx.rules if ctx else None, ctx.automod if ctx else None)
+            if not verdict.allowed:
+                return OutputRefused(verdict.rule, verdict.category)
+        if self.output_checks is not None:
+            v = self.output_checks.run(job.spec.modality, out.data)
+            if not v.allowed:
+                return OutputRefused(v.rule or v.check, v.category)
+        return None
 
     def _encode(self, job: Job, index: int, out: Output) -> ArtifactView:
         assert self.registry is not None
@@ -327,6 +394,9 @@ class Engine:
         meta = provenance_meta(job, index)
         data = modality.encode(out, EncodeContext(meta=meta, visible_mark=job.visible_mark,
                                                   compress_level=self.settings.png_compress_level))
+        if self.ledger is not None:
+            r = job.request.requester
+            self.ledger.record_meta(data, meta, platform=r.platform, guild=r.guild, mime=modality.mime)
         art_id = f"{job.id}-{index}"
         filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
         stored = self.artifacts.put(art_id, data, modality.mime, filename)
@@ -343,8 +413,12 @@ class Engine:
                 self.artifacts.discard(result.id)
             return
         if isinstance(result, BaseException):
-            job.finish(JobStatus.failed, ErrorInfo(code="generation_failed",
-                                                   message=f"{type(result).__name__}: {result}"[:300]))
+            if isinstance(result, OutputRefused):
+                error = ErrorInfo(code="output_refused", message=str(result), rule=result.rule,
+                                  category=result.category)
+            else:
+                error = ErrorInfo(code="generation_failed", message=f"{type(result).__name__}: {result}"[:300])
+            job.finish(JobStatus.failed, error)
             if self.scheduler:
                 self.scheduler.cancel(job)
         else:
