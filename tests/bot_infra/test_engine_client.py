@@ -13,7 +13,7 @@ from bot.engine_client import (
     Timeouts, Unauthorized,
 )
 from engine.protocol import AutocompleteRequest, JobRequest, JobStatus
-from fake_engine import FakeEngineHTTP, unused_port_url
+from fake_engine_http import FakeEngineHTTP, unused_port_url
 
 TOKEN = FakeEngineHTTP.token
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.05)

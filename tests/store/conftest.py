@@ -9,63 +9,18 @@ start it.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.store import Store
 from bot.store.schema import metadata
+from store_test_backends import PG_URL, Backend, FakeClock, pg_admin
 
-PG_URL = os.environ.get("AIGC_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
-
-
-class FakeClock:
-    """The store's clock, moved by hand."""
-
-    def __init__(self, start: datetime = datetime(2026, 3, 14, 12, 0, tzinfo=timezone.utc)):
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> datetime:
-        self.now += timedelta(**kw)
-        return self.now
-
-
-@dataclass
-class Backend:
-    name: str
-    url: str
-    pg_schema: str | None = None
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _pg_admin(sql: str) -> None:
-    try:
-        conn = await asyncpg.connect(_asyncpg_dsn(PG_URL), timeout=5)
-    except Exception as e:  # noqa: BLE001 - any failure to connect means the same thing here
-        pytest.fail(
-            f"PostgreSQL is not reachable at {make_url(PG_URL).render_as_string(hide_password=True)} "
-            f"({type(e).__name__}: {e}). The store tests need it: start it with "
-            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
-            "or point AIGC_TEST_POSTGRES_URL at one.", pytrace=False)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,12 +34,12 @@ def shared_pg_schema() -> Iterator[str]:
     schema = f"aigc_test_{uuid.uuid4().hex[:16]}"
 
     async def create() -> None:
-        await _pg_admin(f'CREATE SCHEMA "{schema}"')
+        await pg_admin(f'CREATE SCHEMA "{schema}"')
         await (await Store.open(PG_URL, pg_schema=schema)).close()
 
     _run_in_own_loop(create())
     yield schema
-    _run_in_own_loop(_pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    _run_in_own_loop(pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 def _run_in_own_loop(coro: Coroutine[Any, Any, None]) -> None:
@@ -101,16 +56,16 @@ async def backend(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Bac
     if request.node.get_closest_marker("fresh_database") is None:
         schema = request.getfixturevalue("shared_pg_schema")
         # DELETE, not TRUNCATE: on tables this small it is several times cheaper
-        await _pg_admin("; ".join(f'DELETE FROM "{schema}"."{t.name}"'
+        await pg_admin("; ".join(f'DELETE FROM "{schema}"."{t.name}"'
                                   for t in metadata.sorted_tables if t.name != "schema_version"))
         yield Backend("postgresql", PG_URL, schema)
         return
     schema = f"aigc_test_{uuid.uuid4().hex[:16]}"
-    await _pg_admin(f'CREATE SCHEMA "{schema}"')
+    await pg_admin(f'CREATE SCHEMA "{schema}"')
     try:
         yield Backend("postgresql", PG_URL, schema)
     finally:
-        await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -93,10 +93,10 @@ async def test_two_processes_starting_together_create_the_schema_once(backend, c
 
 
 async def test_postgres_schema_can_be_named_in_the_url(clock) -> None:
-    from conftest import PG_URL, _pg_admin
+    from store_test_backends import PG_URL, pg_admin
 
     schema = f"aigc_test_url_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     try:
         s = await Store.open(f"{PG_URL}?schema={schema}", clock=clock)  # created by open()
         try:
@@ -108,4 +108,4 @@ async def test_postgres_schema_can_be_named_in_the_url(clock) -> None:
         assert (await reopened.jobs.get("j")) is not None
         await reopened.close()
     finally:
-        await _pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await pg_admin(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
