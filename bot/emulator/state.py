@@ -434,8 +434,10 @@ class World:
             msg.flags = (msg.flags & (FLAG_EPHEMERAL | (1 << 7))) | (int(payload["flags"]) & ((1 << 2) | (1 << 15)))
         if attachment_ids is not None:
             msg.attachment_ids = attachment_ids
+        first_fill = bool(msg.flags & clear_flags & (1 << 7))  # a deferred reply getting its content
         msg.flags &= ~clear_flags
-        msg.edited_timestamp = self.now_iso()
+        if not first_fill:
+            msg.edited_timestamp = self.now_iso()
         msg.revision = self.touch()
         if not msg.ephemeral:
             self._dispatch_message("MESSAGE_UPDATE", msg)

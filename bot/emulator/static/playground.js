@@ -28,7 +28,11 @@ async function api(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error || data.message || res.statusText);
+  if (!res.ok) {
+    const err = new Error(data.error || data.message || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }
 
@@ -215,7 +219,11 @@ async function interact(body) {
     });
     await afterAck(result);
     return result;
-  } catch (err) { showError(err.message); return null; }
+  } catch (err) {
+    showError(err.status === 408 ? "This interaction failed: the bot did not acknowledge it in time." : err.message);
+    await refresh();
+    return null;
+  }
 }
 
 const click = (messageId, customId, values) => interact({ kind: "component", message_id: messageId, custom_id: customId, values });
