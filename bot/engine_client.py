@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from engine.protocol import (
     AutocompleteRequest, AutocompleteResponse, Catalog, JobAccepted, JobRequest, JobStatus, JobView,
+    ModerateResponse,
 )
 
 if TYPE_CHECKING:
@@ -152,15 +153,6 @@ class JobEvent:
     job: JobView
 
 
-class ModerationVerdict(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    allowed: bool
-    rule: str | None = None
-    category: str | None = None
-    normalized: str = ""
-
-
 @dataclass
 class EngineHealth:
     url: str
@@ -265,7 +257,6 @@ def parse_retry_after(value: str | None, default: float) -> float:
     return max(0.0, when.timestamp() - time.time())
 
 
-_REFUSAL_RE = re.compile(r"rule (?P<rule>[\w.:-]+) \((?P<category>[\w -]+)\)")
 _RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 
 
@@ -498,13 +489,17 @@ class EngineClient:
                                 plan=_CallPlan(attempts=max(1, len(self._urls)), timeout_s=self.timeouts.autocomplete_s))
         return _model(AutocompleteResponse, resp)
 
-    async def moderate(self, text: str, *, guild: str | None = None,
-                       rules: Any | None = None) -> ModerationVerdict:
+    async def moderate(self, text: str, *, guild: str | None = None, rules: Any | None = None,
+                       automod: Any | None = None) -> ModerateResponse:
+        """POST /v1/moderate: the policy's verdict on a text (global rules plus the given
+        guild rules and imported AutoMod rules)."""
         body: dict[str, Any] = {"text": text, "guild": guild}
         if rules is not None:
             body["rules"] = rules
+        if automod is not None:
+            body["automod"] = automod
         resp = await self._call("POST", "/v1/moderate", json=body)
-        return _model(ModerationVerdict, resp)
+        return _model(ModerateResponse, resp)
 
     async def events(self, job_id: str, *, engine_url: str | None = None) -> AsyncIterator[JobEvent]:
         """The job's events until it is finished (GET /v1/jobs/{id}/events, server-sent events).
@@ -686,10 +681,7 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
         retry = parse_retry_after(resp.headers.get("Retry-After"), 5.0)
         raise QueueFull(f"{message} (retry after {retry:g}s)", retry_after_s=retry, **kw)
     if code == "prompt_refused":
-        m = _REFUSAL_RE.search(message)
-        rule = err.get("rule") or (m.group("rule") if m else None)
-        category = err.get("category") or (m.group("category") if m else None)
-        raise PromptRefused(message, rule=rule, category=category, **kw)
+        raise PromptRefused(message, rule=err.get("rule"), category=err.get("category"), **kw)
     if status in (400, 413, 415, 422):
         rule = message
         if fieldname and message.startswith(f"{fieldname}: "):
@@ -703,6 +695,6 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
 
 __all__ = [
     "EngineClient", "EngineClientError", "EngineHealth", "EngineUnavailable", "InvalidOption", "JobEvent",
-    "JobFailed", "ModerationVerdict", "NotFound", "PromptRefused", "QueueFull", "RetryPolicy", "SSEMessage",
+    "JobFailed", "NotFound", "PromptRefused", "QueueFull", "RetryPolicy", "SSEMessage",
     "SSEParser", "SubmittedJob", "Timeouts", "Unauthorized", "parse_retry_after", "redact_url",
 ]

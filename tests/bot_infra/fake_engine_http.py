@@ -105,8 +105,8 @@ class FakeEngineHTTP:
 
     @staticmethod
     def _error(status: int, code: str, message: str, field_: str | None = None,
-               headers: dict[str, str] | None = None) -> web.Response:
-        err: dict[str, Any] = {"code": code, "message": message}
+               headers: dict[str, str] | None = None, **extra: str) -> web.Response:
+        err: dict[str, Any] = {"code": code, "message": message, **extra}
         if field_:
             err["field"] = field_
         return web.json_response({"error": err}, status=status, headers=headers)
@@ -155,9 +155,9 @@ class FakeEngineHTTP:
                                headers={"Retry-After": "7"})
         if action == "invalid":
             return self._error(422, "invalid_option", "options.steps: must be at most 50", "options.steps")
-        if action == "refuse":
-            return self._error(422, "prompt_refused", "Refused by content rule global.violence (violence).",
-                               "options.prompt")
+        if action == "refuse":  # as the engine does: the rule and category, never the matched term
+            return self._error(422, "prompt_refused", "refused by content rule global.violence (violence)",
+                               "options.prompt", rule="global.violence", category="violence")
         job = self._take(req)
         if action == "stall":
             await asyncio.sleep(self.stall_s)
