@@ -42,7 +42,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except EngineError as e:
         return error_response(e.status, e.code, e.message, e.field, e.headers, rule=e.rule,
-                              category=e.category)
+                              category=e.category, **e.extra)
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -191,6 +191,25 @@ async def moderate(request: web.Request) -> web.Response:
     return _json(ModerateResponse(**verdict.public()))
 
 
+VERIFY_MAX_BYTES = 32 * 2**20  # Discord's largest attachments (boosted servers: 25-100 MiB) are rare
+
+
+async def verify_file(request: web.Request) -> web.Response:
+    """The file is the raw body (any content type); answers engine.provenance's VerifyReport."""
+    if request.content_length is not None and request.content_length > VERIFY_MAX_BYTES:
+        raise EngineError(413, "body_too_large", f"body: at most {VERIFY_MAX_BYTES} bytes", "body")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > VERIFY_MAX_BYTES:
+            raise EngineError(413, "body_too_large", f"body: at most {VERIFY_MAX_BYTES} bytes", "body")
+        chunks.append(chunk)
+    if not size:
+        raise EngineError(422, "invalid_request", "body: send the file's bytes", "body")
+    report = await request.app[ENGINE_KEY].verify(b"".join(chunks))
+    return _json(report)
+
+
 def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.Application:
     """The aiohttp app. With ``manage_engine`` the app starts and stops the engine."""
     if not token:
@@ -210,6 +229,7 @@ def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.
     app.router.add_get("/v1/artifacts/{id}", get_artifact)
     app.router.add_post("/v1/autocomplete", autocomplete)
     app.router.add_post("/v1/moderate", moderate)
+    app.router.add_post("/v1/verify", verify_file)
     if manage_engine:
         async def _lifecycle(app: web.Application):
             await engine.start()

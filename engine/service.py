@@ -42,6 +42,7 @@ class EngineError(Exception):
     headers: dict[str, str] = dc_field(default_factory=dict)
     rule: str | None = None
     category: str | None = None
+    extra: dict[str, str] = dc_field(default_factory=dict)  # more fields for the error body
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, field=self.field, rule=self.rule,
@@ -255,9 +256,22 @@ class Engine:
                 escalation = self.near_misses.record_refusal(key)
                 log.info("prompt refused", extra={"rule": verdict.rule, "category": verdict.category,
                                                   "requester": key, "blocked": escalation.blocked_until is not None})
+                headers, extra = {}, {}
+                if escalation.notify_moderators and escalation.blocked_until is not None:
+                    # This refusal blocked the requester: say so, so that a front tells moderators.
+                    headers["Retry-After"] = str(max(1, int(escalation.blocked_until - time.time())))
+                    extra["escalation"] = "blocked"
                 raise EngineError(422, "prompt_refused",
                                   f"refused by content rule {verdict.rule} ({verdict.category})",
-                                  field_name, rule=verdict.rule, category=verdict.category)
+                                  field_name, headers, rule=verdict.rule, category=verdict.category,
+                                  extra=extra)
+
+    async def verify(self, data: bytes) -> Any:
+        """What a file's labels and the provenance ledger say about it (POST /v1/verify)."""
+        from engine.provenance import verify
+
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: verify(data, self.ledger, ledger_status=None if self.ledger else "no ledger"))
 
     async def _resolve(self, req: JobRequest) -> Resolved:
         assert self.registry is not None

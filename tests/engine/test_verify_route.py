@@ -1,0 +1,54 @@
+"""POST /v1/verify (what a file's labels and the provenance ledger say; the bot's /verify
+uses it) and the escalation signal on the refusal that blocks a requester."""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+
+async def test_verify_route_reports_ledger_and_labels(probe_engine):
+    h, _ = probe_engine
+    done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "ok"}, "seed": 3}))["id"])
+    data = await (await h.client.get(done["artifacts"][0]["url"], headers=h.headers)).read()
+    r = await h.client.post("/v1/verify", headers={**h.headers, "Content-Type": "application/octet-stream"},
+                            data=data)
+    report = await r.json()
+    assert r.status == 200 and report["finding"] == "recorded" and report["made_here"] is True
+    assert done["id"] in report["summary"] and report["ai_generated"] is True
+    # Metadata stripped, same pixels: still found by content.
+    stripped = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(stripped, format="PNG")
+    report = await (await h.client.post("/v1/verify", headers=h.headers, data=stripped.getvalue())).json()
+    assert report["finding"] == "recorded_same_content" and report["made_here"] is True
+    # A photo from elsewhere.
+    other = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(other, format="PNG")
+    report = await (await h.client.post("/v1/verify", headers=h.headers, data=other.getvalue())).json()
+    assert (report["finding"], report["made_here"], report["ai_generated"]) == ("unknown", False, False)
+
+
+async def test_verify_route_errors_name_the_body(probe_engine, monkeypatch):
+    h, _ = probe_engine
+    r = await h.client.post("/v1/verify", headers=h.headers, data=b"")
+    err = (await r.json())["error"]
+    assert r.status == 422 and err["field"] == "body"
+    import engine.server
+
+    monkeypatch.setattr(engine.server, "VERIFY_MAX_BYTES", 1000)
+    r = await h.client.post("/v1/verify", headers=h.headers, data=b"x" * 1001)
+    err = (await r.json())["error"]
+    assert r.status == 413 and err["code"] == "body_too_large" and err["field"] == "body"
+    r = await h.client.post("/v1/verify", data=b"x")
+    assert r.status == 401
+
+
+async def test_the_refusal_that_blocks_says_so(probe_engine):
+    h, _ = probe_engine
+    body = {"command": "probe", "options": {"text": "gore"}, "requester": {"user": "troll2"}}
+    seen = []
+    for _ in range(3):
+        r = await h.client.post("/v1/jobs", headers=h.headers, json=body)
+        seen.append(((await r.json())["error"].get("escalation"), r.headers.get("Retry-After")))
+    assert seen[0] == (None, None) and seen[1] == (None, None)
+    assert seen[2][0] == "blocked" and int(seen[2][1]) > 60
