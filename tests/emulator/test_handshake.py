@@ -77,6 +77,52 @@ async def test_bad_token_on_gateway_closes_4004(emu: Emulator) -> None:
             assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
 
 
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        ([{"op": 8, "d": {"guild_id": "1"}}], 4003),  # not identified yet
+        ([{"op": 2, "d": {"token": "emulator-bot-token", "intents": 1, "properties": {}}},
+          {"op": 2, "d": {"token": "emulator-bot-token", "intents": 1, "properties": {}}}], 4005),
+        ([{"op": 2, "d": {"token": "emulator-bot-token", "intents": 1, "properties": {}, "shard": [2, 2]}}], 4010),
+        ([{"op": 2, "d": {"token": "emulator-bot-token", "properties": {}}}], 4013),  # v10 needs intents
+        ([{"op": 2, "d": {"token": "emulator-bot-token", "intents": 1, "properties": {}}}, {"op": 99}], 4001),
+        (["not json"], 4002),
+    ],
+)
+async def test_gateway_close_codes(emu: Emulator, frames, code) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(emu.gateway_url + "?v=10&encoding=json") as ws:
+            await ws.receive_json()  # HELLO
+            for frame in frames:
+                if isinstance(frame, str):
+                    await ws.send_str(frame)
+                else:
+                    await ws.send_json(frame)
+            while True:
+                msg = await asyncio.wait_for(ws.receive(), 5)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == code
+
+
+async def test_resume_of_unknown_session_is_invalid(emu: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(emu.gateway_url + "?v=10&encoding=json") as ws:
+            await ws.receive_json()
+            await ws.send_json({"op": 6, "d": {"token": emu.token, "session_id": "nope", "seq": 3}})
+            assert await asyncio.wait_for(ws.receive_json(), 5) == {"op": 9, "d": False, "s": None, "t": None}
+
+
+def test_point_discordpy_at_restores() -> None:
+    before = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    restore = point_discordpy_at("http://127.0.0.1:1/api/v10/", "ws://127.0.0.1:1/")
+    assert discord.http.Route.BASE == "http://127.0.0.1:1/api/v10"
+    assert discord.http.Route("GET", "/users/@me").url == "http://127.0.0.1:1/api/v10/users/@me"
+    assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:1/"
+    restore()
+    assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == before
+
+
 async def test_privileged_intents_need_configuration(emu: Emulator) -> None:
     client = BotClient(intents=discord.Intents.all())
     with pytest.raises(discord.PrivilegedIntentsRequired):
@@ -187,20 +233,37 @@ async def test_op9_invalid_session_reidentifies(emu: Emulator, world) -> None:
 
 
 class ShardedBot(FastIdentify, commands.AutoShardedBot):
-    pass
+    async def setup_hook(self) -> None:
+        @self.tree.command(name="where", description="Which shard am I on?")
+        async def where(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(f"shard {interaction.guild.shard_id}")  # type: ignore[union-attr]
+
+        await self.tree.sync()
 
 
 async def test_auto_sharded_bot_gets_shards_from_gateway_bot(world) -> None:
     async with Emulator(EmulatorConfig(shard_count=2)) as emu2:
         restore = point_discordpy_at(emu2.api_base, emu2.gateway_url)
         try:
-            ids = [emu2.create_guild(f"g{i}").id for i in range(6)]
+            base = emu2.world.ids.next() >> 22
+            # explicit ids so that both shards own guilds: shard = (id >> 22) % 2
+            ids = [emu2.create_guild(f"g{i}", guild_id=((base + i) << 22) | 7).id for i in range(6)]
+            assert {(g >> 22) % 2 for g in ids} == {0, 1}
             bot = ShardedBot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
             async with running(bot, emu2):
                 await emu2.wait_for(lambda: len(bot.guilds) == 6, timeout=10)
                 assert bot.shard_count == 2
                 for gid in ids:
                     assert bot.get_guild(gid).shard_id == (gid >> 22) % 2  # type: ignore[union-attr]
+                # each interaction reaches the shard that owns its guild, and is answered there
+                user = emu2.create_user("u")
+                for gid in ids[:4]:
+                    emu2.add_member(gid, user.id)
+                    rec = await emu2.slash(gid, emu2.world.guilds[gid].channel_ids[0], user.id, "where")
+                    [msg] = await emu2.wait_messages(rec)
+                    assert msg["content"] == f"shard {(gid >> 22) % 2}"
+                    [ev] = [e for e in emu2.events("INTERACTION_CREATE") if e.d["id"] == str(rec.id)]
+                    assert ev.shard == [(gid >> 22) % 2, 2]
             assert any(c.path == "/gateway/bot" for c in emu2.calls())
             for ev in emu2.events("READY"):
                 sid, count = ev.shard  # type: ignore[misc]

@@ -109,8 +109,12 @@ class Bot(BotClient):
 
         @tree.command(name="late", description="Follows up after the token expired")
         async def late(interaction: discord.Interaction) -> None:
-            await interaction.response.defer()
+            await interaction.response.send_message("working…")
+            original = await interaction.original_response()
             self.seen["clock"].advance(15 * 60 + 1)
+            # the bot token still works for the channel message (how long jobs deliver)
+            edited = await interaction.channel.get_partial_message(original.id).edit(content="delivered")  # type: ignore[union-attr]
+            self.seen["late"] = edited.content
             try:
                 await interaction.followup.send("too late")
             except discord.HTTPException as exc:
@@ -130,6 +134,18 @@ class Bot(BotClient):
             await interaction.response.defer(ephemeral=True, thinking=True)
             await interaction.followup.send("one", ephemeral=False)
             await interaction.followup.send("two", ephemeral=False)
+
+        @tree.command(name="webhooks", description="Exercise the webhook routes")
+        async def webhooks(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("first", file=discord.File(io.BytesIO(png()), "r.png"),
+                                                    ephemeral=True)
+            original = await interaction.original_response()
+            fu = await interaction.followup.send("second", wait=True)
+            fu = await fu.edit(content="second, edited")
+            fetched = await interaction.followup.fetch_message(fu.id)
+            self.seen["webhooks"] = (original.content, [a.filename for a in original.attachments],
+                                     original.flags.ephemeral, fetched.content)
+            await interaction.delete_original_response()
 
         @tree.command(name="say", description="Send raw content")
         async def say(interaction: discord.Interaction, n: int) -> None:
@@ -342,9 +358,22 @@ async def test_double_ack(emu: Emulator, world, bot: Bot) -> None:
 
 async def test_token_expires_after_15_minutes(emu: Emulator, world, bot: Bot) -> None:
     g, c, u = _ids(world)
-    await emu.slash(g, c, u, "late")
+    rec = await emu.slash(g, c, u, "late")
     await emu.wait_for(lambda: len(bot.errors) == 2)
     assert [(e.status, e.code) for e in bot.errors] == [(401, 50027), (401, 50027)]  # type: ignore[attr-defined]
+    assert bot.seen["late"] == "delivered" and emu.message(rec.original_message_id).content == "delivered"  # type: ignore[arg-type]
+
+
+async def test_webhook_routes(emu: Emulator, world, bot: Bot) -> None:
+    g, c, u = _ids(world)
+    rec = await emu.slash(g, c, u, "webhooks")
+    await emu.wait_for(lambda: "webhooks" in bot.seen and emu.message(rec.original_message_id).deleted)  # type: ignore[arg-type]
+    assert bot.seen["webhooks"] == ("first", ["r.png"], True, "second, edited")
+    [cb] = emu.calls("POST", rf"/interactions/{rec.id}/.+/callback")
+    assert cb.files and cb.files[0]["field"] == "files[0]" and cb.json["data"]["flags"] == 64
+    paths = [(c.method, c.path.rsplit("/", 2)[-2:]) for c in emu.calls(path=r"/webhooks/.+")]
+    assert [m for m, _ in paths] == ["GET", "POST", "PATCH", "GET", "DELETE"]
+    assert [m["content"] for m in emu.messages(c)] == ["second, edited"]
 
 
 async def test_content_limit_in_response(emu: Emulator, world, bot: Bot) -> None:
