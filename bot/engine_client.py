@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from engine.protocol import (
     AutocompleteRequest, AutocompleteResponse, Catalog, JobAccepted, JobRequest, JobStatus, JobView,
@@ -87,10 +87,22 @@ class PromptRefused(EngineClientError):
     """422 prompt_refused: the content policy refused the prompt; ``rule`` and ``category``
     name the rule (never the matched term)."""
 
-    def __init__(self, message: str, *, rule: str | None, category: str | None, **kw: Any):
+    def __init__(self, message: str, *, rule: str | None, category: str | None,
+                 blocked_for_s: float | None = None, **kw: Any):
         super().__init__(message, **kw)
         self.rule = rule
         self.category = category
+        # Set when this refusal made the engine block the requester (repeated near misses).
+        self.blocked_for_s = blocked_for_s
+
+
+class RequesterBlocked(EngineClientError):
+    """403 requester_blocked: too many refused prompts; the engine takes none from this
+    requester for ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: float, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after_s = retry_after_s
 
 
 class JobFailed(EngineClientError):
@@ -151,6 +163,23 @@ class SubmittedJob:
 class JobEvent:
     event: str  # queued | running | progress | done | failed | cancelled
     job: JobView
+
+
+class VerifyReport(BaseModel):
+    """POST /v1/verify: what a file's labels and the engine's provenance ledger say."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sha256: str
+    size: int
+    format: str = ""
+    finding: str
+    made_here: bool
+    ai_generated: bool
+    labels: dict[str, Any] = {}
+    ledger: list[dict[str, Any]] = []
+    ledger_status: str = ""
+    summary: str = ""
 
 
 @dataclass
@@ -501,6 +530,12 @@ class EngineClient:
         resp = await self._call("POST", "/v1/moderate", json=body)
         return _model(ModerateResponse, resp)
 
+    async def verify(self, data: bytes) -> VerifyReport:
+        """POST /v1/verify with the file as the body."""
+        resp = await self._call("POST", "/v1/verify", data=data,
+                                plan=_CallPlan(timeout_s=self.timeouts.artifact_s))
+        return _model(VerifyReport, resp)
+
     async def events(self, job_id: str, *, engine_url: str | None = None) -> AsyncIterator[JobEvent]:
         """The job's events until it is finished (GET /v1/jobs/{id}/events, server-sent events).
 
@@ -583,10 +618,14 @@ class EngineClient:
             return {}
         return {"Authorization": f"Bearer {self._token.get_secret_value()}"}
 
-    async def _once(self, method: str, url: str, path: str, json: Any, timeout_s: float) -> _Response:
+    async def _once(self, method: str, url: str, path: str, json: Any, timeout_s: float,
+                    data: bytes | None = None) -> _Response:
         timeout = aiohttp.ClientTimeout(total=timeout_s, connect=self.timeouts.connect_s)
+        headers = self._headers()
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
         try:
-            async with self.session.request(method, url + path, json=json, headers=self._headers(),
+            async with self.session.request(method, url + path, json=json, data=data, headers=headers,
                                             timeout=timeout) as resp:
                 body = await resp.read()
                 return _Response(resp.status, resp.headers, body, url)
@@ -595,7 +634,8 @@ class EngineClient:
         except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as e:
             raise _MaybeDelivered(f"{type(e).__name__}") from None
 
-    async def _call(self, method: str, path: str, *, json: Any = None, plan: _CallPlan | None = None) -> _Response:
+    async def _call(self, method: str, path: str, *, json: Any = None, plan: _CallPlan | None = None,
+                    data: bytes | None = None) -> _Response:
         """One API call with retries and failover; returns a 2xx response or raises."""
         plan = plan or _CallPlan()
         attempts = plan.attempts or self.retry.attempts
@@ -610,7 +650,7 @@ class EngineClient:
                 candidates = self._candidates(plan)
             url = candidates[0]
             try:
-                resp = await self._once(method, url, path, json, timeout_s)
+                resp = await self._once(method, url, path, json, timeout_s, data)
             except _NotDelivered as e:
                 self._mark(url, False, str(e))
                 plan.tried.add(url)
@@ -672,6 +712,9 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
     fieldname = err.get("field")
     kw: dict[str, Any] = {"status": resp.status, "code": code, "engine_url": resp.engine_url}
     status = resp.status
+    if code == "requester_blocked":
+        raise RequesterBlocked(message, retry_after_s=parse_retry_after(resp.headers.get("Retry-After"), 900.0),
+                               **kw)
     if status in (401, 403):
         raise Unauthorized(f"the engine at {resp.engine_url} refused the bot's token (HTTP {status}); "
                            "check AIGC_ENGINE_TOKEN", **kw)
@@ -681,7 +724,10 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
         retry = parse_retry_after(resp.headers.get("Retry-After"), 5.0)
         raise QueueFull(f"{message} (retry after {retry:g}s)", retry_after_s=retry, **kw)
     if code == "prompt_refused":
-        raise PromptRefused(message, rule=err.get("rule"), category=err.get("category"), **kw)
+        blocked = (parse_retry_after(resp.headers.get("Retry-After"), 900.0)
+                   if err.get("escalation") == "blocked" else None)
+        raise PromptRefused(message, rule=err.get("rule"), category=err.get("category"), blocked_for_s=blocked,
+                            **kw)
     if status in (400, 413, 415, 422):
         rule = message
         if fieldname and message.startswith(f"{fieldname}: "):
@@ -695,6 +741,6 @@ def _raise_for(resp: _Response, default_retry_s: float) -> None:
 
 __all__ = [
     "EngineClient", "EngineClientError", "EngineHealth", "EngineUnavailable", "InvalidOption", "JobEvent",
-    "JobFailed", "NotFound", "PromptRefused", "QueueFull", "RetryPolicy", "SSEMessage",
-    "SSEParser", "SubmittedJob", "Timeouts", "Unauthorized", "parse_retry_after", "redact_url",
+    "JobFailed", "NotFound", "PromptRefused", "QueueFull", "RequesterBlocked", "RetryPolicy", "SSEMessage",
+    "SSEParser", "SubmittedJob", "Timeouts", "Unauthorized", "VerifyReport", "parse_retry_after", "redact_url",
 ]
