@@ -1,0 +1,1 @@
+"""Training data: image folders with captions, and the built-in emoji data set builder."""

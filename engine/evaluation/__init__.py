@@ -1,0 +1,2 @@
+"""Evaluation without downloaded Inception weights: a locally trained judge, Fréchet
+distance, precision/recall, conditioning accuracy and novelty in its feature space."""

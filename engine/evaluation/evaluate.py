@@ -1,0 +1,114 @@
+"""Evaluate a plugin's image model against its data set, in the judge's feature space.
+
+All FDs are measured against the training split with as many images as the held-out split
+has, so the floor (held-out real), the blur references and the model are comparable.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine import sdk
+from engine.evaluation.judge import (balanced_accuracy, is_held_out, judge_outputs, load_judge,
+                                     save_judge, train_judge)
+from engine.evaluation.metrics import frechet_distance, gaussian_blur, nearest_rmse, precision_recall
+from engine.training.data import ImageSet
+
+
+@dataclass
+class Split:
+    train: torch.Tensor  # uint8 (N, C, H, W)
+    held_out: torch.Tensor
+    train_labels: torch.Tensor
+    held_out_labels: torch.Tensor
+    classes: list[str]
+    train_captions: list[str]
+
+
+def split(data: ImageSet) -> Split:
+    if not data.categories:
+        raise ValueError("the data set has no categories (captions.jsonl 'category'); the judge needs them")
+    classes = sorted(set(data.categories))
+    labels = torch.tensor([classes.index(c) for c in data.categories])
+    ho = torch.tensor([is_held_out(f) for f in data.files])
+    return Split(train=data.images[~ho], held_out=data.images[ho], train_labels=labels[~ho],
+                 held_out_labels=labels[ho], classes=classes,
+                 train_captions=[c for c, h in zip(data.captions, ho.tolist()) if not h])
+
+
+def get_judge(s: Split, stem: Path, log: Any) -> Any:
+    if stem.with_suffix(".json").exists():
+        judge, meta = load_judge(stem)
+        if meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]:
+            return judge
+        log(f"judge at {stem} was trained on another data set; training a new one")
+    judge = train_judge(s.train, s.train_labels, s.classes, log=log)
+    save_judge(judge, stem, {"recipe": "engine.evaluation.judge.train_judge(epochs=12, batch=64, seed=0, lr=2e-3)"})
+    return judge
+
+
+def generate_images(generator: sdk.Generator, command: str, prompts: list[str], model: str,
+                    variety: float, seed: int = 0) -> torch.Tensor:
+    """Samples through the serving path (exactly what users get), as uint8 (N, 4, 64, 64)."""
+    items = [sdk.Item(command=command, options={"prompt": p, "variety": variety, "model": model},
+                      seed=seed, index=i) for i, p in enumerate(prompts)]
+    out = []
+    for i in range(0, len(items), generator.max_batch_size):
+        out += [np.asarray(o.data.convert("RGBA")) for o in generator.generate(items[i:i + generator.max_batch_size])]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
+             variety: float = 1.0, seed: int = 0, log: Any = None) -> dict[str, Any]:
+    log = log or (lambda m: print(m, file=sys.stderr))
+    torch.manual_seed(seed)
+    s = split(data)
+    judge = get_judge(s, judge_stem, log)
+    k = len(s.classes)
+    f_train, _ = judge_outputs(judge, s.train)
+    f_ho, pred_ho = judge_outputs(judge, s.held_out)
+    n_ref = s.held_out.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    ref = f_train[torch.randperm(f_train.shape[0], generator=g)[:n_ref]]
+    held = s.held_out.float() / 255.0
+    f_blur1, _ = judge_outputs(judge, gaussian_blur(held, 1.0))
+    f_blur2, _ = judge_outputs(judge, gaussian_blur(held, 2.0))
+
+    mod = importlib.import_module(f"plugins.{plugin}")
+    p = mod.plugin() if callable(mod.plugin) else mod.plugin
+    command = p.commands[0]
+    gen = next(x for x in p.generators if x.name == command.generator)
+    gen.load("cpu")
+    # unconditional quality: prompts drawn like the training captions
+    cap_idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()
+    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], model, variety, seed)
+    f_fake, _ = judge_outputs(judge, fake)
+    precision, recall = precision_recall(f_train, f_fake, k=3)
+    # conditioning: equal numbers of samples per category prompt
+    per = max(1, samples // (2 * k))
+    cond_prompts = [c for c in s.classes for _ in range(per)]
+    cond = generate_images(gen, command.name, cond_prompts, model, variety, seed + 1)
+    _, pred_cond = judge_outputs(judge, cond)
+    target = torch.tensor([s.classes.index(c) for c in cond_prompts])
+    # novelty: a sample is a near-copy when it is closer to a training image than a real
+    # image is to its own sigma=1 blur (the median of that distance over held-out images)
+    copy_threshold = float(((gaussian_blur(held, 1.0) - held).flatten(1).pow(2).mean(1).sqrt()).median())
+    novelty = float((nearest_rmse(fake.float() / 255.0, s.train.float() / 255.0) > copy_threshold).double().mean())
+    return {
+        "plugin": plugin, "model": model, "samples": samples, "variety": variety, "classes": s.classes,
+        "fd_floor": frechet_distance(f_ho, ref),
+        "fd_blur1": frechet_distance(f_blur1, ref),
+        "fd_blur2": frechet_distance(f_blur2, ref),
+        "fd_model": frechet_distance(f_fake[:n_ref], ref),
+        "precision": precision, "recall": recall,
+        "cond_acc_balanced": balanced_accuracy(pred_cond, target, k),
+        "chance": 1.0 / k,
+        "judge_balanced_acc": balanced_accuracy(pred_ho, s.held_out_labels, k),
+        "novelty": novelty,
+    }

@@ -1,0 +1,63 @@
+"""Distribution metrics on judge features (float64 throughout)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """FD between Gaussians fitted to feature sets a and b (Heusel et al. 2017):
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)). The trace of the matrix square root
+    is computed from the symmetric form S_a^(1/2) S_b S_a^(1/2), which has real eigenvalues."""
+    x, y = a.double().numpy(), b.double().numpy()
+    mu_x, mu_y = x.mean(0), y.mean(0)
+    s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    w, v = np.linalg.eigh(s_x)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    eig = np.linalg.eigvalsh(root @ s_y @ root)
+    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * tr_covmean)
+
+
+def _kth_radius(x: torch.Tensor, k: int) -> torch.Tensor:
+    d = torch.cdist(x, x)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    out = []
+    for i in range(0, points.shape[0], chunk):
+        d = torch.cdist(points[i:i + chunk], centres)
+        out.append((d <= radii[None, :]).any(dim=1))
+    return torch.cat(out)
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): precision = share of fakes
+    inside the union of real k-NN balls; recall = share of reals inside the fake balls."""
+    real, fake = real.double(), fake.double()
+    precision = _covered(fake, real, _kth_radius(real, k)).double().mean().item()
+    recall = _covered(real, fake, _kth_radius(fake, k)).double().mean().item()
+    return precision, recall
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) float images, reflect-padded."""
+    radius = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x.dtype)
+    c = x.shape[1]
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def nearest_rmse(samples: torch.Tensor, train: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Per sample, the pixel RMSE to its nearest training image (inputs in [0, 1])."""
+    t = train.flatten(1).double()
+    out = []
+    for i in range(0, samples.shape[0], chunk):
+        s = samples[i:i + chunk].flatten(1).double()
+        out.append(torch.cdist(s, t).min(dim=1).values / np.sqrt(t.shape[1]))
+    return torch.cat(out)

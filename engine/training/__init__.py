@@ -1,0 +1,1 @@
+"""Trainers for the GAN and VAE families (`aigc train gan|vae`)."""

@@ -1,0 +1,89 @@
+"""`aigc train gan|vae --data DIR --out DIR [--size 64] [--epochs N] [--batch B] [--resume]`
+and `aigc train export RUN_DIR DEST` (the run's EMA generator / VAE as fp16 safetensors)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="image folder (captions.jsonl/.csv or file names)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, samples, report")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--channels", type=int, choices=(3, 4), default=4, help="3: RGB on white, 4: RGBA")
+    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--cond-dim", type=int, default=64, help="prompt embedding size; 0: unconditional")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=None, help="stop and checkpoint after this long")
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint exactly")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="family", metavar="FAMILY", required=True)
+    gan = sub.add_parser("gan", help="DCGAN (BCE as in the seed document, or hinge + spectral norm)")
+    _common(gan)
+    gan.add_argument("--nz", type=int, default=100)
+    gan.add_argument("--ngf", type=int, default=64)
+    gan.add_argument("--ndf", type=int, default=64)
+    gan.add_argument("--loss", choices=("bce", "hinge"), default="bce")
+    gan.add_argument("--beta1", type=float, default=0.5)
+    gan.add_argument("--ema", type=float, default=0.999)
+    gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy; '' = off")
+    gan.add_argument("--lr-decay", action="store_true")
+    vae = sub.add_parser("vae", help="convolutional VAE: reconstruction + beta * KL (with warm-up)")
+    _common(vae)
+    vae.add_argument("--nz", type=int, default=64)
+    vae.add_argument("--width", type=int, default=32)
+    vae.add_argument("--beta", type=float, default=1.0)
+    vae.add_argument("--kl-warmup", type=int, default=2000, help="steps of linear KL warm-up")
+    vae.add_argument("--recon", choices=("bce", "mse"), default="bce")
+    exp = sub.add_parser("export", help="write a run's model as fp16 safetensors + JSON for serving")
+    exp.add_argument("run_dir")
+    exp.add_argument("dest", help="destination stem, e.g. plugins/emoji/gan")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.family == "export":
+        from engine.training.export import export_run
+
+        path = export_run(args.run_dir, args.dest)
+        print(f"wrote {path} and {Path(path).with_suffix('.json')}")
+        return 0
+
+    from engine.training.data import load_image_folder
+
+    try:
+        data = load_image_folder(args.data, args.size, args.channels)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"aigc train: {e}", file=sys.stderr)
+        return 2
+    common = dict(out=args.out, size=args.size, channels=args.channels, epochs=args.epochs,
+                  batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, minutes=args.minutes,
+                  sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                  device=args.device, amp=not args.no_amp, progress=not args.quiet, nz=args.nz)
+    if args.lr is not None:
+        common["lr"] = args.lr
+    print(f"data: {len(data)} images from {args.data}" + (f", {data.skipped} skipped" if data.skipped else ""))
+    if args.family == "gan":
+        from engine.training.gan_trainer import GanTrainConfig, GanTrainer
+
+        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, loss=args.loss, beta1=args.beta1, ema=args.ema,
+                             augment=args.augment, lr_decay=args.lr_decay, **common)
+        report = GanTrainer(cfg, data, resume=args.resume).run()
+    else:
+        from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
+
+        cfg = VaeTrainConfig(width=args.width, beta=args.beta, kl_warmup=args.kl_warmup,
+                             recon=args.recon, **common)
+        report = VaeTrainer(cfg, data, resume=args.resume).run()
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}))
+    return 0

@@ -1,0 +1,239 @@
+"""The GAN trainer. One step is the seed document's recipe (section 3.1.2), as in
+pytorch/examples dcgan/main.py:
+
+  (1) update D: maximise log D(x) + log(1 - D(G(z)))   (minimise L_D)
+  (2) update G: maximise log D(G(z))                    (minimise L_G)
+
+plus what small data sets need: DiffAugment before D, an EMA generator for sampling,
+optional hinge loss with spectral norm, linear learning-rate decay. Every random draw comes
+from a generator seeded by (seed, step), so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from engine.models.gan import Discriminator, GanConfig, Generator
+from engine.models.prompt_encoder import PromptTokenizer
+from engine.models.weights import save_model
+from engine.training import checkpoint as ckpt
+from engine.training.data import ImageSet, prompt_variants
+from engine.training.diffaugment import diff_augment
+from engine.training.ema import EMA
+from engine.training.grids import save_grid
+from engine.training.losses import d_loss, g_loss
+
+
+@dataclass
+class GanTrainConfig:
+    out: str
+    size: int = 64
+    channels: int = 4
+    epochs: int = 25
+    batch: int = 64
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    cond_dim: int = 64  # 0: unconditional
+    loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lr_decay: bool = False  # linear decay to 0 over the second half of the run
+    ema: float = 0.999
+    augment: str = "color,translation,cutout"  # "" turns DiffAugment off
+    seed: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    minutes: float | None = None  # stop (and checkpoint) after this much wall time
+    device: str = "auto"
+    amp: bool = True  # mixed precision where it helps (CUDA)
+    progress: bool = True
+
+    def model_config(self, tokenizer: PromptTokenizer | None) -> GanConfig:
+        return GanConfig(size=self.size, channels=self.channels, nz=self.nz, ngf=self.ngf, ndf=self.ndf,
+                         cond_dim=self.cond_dim if tokenizer else 0,
+                         tokenizer=tokenizer.to_dict() if tokenizer else None,
+                         spectral_norm=self.loss == "hinge")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A CPU generator for one stream (data, noise, augment) of one step."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 8 + stream)
+
+
+class GanTrainer:
+    def __init__(self, cfg: GanTrainConfig, data: ImageSet, resume: bool = False) -> None:
+        self.cfg, self.data = cfg, data
+        self.device = pick_device(cfg.device)
+        self.out = Path(cfg.out)
+        texts = data.captions + sorted(set(data.categories))
+        tokenizer = PromptTokenizer.from_captions(texts) if cfg.cond_dim > 0 else None
+        stem = self.out / "checkpoint"
+        if resume and stem.with_suffix(".json").exists():
+            tensors, meta = ckpt.load_checkpoint(stem)
+            tokenizer = PromptTokenizer.from_dict(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
+        self.tokenizer = tokenizer
+        self.model_cfg = cfg.model_config(tokenizer)
+        torch.manual_seed(cfg.seed)  # weight init
+        # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
+        self.G = Generator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
+        self.D = Discriminator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.ema = EMA(self.G, cfg.ema)
+        self.amp = cfg.amp and self.device.type == "cuda"
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.steps_per_epoch = max(1, len(data) // cfg.batch)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        if resume and stem.with_suffix(".json").exists():
+            self._restore(tensors, meta)
+
+    # -- one training step ------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+
+    def batch(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The real batch of a step: an epoch-seeded permutation, so no state is needed."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(len(self.data), generator=step_generator(self.cfg.seed, epoch, 0))
+        idx = perm[i * self.cfg.batch:(i + 1) * self.cfg.batch]
+        real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
+        if self.tokenizer is None:
+            return real, None
+        g = step_generator(self.cfg.seed, step, 1)
+        texts = []
+        for j in idx.tolist():
+            variants = prompt_variants(self.data.captions[j],
+                                       self.data.categories[j] if self.data.categories else None)
+            texts.append(variants[int(torch.randint(len(variants), (1,), generator=g))])
+        prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
+        return real, prompt
+
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        if cfg.lr_decay:
+            lr = cfg.lr * min(1.0, 2.0 * (1.0 - step / max(1, self.total_steps)))
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+        real, prompt = self.batch(step)
+        b = real.shape[0]
+        z = torch.randn(b, cfg.nz, generator=step_generator(cfg.seed, step, 2)).to(self.device)
+        aug_g = step_generator(cfg.seed, step, 3)
+
+        # (1) Update D: L_D = -E[log D(x)] - E[log(1 - D(G(z)))]
+        with self._autocast():
+            fake = self.G(z, prompt)
+            real_logits = self.D(diff_augment(real, cfg.augment, aug_g), prompt)
+            fake_logits = self.D(diff_augment(fake.detach(), cfg.augment, aug_g), prompt)
+            err_d = d_loss(real_logits.float(), fake_logits.float(), cfg.loss)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(err_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+        # (2) Update G: L_G = -E[log D(G(z))]
+        with self._autocast():
+            gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
+            err_g = g_loss(gen_logits.float(), cfg.loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(err_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.ema.update(self.G, step)
+        return {"loss_d": err_d.item(), "loss_g": err_g.item(),
+                "d_x": torch.sigmoid(real_logits.float()).mean().item(),
+                "d_g_z": torch.sigmoid(fake_logits.float()).mean().item()}
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        start_step, t0 = self.step, time.perf_counter()
+        deadline = t0 + cfg.minutes * 60 if cfg.minutes else None
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
+                   desc=f"gan {cfg.size}px", unit="step", dynamic_ncols=True)
+        last: dict[str, float] = {}
+        while self.step < self.total_steps:
+            last = self.train_step(self.step)
+            self.step += 1
+            ips = (self.step - start_step) * cfg.batch / (time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss_d=f"{last['loss_d']:.3f}", loss_g=f"{last['loss_g']:.3f}",
+                            img_s=f"{ips:.0f}", epoch=self.step // self.steps_per_epoch)
+            if self.step % 50 == 0:
+                self.history.append({"step": self.step, **last, "img_s": ips})
+            if self.step % cfg.sample_every == 0:
+                self.save_samples()
+            if self.step % cfg.checkpoint_every == 0:
+                self.save()
+            if deadline and time.perf_counter() > deadline:
+                break
+        bar.close()
+        wall = time.perf_counter() - t0
+        self.save()
+        self.save_samples()
+        report = {"kind": "gan", "steps": self.step, "steps_this_run": self.step - start_step,
+                  "images_seen": self.step * cfg.batch, "wall_s": round(wall, 1),
+                  "img_s": round((self.step - start_step) * cfg.batch / max(wall, 1e-9), 1),
+                  "device": str(self.device), "final": last, "config": asdict(cfg)}
+        (self.out / "report.json").write_text(json.dumps(report, indent=1))
+        return report
+
+    def sample_prompts(self, n: int) -> list[str]:
+        cats = sorted(set(self.data.categories)) or [self.data.captions[0]]
+        return [cats[i % len(cats)] for i in range(n)]
+
+    @torch.no_grad()
+    def save_samples(self, n: int = 64) -> Path:
+        z = torch.randn(n, self.cfg.nz, generator=torch.Generator().manual_seed(self.cfg.seed)).to(self.device)
+        prompt = None
+        if self.tokenizer is not None:
+            prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(self.sample_prompts(n)).items()}
+        x = (self.ema.model(z, prompt) + 1) / 2
+        return save_grid(x, self.out / "samples" / f"step_{self.step:07d}.png", nrow=8)
+
+    def model_json(self) -> dict[str, Any]:
+        return {**self.model_cfg.to_dict(), "version": f"step-{self.step}", "trained_steps": self.step}
+
+    def save(self) -> None:
+        tensors = {**ckpt.module_tensors("g", self.G), **ckpt.module_tensors("d", self.D),
+                   **ckpt.module_tensors("ema", self.ema.model)}
+        t_g, groups_g = ckpt.optimizer_tensors("opt_g", self.opt_g)
+        t_d, groups_d = ckpt.optimizer_tensors("opt_d", self.opt_d)
+        tensors.update(t_g)
+        tensors.update(t_d)
+        meta = {"step": self.step, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
+                "opt_g": groups_g, "opt_d": groups_d, "history": self.history,
+                "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
+        ckpt.save_checkpoint(self.out / "checkpoint", tensors, meta)
+        # the EMA generator alone, ready to serve
+        save_model(self.ema.model, self.model_json(), self.out / "generator")
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        ckpt.restore_module(self.G, "g", tensors)
+        ckpt.restore_module(self.D, "d", tensors)
+        ckpt.restore_module(self.ema.model, "ema", tensors)
+        ckpt.restore_optimizer(self.opt_g, "opt_g", tensors, meta["opt_g"])
+        ckpt.restore_optimizer(self.opt_d, "opt_d", tensors, meta["opt_d"])
+        if meta.get("scaler_g"):
+            self.scaler_g.load_state_dict(meta["scaler_g"])
+            self.scaler_d.load_state_dict(meta["scaler_d"])
+        self.step = int(meta["step"])
+        self.history = list(meta.get("history", []))

@@ -1,0 +1,90 @@
+"""Model families: shapes, DCGAN init, conditioning, the prompt encoder, safetensors I/O."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from engine.models.gan import Discriminator, GanConfig, Generator
+from engine.models.prompt_encoder import PromptTokenizer
+from engine.models.vae import VAE, VaeConfig
+from engine.models.weights import load_model, save_model
+
+CAPTIONS = ["grinning face", "dog face", "red heart", "flag fr", "person running"]
+
+
+def _tok() -> PromptTokenizer:
+    return PromptTokenizer.from_captions(CAPTIONS, buckets=64)
+
+
+@pytest.mark.parametrize("size,channels", [(16, 4), (64, 4), (32, 3)])
+def test_gan_shapes(size, channels):
+    cfg = GanConfig(size=size, channels=channels, nz=8, ngf=8, ndf=8)
+    g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
+    x = g(torch.randn(3, 8))
+    assert x.shape == (3, channels, size, size) and x.min() >= -1 and x.max() <= 1
+    assert d(x).shape == (3,)
+
+
+def test_size_must_be_a_power_of_two():
+    with pytest.raises(ValueError):
+        GanConfig(size=48).n_up
+
+
+def test_dcgan_init_is_normal_0_02():
+    g = Generator(GanConfig(size=64, nz=100, ngf=64))
+    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+    bn = torch.cat([m.weight for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    assert abs(bn.mean().item() - 1.0) < 0.01
+
+
+def test_conditional_gan_uses_the_prompt():
+    tok = _tok()
+    cfg = GanConfig(size=16, nz=8, ngf=8, ndf=8, cond_dim=8, tokenizer=tok.to_dict(), spectral_norm=True)
+    g, d = Generator(cfg).eval(), Discriminator(cfg).eval()
+    z = torch.randn(2, 8)
+    a, b = tok.batch(["dog face", "dog face"]), tok.batch(["red heart", "flag fr"])
+    xa, xb = g(z, a), g(z, b)
+    assert not torch.allclose(xa, xb)
+    assert not torch.allclose(d(xa, a), d(xa, b))  # projection term depends on the prompt
+
+
+def test_tokenizer_known_unknown_and_roundtrip():
+    tok = _tok()
+    ids, w = tok.encode("dog face")
+    assert abs(sum(w) - 1.0) < 1e-6 and tok._index["dog"] in ids
+    unk_ids, unk_w = tok.encode("doggo")  # unknown: char n-grams only, sharing some with "dog"
+    assert all(i > len(tok.vocab) for i in unk_ids) and set(unk_ids) & set(ids)
+    assert tok.encode("") == ([0], [1.0])
+    again = PromptTokenizer.from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert again.encode("Dog FACE!") == tok.encode("dog face")
+
+
+def test_vae_shapes_and_encode():
+    tok = _tok()
+    vae = VAE(VaeConfig(size=32, nz=6, width=8, cond_dim=4, tokenizer=tok.to_dict())).eval()
+    x = torch.rand(2, 4, 32, 32)
+    prompt = tok.batch(["dog face", "red heart"])
+    recon, mu, logvar = vae(x, prompt)
+    assert recon.shape == x.shape and mu.shape == logvar.shape == (2, 6)
+    assert 0 <= recon.min() and recon.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float16])
+def test_weights_roundtrip_safetensors(tmp_path, dtype):
+    cfg = GanConfig(size=16, nz=8, ngf=8, ndf=8, cond_dim=4, tokenizer=_tok().to_dict())
+    g = Generator(cfg).eval()
+    path = save_model(g, cfg.to_dict(), tmp_path / "g", dtype=dtype)
+    with safe_open(str(path), "pt") as f:  # a real safetensors file, not a pickle
+        keys = set(f.keys())
+        assert keys == set(g.state_dict())
+        if dtype is not None:
+            assert f.get_tensor("main.0.weight").dtype == torch.float16
+    loaded, config = load_model(tmp_path / "g")
+    assert config["kind"] == "gan" and not loaded.training
+    z, prompt = torch.randn(1, 8), _tok().batch(["red heart"])
+    tol = 0 if dtype is None else 1e-2
+    assert torch.allclose(loaded(z, prompt), g(z, prompt), atol=tol)
