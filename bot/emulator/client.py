@@ -22,7 +22,7 @@ class EmulatorControl:
         self._session = session
         self._own_session = session is None
 
-    async def __aenter__(self) -> "EmulatorControl":
+    async def __aenter__(self) -> EmulatorControl:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -11,8 +11,9 @@ import copy
 import datetime as _dt
 import json
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import MAX_DAILY_COMMAND_CREATES, ApiError, FormErrors
 
@@ -184,7 +185,7 @@ def validate_command_list(commands: Any, *, is_global: bool) -> None:
             continue
         key = (cmd.get("type", 1), cmd.get("name"))
         if key in seen:
-            errs.add((i, "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Application command names must be unique")
+            errs.add((i, "name"), "APPLICATION_COMMANDS_DUPLICATE_NAME", "Application command names must be unique")
         seen.add(key)  # type: ignore[arg-type]
         if key[0] in counts:
             counts[key[0]] += 1
@@ -275,7 +276,7 @@ class CommandRegistry:
     def _charge_creates(self, guild_id: int | None, n: int, now: float) -> None:
         key = (guild_id, _day(now))
         if n and self.creates.get(key, 0) + n > self.max_daily_creates:
-            tomorrow = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).replace(
+            tomorrow = _dt.datetime.fromtimestamp(now, _dt.UTC).replace(
                 hour=0, minute=0, second=0, microsecond=0) + _dt.timedelta(days=1)
             retry = tomorrow.timestamp() - now
             raise ApiError(
@@ -306,4 +307,4 @@ class CommandRegistry:
 
 
 def _day(now: float) -> str:
-    return _dt.datetime.fromtimestamp(now, _dt.timezone.utc).strftime("%Y-%m-%d")
+    return _dt.datetime.fromtimestamp(now, _dt.UTC).strftime("%Y-%m-%d")

@@ -4,10 +4,9 @@ route maps onto one ``Emulator`` method."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -59,14 +58,14 @@ def _errors(handler: Handler) -> Handler:
             return json_response({"error": f"unknown {exc}"}, 404)
         except ApiError as exc:
             return json_response({"error": exc.message, **exc.body()}, exc.status)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return json_response({"error": "timed out"}, 408)
 
     return wrapped
 
 
 class ControlApi:
-    def __init__(self, emu: "Emulator") -> None:
+    def __init__(self, emu: Emulator) -> None:
         self.emu = emu
 
     def routes(self) -> list[web.RouteDef]:
@@ -286,7 +285,7 @@ class ControlApi:
         w = self.emu.world
         try:
             await w.wait_until(lambda: w.revision > since, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return json_response({"revision": w.revision})
 
@@ -321,5 +320,3 @@ class ControlApi:
             raise InjectError(f"unknown gateway action {action!r}")
         return json_response({"session_id": sid})
 
-
-__all__ = ["ControlApi", "json"]

@@ -8,7 +8,7 @@ discord.py is imported lazily so the emulator itself never needs it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def point_discordpy_at(api_base: str, gateway_url: str) -> Callable[[], None]:

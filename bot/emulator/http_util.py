@@ -8,7 +8,6 @@ from typing import Any
 
 from aiohttp import web
 
-
 # The JSON a response carried, for the call recorder.
 JSON_KEY: web.ResponseKey[Any] = web.ResponseKey("emulator_json", object)  # type: ignore[arg-type]
 

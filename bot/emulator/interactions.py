@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import (
-    ALREADY_ACKNOWLEDGED, EMPTY_MESSAGE, INVALID_WEBHOOK_TOKEN, UNKNOWN_INTERACTION, UNKNOWN_MESSAGE, UNKNOWN_WEBHOOK, ApiError,
+    ALREADY_ACKNOWLEDGED,
+    EMPTY_MESSAGE,
+    INVALID_WEBHOOK_TOKEN,
+    UNKNOWN_INTERACTION,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_WEBHOOK,
+    ApiError,
     form_error,
 )
 from .limits import validate_autocomplete, validate_message, validate_modal

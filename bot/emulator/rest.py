@@ -7,19 +7,30 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from .errors import (
-    INVALID_FORM_BODY, UNKNOWN_APPLICATION_COMMAND, ApiError, FormErrors, form_error, not_found, unauthorized,
+    INVALID_FORM_BODY,
+    UNKNOWN_APPLICATION_COMMAND,
+    ApiError,
+    FormErrors,
+    form_error,
+    not_found,
+    unauthorized,
 )
 from .gateway import GatewayHub
 from .http_util import JSON_KEY, json_response, no_content
-from .interactions import Interactions
+from .interactions import InteractionRecord, Interactions
 from .limits import validate_message
 from .models import (
-    ATTACH_FILES, CREATE_GUILD_EXPRESSIONS, MANAGE_GUILD_EXPRESSIONS, SEND_MESSAGES, VIEW_CHANNEL,
+    ATTACH_FILES,
+    CREATE_GUILD_EXPRESSIONS,
+    MANAGE_GUILD_EXPRESSIONS,
+    SEND_MESSAGES,
+    VIEW_CHANNEL,
 )
 from .ratelimit import RateLimiter
 from .recorder import Recorder
@@ -277,7 +288,7 @@ class RestApi:
             return json_response(result)
         return no_content()  # Discord answers 204 unless with_response is asked
 
-    def _webhook(self, request: web.Request):  # -> InteractionRecord
+    def _webhook(self, request: web.Request) -> InteractionRecord:
         return self.interactions.webhook(_id(request, "app"), request.match_info["token"])
 
     async def followup(self, request: web.Request) -> web.Response:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -83,7 +84,7 @@ class Emulator:
         return web.Response(body=stored.data, headers={"Content-Type": stored.content_type})
 
     # ---- lifecycle --------------------------------------------------------------------------
-    async def start(self) -> "Emulator":
+    async def start(self) -> Emulator:
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -101,7 +102,7 @@ class Emulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "Emulator":
+    async def __aenter__(self) -> Emulator:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -31,4 +31,4 @@ def shard_for(guild_id: int, shard_count: int) -> int:
 
 
 def iso_timestamp(epoch_s: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch_s, _dt.timezone.utc).isoformat()
+    return _dt.datetime.fromtimestamp(epoch_s, _dt.UTC).isoformat()

@@ -10,20 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .clock import Clock
 from .commands import CommandRegistry
 from .config import EmulatorConfig
 from .errors import (
-    MISSING_PERMISSIONS, UNKNOWN_CHANNEL, UNKNOWN_GUILD, UNKNOWN_MESSAGE, UNKNOWN_USER, ApiError, not_found,
+    MISSING_PERMISSIONS,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_GUILD,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_USER,
+    ApiError,
+    not_found,
 )
 from .models import (
-    ADMINISTRATOR, ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE, DM, FLAG_EPHEMERAL, GUILD_TEXT,
-    Channel, Emoji, Guild, Member, Message, Role, StoredFile, User,
+    ADMINISTRATOR,
+    ALL_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_EVERYONE,
+    DM,
+    FLAG_EPHEMERAL,
+    GUILD_TEXT,
+    Channel,
+    Emoji,
+    Guild,
+    Member,
+    Message,
+    Role,
+    StoredFile,
+    User,
 )
 from .snowflake import SnowflakeFactory, iso_timestamp
-
 
 # Event data, or a function of the receiving session's intents (e.g. GUILD_CREATE members).
 EventData = dict[str, Any] | Callable[[int], dict[str, Any]]
@@ -101,14 +120,14 @@ class World:
                 return value
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise asyncio.TimeoutError("condition not met in time")
+                raise TimeoutError("condition not met in time")
             if self._changed is None:
                 self._changed = asyncio.Event()
             # Also re-check every few ms: predicates may read state outside the world
             # (a discord.py client's cache, the call recorder).
             try:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.02))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def now_iso(self) -> str:
@@ -517,5 +536,3 @@ def message_channel_guard(world: World, channel_id: int) -> Channel:
         raise not_found(UNKNOWN_CHANNEL, "Channel")
     return ch
 
-
-__all__ = ["World", "Dispatcher", "message_channel_guard", "UNKNOWN_MESSAGE"]

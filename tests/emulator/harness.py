@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
+from bot.emulator import Emulator
 
 READY_TIMEOUT = 10.0
 

@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
 from bot.emulator.config import PRIVILEGED_INTENTS
 
-from .harness import FastIdentify, BotClient, running
+from .harness import BotClient, FastIdentify, running
 
 
 async def test_login_ready_and_guilds(emu: Emulator, world) -> None:

@@ -3,7 +3,6 @@ driven through discord.py's own HTTP client."""
 
 from __future__ import annotations
 
-import base64
 import io
 import time
 from typing import Any
