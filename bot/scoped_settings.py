@@ -102,6 +102,9 @@ class CommunitySettings(BaseModel):
         ge=1, le=3650, description="delete job records and audit rows older than this; null: keep")] = 90
     prompt_storage: Annotated[Literal["full", "hash"], GUILD_ONLY, Field(
         description="keep prompts in the audit log in full, or only their sha256")] = "full"
+    prompt_rules: Annotated[list[dict[str, Any]], GUILD_ONLY, Field(
+        max_length=100, description="the server's own prompt rules (the engine's rule objects: id, name, "
+                                    "category, keywords, regex, allow); the engine validates them")] = []
 
     def command_enabled(self, command: str) -> bool:
         return self.commands.get(command, True)

@@ -111,6 +111,23 @@ class Store:
                         "deleted": deleted, "redacted": redacted}))
         return ErasureReport(deleted=deleted, redacted=redacted)
 
+    async def purge_member(self, guild_id: str, user_id: str, *, actor_id: str | None,
+                           reason: str | None = None) -> ErasureReport:
+        """`/mod purge user`: delete one member's jobs and review items in one guild (the
+        caller deletes the posted messages first). Audit rows stay: they are the moderation
+        trail; the purge itself is logged with the member as subject."""
+        async with self._db.write() as conn:
+            job_ids = select(jobs.c.id).where(jobs.c.guild_id == guild_id, jobs.c.user_id == user_id)
+            deleted = {
+                "review_items": await _delete(conn, review_items, (review_items.c.guild_id == guild_id) & or_(
+                    review_items.c.requester_id == user_id, review_items.c.job_id.in_(job_ids))),
+                "jobs": await _delete(conn, jobs, (jobs.c.guild_id == guild_id) & (jobs.c.user_id == user_id)),
+            }
+            await append_audit(conn, self._db.now(), AuditEvent(
+                action="mod.purge", actor_id=actor_id, guild_id=guild_id, subject_id=user_id, reason=reason,
+                detail={"deleted": deleted}))
+        return ErasureReport(deleted=deleted)
+
     async def purge_guild(self, guild_id: str, *, actor_id: str | None = None,
                           reason: str = "bot removed from guild") -> ErasureReport:
         """Delete everything stored about a guild (the bot left it), bans and audit included."""
