@@ -16,9 +16,7 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,40 +25,8 @@ from pathlib import Path
 import aiohttp
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
-def start_engine(port: int, token: str, data_dir: str) -> subprocess.Popen:
-    env = {**os.environ, "AIGC_ENGINE_PORT": str(port), "AIGC_ENGINE_TOKEN": token,
-           "AIGC_DATA_DIR": data_dir, "AIGC_PLUGINS_ENABLED": "emoji", "AIGC_QUEUE_MAX": "4096",
-           "AIGC_LOG_FORMAT": "json"}
-    return subprocess.Popen([sys.executable, "-m", "aigc.cli", "engine"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_ready(session: aiohttp.ClientSession, base: str, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            async with session.get(f"{base}/readyz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("engine did not become ready")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._harness import free_port, percentile, start_engine, wait_ready  # noqa: E402
 
 
 async def one(session: aiohttp.ClientSession, base: str, headers: dict, seed: int) -> float:
@@ -149,9 +115,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         proc = start_engine(port, token, data_dir)
         try:
+            await wait_ready(base)
             conn = aiohttp.TCPConnector(limit=64)
             async with aiohttp.ClientSession(connector=conn) as session:
-                await wait_ready(session, base)
                 await drive(session, base, headers, 4, 1.0, "warm-up")
                 # Phases interleave, round after round, so that a noisy machine hits all alike.
                 for r in tqdm(range(args.rounds), desc="rounds", file=sys.stderr):

@@ -54,7 +54,12 @@ async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT
         else:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
     bot = AigcBot(settings, **bot_kw)
-    task = asyncio.create_task(bot.start(token), name="discord-bot")
+    try:
+        await bot.login(token)  # REST handshake and setup_hook (store, engine, command sync)
+    except BaseException:
+        await Running(bot, asyncio.create_task(asyncio.sleep(0)), emulator, restore).stop()
+        raise
+    task = asyncio.create_task(bot.connect(), name="discord-bot")
     running = Running(bot, task, emulator, restore)
     ready = asyncio.create_task(_ready(bot))
     done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)

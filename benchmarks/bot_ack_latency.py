@@ -1,0 +1,114 @@
+"""Time to acknowledge: 50 concurrent slash commands, real bot vs. a bare discord.py client.
+
+Runs the engine (subprocess), the Discord emulator and the real bot on loopback, injects
+`--n` concurrent /emoji interactions and reads each one's time-to-acknowledge from the
+emulator. The baseline, measured in the same run against the same emulator, is a bare
+discord.py client whose only work is `defer()`: the floor of the wire path itself.
+Prints one JSON line: n, p50_ms, p99_ms, missed_deadlines (+ the baseline's figures).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+import discord
+from discord import app_commands
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._harness import free_port, percentile, start_engine, wait_ready  # noqa: E402
+
+
+class BareClient(discord.Client):
+    """Only defers: what acknowledging costs with discord.py and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+        self.tree = app_commands.CommandTree(self)
+
+        @self.tree.command(name="emoji", description="bare")
+        async def emoji(it: discord.Interaction, prompt: str) -> None:
+            await it.response.defer(thinking=True)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+async def burst(emu, guild: int, channel: int, users: list[int], n: int, desc: str) -> list[float]:
+    recs = await asyncio.gather(*(emu.slash(guild, channel, users[i % len(users)], "emoji",
+                                            {"prompt": f"thing {i}", **({"seed": i} if desc == "bot" else {})})
+                                  for i in range(n)))
+    for r in tqdm(recs, desc=f"ack {desc}", file=sys.stderr, leave=False):
+        await emu.wait_ack(r, timeout=30)
+    return [r.ack_ms for r in recs]
+
+
+def stats(acks: list[float], deadline_ms: float) -> dict:
+    return {"p50_ms": round(percentile(acks, 0.5), 2), "p99_ms": round(percentile(acks, 0.99), 2),
+            "missed_deadlines": sum(a is None or a > deadline_ms for a in acks)}
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    from bot.config import load_bot_settings
+    from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
+    from bot.runner import start_bot
+
+    port, token = free_port(), secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_engine(port, token, f"{tmp}/engine")
+        emu = Emulator(EmulatorConfig())
+        await emu.start()
+        try:
+            await wait_ready(f"http://127.0.0.1:{port}")
+            guild = emu.create_guild("Bench", channels=("general",))
+            users = []
+            for i in range(25):
+                u = emu.create_user(f"u{i}")
+                emu.add_member(guild.id, u.id)
+                users.append(u.id)
+            deadline = emu.config.ack_deadline_s * 1000
+            bot_acks, bare_acks = [], []
+            for _ in range(args.rounds):  # interleaved, so a noisy machine hits both alike
+                restore = point_discordpy_at(emu.api_base, emu.gateway_url)
+                bare = BareClient()
+                await bare.login(emu.token)
+                task = asyncio.create_task(bare.connect())
+                await bare.wait_until_ready()
+                bare_acks += await burst(emu, guild.id, guild.channel_ids[0], users, args.n, "bare")
+                await bare.close()
+                await asyncio.gather(task, return_exceptions=True)
+                restore()
+                settings = load_bot_settings(
+                    discord_token=emu.token, engine_url=[f"http://127.0.0.1:{port}"], engine_token=token,
+                    data_dir=Path(tmp) / "bot", discord_api_base=emu.api_base,
+                    discord_gateway=emu.gateway_url, catalog_poll_s=0, engine_health_s=0)
+                running = await start_bot(settings, guild_ready_timeout=0.05)
+                for name, value in (("cooldown_s", 0), ("max_concurrent_per_guild", 1000),
+                                    ("max_concurrent_per_user", 100), ("daily_quota", None)):
+                    await running.bot.scoped.set(name, value, guild_id=str(guild.id))
+                bot_acks += await burst(emu, guild.id, guild.channel_ids[0], users, args.n, "bot")
+                await asyncio.sleep(2)  # let the burst's generations finish before the next round
+                await running.stop()
+        finally:
+            await emu.stop()
+            proc.terminate()
+            proc.wait(timeout=30)
+    ours, base = stats(bot_acks, deadline), stats(bare_acks, deadline)
+    print(json.dumps({"n": args.n, **ours, "rounds": args.rounds,
+                      "baseline_p50_ms": base["p50_ms"], "baseline_p99_ms": base["p99_ms"],
+                      "baseline_missed_deadlines": base["missed_deadlines"],
+                      "baseline": "bare discord.py client that only defers"}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
