@@ -144,6 +144,9 @@ async def test_privileged_intents_allowed_when_configured(world) -> None:
                 dave = emu2.create_user("dave")
                 emu2.add_member(client.guilds[0].id, dave.id)
                 await emu2.wait_for(lambda: client.guilds[0].get_member(dave.id) is not None)  # GUILD_MEMBER_ADD
+                found = await client.guilds[0].query_members(query="da")  # op 8 → GUILD_MEMBERS_CHUNK
+                assert [m.id for m in found] == [dave.id]
+                assert emu2.recorder.events(direction="recv", op=8)
         finally:
             restore()
 

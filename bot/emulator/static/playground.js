@@ -111,7 +111,8 @@ function renderMessage(m) {
       el("span", { class: "time" }, new Date(m.timestamp).toLocaleTimeString()),
       m.edited_timestamp ? el("span", { class: "time" }, "(edited)") : null),
     m.interaction_metadata && m.interaction_metadata.name
-      ? el("div", { class: "eph" }, `${memberName(m.interaction_metadata.user.id)} used /${m.interaction_metadata.name}`) : null,
+      ? el("div", { class: "eph" }, `${memberName(m.interaction_metadata.user.id)} used ` +
+        (m.interaction_metadata.command_type === 1 ? "/" : "") + m.interaction_metadata.name) : null,
     m.flags & 128 ? el("div", { class: "thinking" }, `${author} is thinking…`) : null,
     m.content ? el("div", { class: "content" }, ...formatContent(m.content)) : null,
     ...(m.embeds || []).map((e) => renderEmbed(e, files)),
