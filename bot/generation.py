@@ -121,10 +121,10 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         await bot.store.jobs.update(job_id, status="done", seed=view.seed,
                                     artifacts=[_artifact_record(a) for a in view.artifacts],
                                     model=view.model, timings=view.timings.model_dump())
-        if reservation is not None:
+        await bot.community.deliver(it, req.spec, view, started=started)
+        if reservation is not None:  # charged only once the user has the result
             await bot.quota.commit(reservation, job_id)
             reservation = None
-        await bot.community.deliver(it, req.spec, view, started=started)
         return view
     except Exception as e:
         if reservation is not None:
