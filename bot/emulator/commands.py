@@ -172,7 +172,7 @@ def validate_command(errs: FormErrors, path: Path, cmd: Any) -> None:
         errs.add(path, "APPLICATION_COMMAND_TOO_LARGE", f"Command exceeds maximum size ({MAX_COMMAND_CHARS})")
 
 
-def validate_command_list(commands: Any, *, is_global: bool) -> None:
+def validate_command_list(commands: Any) -> None:
     errs = FormErrors()
     if not isinstance(commands, list):
         errs.add((), "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType.")
@@ -241,7 +241,7 @@ class CommandRegistry:
         return stored
 
     def bulk_overwrite(self, guild_id: int | None, commands: Any, now: float) -> list[dict[str, Any]]:
-        validate_command_list(commands, is_global=guild_id is None)
+        validate_command_list(commands)
         existing = {(c["type"], c["name"]): c for c in self.scopes.get(guild_id, [])}
         new = [c for c in commands if (c.get("type", 1), c["name"]) not in existing]
         self._charge_creates(guild_id, len(new), now)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Discord's privileged intents: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT.
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
@@ -45,4 +45,3 @@ class EmulatorConfig:
     resume_buffer: int = 1000
     # Recorded calls/events kept (oldest dropped), so a long-running playground stays small.
     max_records: int = 100_000
-    extra: dict[str, object] = field(default_factory=dict)

@@ -41,6 +41,7 @@ class Connection:
         self.compressor = zlib.compressobj() if zlib_stream else None
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.session: Session | None = None
+        self.closed_by_server = False
 
     def send(self, frame: dict[str, Any]) -> None:
         self.queue.put_nowait(frame)
@@ -159,12 +160,14 @@ class GatewayHub:
         conn = session.conn
         session.conn = None
         if conn is not None:
+            conn.closed_by_server = True
             conn.queue.put_nowait(None)
             await conn.ws.close(code=code)
         return session.id
 
     async def close_all(self) -> None:
         for conn in list(self.connections):
+            conn.closed_by_server = True
             conn.queue.put_nowait(None)
             await conn.ws.close(code=1001)
         self.sessions.clear()
@@ -210,6 +213,9 @@ class GatewayHub:
         finally:
             if conn.session is not None and conn.session.conn is conn:
                 conn.session.conn = None
+                if ws.close_code in (1000, 1001) and not conn.closed_by_server:
+                    # A client's clean close ends its session on Discord: nothing to resume.
+                    conn.session.invalid = True
             conn.queue.put_nowait(None)
             self.connections.discard(conn)
             await asyncio.wait([writer], timeout=1.0)
@@ -219,6 +225,7 @@ class GatewayHub:
 
     async def _close(self, conn: Connection, code: int, reason: str) -> None:
         # Let queued frames (e.g. an op 9) reach the bot before the close frame.
+        conn.closed_by_server = True
         conn.queue.put_nowait(None)
         await asyncio.sleep(0)
         await conn.ws.close(code=code, message=reason.encode())

@@ -89,9 +89,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
-        server = site._server  # the listening socket tells us the ephemeral port
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = self._runner.addresses[0][1]  # the real port when 0 (ephemeral) was asked
         self.world.base_url = self.base_url
         self.hub.ws_url = self.gateway_url
         return self

@@ -60,6 +60,33 @@ async def test_guild_created_after_ready_is_dispatched(emu: Emulator, world) -> 
         assert client.get_channel(ch.id).name == "fresh"  # type: ignore[union-attr]
 
 
+async def test_clean_close_ends_the_session(emu: Emulator, world) -> None:
+    from bot.emulator.gateway import NotConnected
+
+    identify = {"op": 2, "d": {"token": emu.token, "intents": 1, "properties": {}}}
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(emu.gateway_url + "?v=10&encoding=json") as ws:
+            await ws.receive_json()
+            await ws.send_json(identify)
+            assert (await ws.receive_json())["t"] == "READY"
+            [session] = emu.hub.sessions.values()
+            await ws.close(code=1000)
+    await emu.wait_for(lambda: session.conn is None)
+    assert session.invalid  # a 1000 close is not resumable
+    emu.world.commands.bulk_overwrite(None, [{"name": "x", "description": "x"}], emu.clock.time())
+    with pytest.raises(NotConnected):
+        await emu.slash(world["guild"].id, world["channel"], world["alice"].id, "x")
+
+
+async def test_discordpy_close_leaves_a_resumable_session(emu: Emulator, world) -> None:
+    # discord.py's Client.close() wakes its pending receive, which closes with 4000 first:
+    # on Discord that session stays resumable, and so it does here.
+    async with running(BotClient(), emu):
+        [session] = emu.hub.sessions.values()
+    await emu.wait_for(lambda: session.conn is None)
+    assert not session.invalid
+
+
 async def test_bad_token_is_rejected(emu: Emulator) -> None:
     client = BotClient()
     with pytest.raises(discord.LoginFailure):
