@@ -98,6 +98,14 @@ class Bot(BotClient):
             except discord.HTTPException as exc:
                 self.errors.append(exc)
 
+        @tree.command(name="sleepy", description="Really waits before acking")
+        async def sleepy(interaction: discord.Interaction) -> None:
+            await asyncio.sleep(0.2)
+            try:
+                await interaction.response.send_message("late")
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+
         @tree.command(name="twice", description="Acks twice")
         async def twice(interaction: discord.Interaction) -> None:
             await interaction.response.defer()
@@ -345,6 +353,15 @@ async def test_three_second_deadline(emu: Emulator, world, bot: Bot) -> None:
     [err] = bot.errors
     assert isinstance(err, discord.NotFound) and err.code == 10062
     assert not rec.acked and rec.rejected[0]["code"] == 10062
+
+
+async def test_configurable_deadline_in_real_time(emu: Emulator, world, bot: Bot) -> None:
+    emu.config.ack_deadline_s = 0.1
+    g, c, u = _ids(world)
+    rec = await emu.slash(g, c, u, "sleepy")
+    await emu.wait_for(lambda: bot.errors)
+    assert bot.errors[0].code == 10062 and not rec.acked  # type: ignore[attr-defined]
+    assert emu.ack_stats()["missed_deadlines"] == 1
 
 
 async def test_double_ack(emu: Emulator, world, bot: Bot) -> None:
