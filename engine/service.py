@@ -92,6 +92,7 @@ class Engine:
         self.by_key: dict[str, str] = {}
         self.ready = False
         self._janitor: asyncio.Task | None = None
+        self._warming: asyncio.Task | None = None
         self._idem_lock = asyncio.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -124,16 +125,26 @@ class Engine:
         log.info("engine started", extra={"device": self.device, "threads": threads,
                                           "plugins": sorted(self.registry.plugins),
                                           "failed": [f.name for f in self.registry.failed]})
-        if s.warmup:
-            await self._warmup()
+        self._janitor = loop.create_task(self._janitor_loop())
+        if s.warmup:  # serve at once; /readyz says ready only once every generator ran once
+            self._warming = loop.create_task(self._warm_then_ready())
+        else:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
         self.ready = True
         self.metrics.ready.set(1)
-        self._janitor = loop.create_task(self._janitor_loop())
+
+    async def _warm_then_ready(self) -> None:
+        await self._warmup()
+        self._set_ready()
+        log.info("engine warm and ready")
 
     async def stop(self) -> None:
         self.ready = False
-        if self._janitor:
-            self._janitor.cancel()
+        for task in (self._janitor, self._warming):
+            if task:
+                task.cancel()
         if self.scheduler:
             await self.scheduler.stop()
         if self.journal:
@@ -157,8 +168,12 @@ class Engine:
                 log.exception("warm-up failed", extra={"generator": g.name})
 
     async def _janitor_loop(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            ticks += 1
+            if ticks % 600 == 0 and self.journal is not None:  # finished descriptions age out
+                await self.journal.prune(self.settings.job_ttl_s)
             assert self.scheduler is not None
             self.scheduler.expire_overdue()
             cutoff = time.time() - self.settings.job_ttl_s

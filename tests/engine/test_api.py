@@ -165,3 +165,36 @@ async def test_metrics_expose_queue_batches_latency_and_outcomes(probe_engine):
                  'aigc_job_seconds_bucket{generator="probe",le=', 'aigc_jobs_total{generator="probe",outcome="done"} 1.0',
                  "aigc_ready 1.0"):
         assert name in text, name
+
+
+async def test_readyz_waits_for_the_warm_up(engine_factory):
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    plugin, gen = make_probe_plugin()
+    gen.gate.clear()  # the warm-up pass blocks here
+    h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False, warmup=True)
+    r = await h.client.get("/readyz")
+    assert r.status == 503 and (await r.json())["ready"] is False
+    assert "aigc_ready 0.0" in await (await h.client.get("/metrics")).text()
+    gen.gate.set()
+    for _ in range(100):
+        r = await h.client.get("/readyz")
+        if r.status == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert r.status == 200
+    assert gen.batches[0] == [("x", 0, "generate")]  # the warm-up item
+
+
+def test_artifact_store_is_bounded_in_bytes_and_time(monkeypatch):
+    import time as _time
+
+    from engine.artifacts import ArtifactStore
+
+    store = ArtifactStore(max_bytes=2048, ttl_s=60)
+    for i in range(3):
+        store.put(f"a{i}", b"x" * 1000, "image/png", f"a{i}.png")
+    assert store.get("a0") is None and store.get("a2") is not None and store.total_bytes == 2000
+    now = _time.monotonic()
+    monkeypatch.setattr("engine.artifacts.time.monotonic", lambda: now + 61)
+    assert store.get("a2") is None and store.total_bytes == 0
