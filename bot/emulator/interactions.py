@@ -155,9 +155,11 @@ class Interactions:
             payload["authorizing_integration_owners"] = {"0": str(guild_id)}
             payload["context"] = 0
         else:
+            if user_id not in channel.recipient_ids:
+                raise InjectError("user is not in that DM")
             payload["user"] = w.user(user_id).payload()
             payload["app_permissions"] = str(1 << 11 | 1 << 14 | 1 << 15)
-            payload["authorizing_integration_owners"] = {"1": str(user_id)}
+            payload["authorizing_integration_owners"] = {"0": "0"}  # guild install, used in the bot's DM
             payload["context"] = 1
         if message is not None:
             payload["message"] = w.message_payload(message)
