@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
-from engine.models.prompt_encoder import PromptEmbedding, PromptTokenizer
+from engine.models.prompt_encoder import make_prompt_encoder, prompt_embedding
 
 
 @dataclass
@@ -46,8 +46,9 @@ class GanConfig:
     def from_dict(cls, d: dict[str, Any]) -> "GanConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
-    def make_tokenizer(self) -> PromptTokenizer | None:
-        return PromptTokenizer.from_dict(self.tokenizer) if self.tokenizer else None
+    def make_tokenizer(self) -> Any:
+        """The prompt encoder (PromptTokenizer or MiniLMPromptEncoder), None if unconditional."""
+        return make_prompt_encoder(self.tokenizer) if self.tokenizer else None
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -95,7 +96,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embed = (PromptEmbedding(cfg.make_tokenizer().num_embeddings, cfg.cond_dim)
+        self.embed = (prompt_embedding(cfg.tokenizer, cfg.cond_dim)
                       if cfg.conditional else None)
         self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh())
         dcgan_init(self.main)
@@ -118,7 +119,7 @@ class Discriminator(nn.Module):
                                        batchnorm=not cfg.spectral_norm, sn=cfg.spectral_norm)
         head = nn.Conv2d(ch, 1, 4, 1, 0, bias=False)
         self.head = _sn(head) if cfg.spectral_norm else head
-        self.embed = (PromptEmbedding(cfg.make_tokenizer().num_embeddings, ch)
+        self.embed = (prompt_embedding(cfg.tokenizer, ch)
                       if cfg.conditional else None)
         dcgan_init(self.features)
         dcgan_init(self.head)

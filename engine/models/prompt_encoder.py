@@ -90,7 +90,7 @@ class PromptTokenizer:
                 "weights": torch.tensor(weights, dtype=torch.float32)}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vocab": self.vocab, "buckets": self.buckets, "ngram": self.ngram}
+        return {"kind": "hashed", "vocab": self.vocab, "buckets": self.buckets, "ngram": self.ngram}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PromptTokenizer":
@@ -107,3 +107,32 @@ class PromptEmbedding(nn.Module):
 
     def forward(self, prompt: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.table(prompt["ids"], prompt["offsets"], per_sample_weights=prompt["weights"])
+
+
+class FeatureProjection(nn.Module):
+    """For fixed sentence vectors (the MiniLM encoder): a learned linear map to ``dim``."""
+
+    def __init__(self, features: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(features, dim)
+
+    def forward(self, prompt: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.proj(prompt["features"])
+
+
+def make_prompt_encoder(spec: dict[str, Any]) -> Any:
+    """The text side of a model config's ``tokenizer`` entry: hashed n-grams or MiniLM."""
+    if spec.get("kind") == "minilm":
+        from engine.models.minilm import MiniLMPromptEncoder
+
+        return MiniLMPromptEncoder()
+    return PromptTokenizer.from_dict(spec)
+
+
+def prompt_embedding(spec: dict[str, Any], dim: int) -> nn.Module:
+    """The learned side: an embedding table, or a projection of fixed sentence vectors."""
+    if spec.get("kind") == "minilm":
+        from engine.models.minilm import MiniLMPromptEncoder
+
+        return FeatureProjection(MiniLMPromptEncoder.dim, dim)
+    return PromptEmbedding(PromptTokenizer.from_dict(spec).num_embeddings, dim)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from engine.models.gan import dcgan_init, down_stack, up_stack
-from engine.models.prompt_encoder import PromptEmbedding, PromptTokenizer
+from engine.models.prompt_encoder import make_prompt_encoder, prompt_embedding
 
 
 @dataclass
@@ -44,8 +44,9 @@ class VaeConfig:
     def from_dict(cls, d: dict[str, Any]) -> "VaeConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
-    def make_tokenizer(self) -> PromptTokenizer | None:
-        return PromptTokenizer.from_dict(self.tokenizer) if self.tokenizer else None
+    def make_tokenizer(self) -> Any:
+        """The prompt encoder (PromptTokenizer or MiniLMPromptEncoder), None if unconditional."""
+        return make_prompt_encoder(self.tokenizer) if self.tokenizer else None
 
 
 class VAE(nn.Module):
@@ -55,7 +56,7 @@ class VAE(nn.Module):
     def __init__(self, cfg: VaeConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embed = (PromptEmbedding(cfg.make_tokenizer().num_embeddings, cfg.cond_dim)
+        self.embed = (prompt_embedding(cfg.tokenizer, cfg.cond_dim)
                       if cfg.conditional else None)
         self.enc, ch = down_stack(cfg.channels, cfg.width, cfg.n_up)
         self.to_stats = nn.Linear(ch * 16 + cfg.cond_dim, 2 * cfg.nz)

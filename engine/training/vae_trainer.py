@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from engine.models.prompt_encoder import PromptTokenizer
+from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.vae import VAE, VaeConfig
 from engine.models.weights import save_model
 from engine.training import checkpoint as ckpt
 from engine.training.data import ImageSet, prompt_variants
-from engine.training.gan_trainer import pick_device, step_generator
+from engine.training.gan_trainer import new_prompt_encoder, pick_device, step_generator
 from engine.training.grids import save_grid
 from engine.training.losses import kl_weight, vae_loss
 
@@ -32,6 +32,7 @@ class VaeTrainConfig:
     nz: int = 64
     width: int = 32
     cond_dim: int = 64
+    prompt_encoder: str = "hashed"
     beta: float = 1.0
     kl_warmup: int = 2000
     recon: str = "bce"
@@ -51,11 +52,11 @@ class VaeTrainer:
         self.device = pick_device(cfg.device)
         self.out = Path(cfg.out)
         stem = self.out / "checkpoint"
-        tokenizer = (PromptTokenizer.from_captions(data.captions + sorted(set(data.categories)))
+        tokenizer = (new_prompt_encoder(cfg.prompt_encoder, data.captions + sorted(set(data.categories)))
                      if cfg.cond_dim > 0 else None)
         if resume and stem.with_suffix(".json").exists():
             tensors, meta = ckpt.load_checkpoint(stem)
-            tokenizer = PromptTokenizer.from_dict(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
+            tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
         self.tokenizer = tokenizer
         self.model_cfg = VaeConfig(size=cfg.size, channels=cfg.channels, nz=cfg.nz, width=cfg.width,
                                    cond_dim=cfg.cond_dim if tokenizer else 0,

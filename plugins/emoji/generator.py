@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from engine import sdk
+from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.weights import load_model, sha256_file
 
 HERE = Path(__file__).resolve().parent
@@ -64,9 +65,7 @@ class EmojiGenerator(sdk.Generator):
         for kind in self.available():
             module, config = load_model(self.weights_dir / kind, device)
             self.models[kind] = (module, config)
-            from engine.models.prompt_encoder import PromptTokenizer
-
-            self.tokenizers[kind] = PromptTokenizer.from_dict(config["tokenizer"]) if config.get("tokenizer") else None
+            self.tokenizers[kind] = make_prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
 
