@@ -16,12 +16,11 @@ the value given (never for secrets). Secrets are SecretStr: repr and logs show *
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from aigc.config_file import ConfigError, load_toml_table
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -31,10 +30,6 @@ from bot.store.database import StoreConfigError, normalize_store_url
 TOML_TABLE = "bot"
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8700"
 STORE_FILE = "aigc-bot.sqlite3"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message has one line per problem."""
 
 
 def _url_with_schemes(*schemes: str) -> Any:
@@ -154,23 +149,6 @@ class _BotTomlTable(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._data)
-
-
-def load_toml_table(table: str) -> dict[str, Any]:
-    path = os.environ.get("AIGC_CONFIG")
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"AIGC_CONFIG: file {path!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"AIGC_CONFIG: {path!r} is not valid TOML: {e}") from None
-    section = data.get(table, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"AIGC_CONFIG: [{table}] must be a table")
-    return section
 
 
 _ENV_NAME = {name: next(a for a in info.validation_alias.choices if isinstance(a, str))  # type: ignore[union-attr]

@@ -5,17 +5,12 @@ Every bad value stops start-up with a line naming the variable and the rule.
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from aigc.config_file import ConfigError, load_toml_table
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-
-
-class ConfigError(Exception):
-    """A configuration value is invalid; the message lists every problem, one per line."""
 
 
 class _TomlTable(PydanticBaseSettingsSource):
@@ -30,23 +25,6 @@ class _TomlTable(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
-
-
-def load_toml_table(table: str) -> dict[str, Any]:
-    path = os.environ.get("AIGC_CONFIG")
-    if not path:
-        return {}
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"AIGC_CONFIG: file {path!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"AIGC_CONFIG: {path!r} is not valid TOML: {e}") from None
-    section = data.get(table, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"AIGC_CONFIG: [{table}] must be a table")
-    return section
 
 
 class EngineSettings(BaseSettings):
