@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from aigc.config_file import ConfigError, load_toml_table
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from aigc.config_file import ConfigError, load_toml_table
 
 from bot.store.database import StoreConfigError, normalize_store_url
 

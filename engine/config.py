@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from aigc.config_file import ConfigError, load_toml_table
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from aigc.config_file import ConfigError, load_toml_table
 
 
 class _TomlTable(PydanticBaseSettingsSource):
