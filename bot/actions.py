@@ -62,7 +62,8 @@ async def handle(bot: "AigcBot", it: discord.Interaction, bid: ButtonId) -> None
 
 async def start_follow_up(bot: "AigcBot", it: discord.Interaction, spec: CommandSpec, record: JobRecord,
                           bid: ButtonId, options: dict[str, Any]) -> None:
-    await it.response.defer(thinking=True)  # acknowledge first; a new message will hold the result
+    # Acknowledge first; a new message will hold the result (ephemeral where held for review).
+    await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
     await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0)))
 
 

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, builtin_commands, generation
+from bot import actions, builtin_commands, generation, moderation
 from bot.catalog_commands import catalog_commands, command_payload, interaction_options, payload_hash
 from bot.community import Community
 from bot.config import BotSettings
@@ -87,6 +87,7 @@ class AigcBot(commands.AutoShardedBot):
         await self.tree.set_translator(Translator())
         self.add_dynamic_items(ActionButton)
         builtin_commands.register(self)
+        await moderation.register(self)
         try:
             await self.refresh_catalog()
         except EngineClientError as e:  # the engine may start later; polling picks it up
@@ -165,7 +166,8 @@ class AigcBot(commands.AutoShardedBot):
     async def on_catalog_command(self, it: discord.Interaction) -> None:
         data: dict[str, Any] = it.data  # type: ignore[assignment]
         spec = self.catalog_specs[data["name"]]
-        await it.response.defer(thinking=True)  # first, long before Discord's 3 s
+        # First, long before Discord's 3 s; ephemeral where outputs are held for review.
+        await it.response.defer(thinking=True, ephemeral=await self.community.holds_for_review(it))
         values, _ = interaction_options(data)
         await generation.run(self, generation.Request(it, spec, values))
 

@@ -24,7 +24,7 @@ def register(bot: "AigcBot") -> None:
     @tree.command(name="show", description=_("Post a past job again", zh="再次发布之前的任务"))
     @app_commands.describe(job_id=_("The job id (see /jobs)", zh="任务编号（见 /jobs）"))
     async def show(it: discord.Interaction, job_id: str) -> None:
-        await it.response.defer(thinking=True)
+        await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
         record = await bot.store.jobs.get(job_id.strip())
         spec = bot.catalog_specs.get(record.command) if record else None
         if record is None or spec is None or record.seed is None:
@@ -65,7 +65,7 @@ def register(bot: "AigcBot") -> None:
 
     @tree.context_menu(name=_("Make variations", zh="生成变体"))
     async def make_variations(it: discord.Interaction, message: discord.Message) -> None:
-        await it.response.defer(thinking=True)
+        await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
         record = await bot.store.jobs.get_by_result_message(str(message.id))
         spec = bot.catalog_specs.get(record.command) if record else None
         if record is None or spec is None or not any(a.name == "variations" for a in spec.actions):

@@ -2,6 +2,8 @@
 finished result reaches the channel (deliver). Settings come from the scoped settings store."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -10,19 +12,21 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import engine_client as ec
-from bot.generation import TOKEN_SAFE_S, Refused, audit_event, result_files
+from bot.generation import TOKEN_SAFE_S, Refused, result_files
 from bot.i18n import t
 from bot.quota import QuotaExceeded
 from bot.rendering import result_buttons, result_embed
 from bot.scoped_settings import CommunitySettings, SettingsContext
 from bot.store import AuditEvent, Reservation
-from engine.protocol import CommandSpec, JobView
+from engine.protocol import CommandSpec, JobView, PolicyContext
 
 if TYPE_CHECKING:
     from bot.app import AigcBot
 
 log = logging.getLogger("aigc.bot.community")
 DEFAULT_ATTACHMENT_LIMIT = 10 * 2**20
+REVIEW_CACHE_S = 30.0  # how long "does this channel hold outputs for review" is remembered
+REVIEW_LOOKUP_S = 0.5  # the defer waits at most this long for it (Discord allows 3 s in all)
 
 
 @dataclass
@@ -30,6 +34,7 @@ class GateResult:
     reservation: Reservation | None
     visible_mark: bool
     settings: CommunitySettings
+    policy: PolicyContext | None = None
 
 
 def settings_context(it: discord.Interaction) -> SettingsContext:
@@ -49,9 +54,36 @@ def is_moderator(it: discord.Interaction) -> bool:
 class Community:
     def __init__(self, bot: "AigcBot"):
         self.bot = bot
+        self._review_cache: dict[tuple[int, int | None], tuple[float, bool]] = {}
+        self._blocked_notified: dict[str, float] = {}  # user id -> end of the block moderators know of
 
     async def resolve(self, it: discord.Interaction) -> CommunitySettings:
         return await self.bot.scoped.resolve(settings_context(it))
+
+    # ---- review queue ---------------------------------------------------------------
+
+    async def holds_for_review(self, it: discord.Interaction) -> bool:
+        """Whether outputs asked for here go to moderators first (then the deferral is
+        ephemeral). Cached briefly and bounded in time: the defer comes first."""
+        if it.guild_id is None:
+            return False
+        key = (it.guild_id, it.channel_id)
+        hit = self._review_cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        ctx = SettingsContext(guild_id=str(it.guild_id), channel_id=str(it.channel_id) if it.channel_id else None)
+        try:
+            settings = await asyncio.wait_for(self.bot.scoped.resolve(ctx), REVIEW_LOOKUP_S)
+        except asyncio.TimeoutError:
+            log.warning("review setting lookup was slow; deferring publicly", extra={"guild": it.guild_id})
+            return False
+        held = bool(settings.review_enabled and settings.review_channel)
+        self._review_cache[key] = (time.monotonic() + REVIEW_CACHE_S, held)
+        return held
+
+    def forget_review_cache(self, guild_id: int | None = None) -> None:
+        for key in [k for k in self._review_cache if guild_id is None or k[0] == guild_id]:
+            del self._review_cache[key]
 
     async def gate(self, it: discord.Interaction, spec: CommandSpec, *, cost: int) -> GateResult:
         """Checks before anything is submitted; raises Refused with a localized reason."""
@@ -68,22 +100,33 @@ class Community:
             raise Refused(t(it.locale, "role_not_allowed", command=spec.name))
         if spec.nsfw and not _is_nsfw(it.channel):
             raise Refused(t(it.locale, "nsfw_only", command=spec.name))
+        policy = await self.bot.moderation.policy.context(it, settings)
         reservation = None
         if cost > 0:
             try:
                 reservation = await self.bot.quota.reserve(ctx, cost=cost)
             except QuotaExceeded as e:
                 raise Refused(t(it.locale, "quota", message=str(e))) from None
-        return GateResult(reservation, settings.ai_mark_visible, settings)
+        return GateResult(reservation, settings.ai_mark_visible, settings, policy)
 
     async def deliver(self, it: discord.Interaction, spec: CommandSpec, view: JobView, *,
                       started: float) -> discord.Message | None:
-        """Post the result where the interaction was (with the bot token past 14 minutes)."""
+        """Post the result where the interaction was (with the bot token past 14 minutes), or,
+        where the guild holds outputs for review, to the review channel."""
+        settings = await self.resolve(it)
+        if it.guild_id is not None and settings.review_enabled and settings.review_channel:
+            msg = await self.bot.moderation.review.hold(it, spec, view, settings, started)
+            await self.bot.store.audit.append(job_audit(it, spec, view, action="job.done", verdict="held",
+                                                        prompt_storage=settings.prompt_storage))
+            return msg
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
         files, image_name = await result_files(self.bot, view, limit)
         embed = result_embed(view, it.locale, image_name=image_name, requester_mention=it.user.mention)
         buttons = self.bot.result_view(view, spec)
         if time.monotonic() - started < TOKEN_SAFE_S:
+            # The deferred message becomes the result: record it before anyone can see it.
+            original = await it.original_response()
+            await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id), str(original.id))
             msg = await it.edit_original_response(content=None, embed=embed, attachments=files, view=buttons)
         else:
             channel = it.channel if isinstance(it.channel, discord.abc.Messageable) else None
@@ -91,27 +134,82 @@ class Community:
                 channel = await self.bot.fetch_channel(it.channel_id)  # type: ignore[arg-type]
             msg = await channel.send(content=it.user.mention, embed=embed, files=files, view=buttons)  # type: ignore[union-attr]
         await self.bot.store.jobs.set_result_message(view.id, str(msg.channel.id), str(msg.id))
-        settings = await self.resolve(it)
-        await self.bot.store.audit.append(audit_event(it, spec, view, action="job.done",
-                                                      prompt_storage=settings.prompt_storage))
+        await self.bot.store.audit.append(job_audit(it, spec, view, action="job.done",
+                                                    prompt_storage=settings.prompt_storage))
         return msg
 
     async def on_refused(self, it: discord.Interaction, spec: CommandSpec, options: dict[str, Any],
-                         error: Exception) -> None:
-        """Audit refusals (the prompt policy's, the gate's) with the rule, never the hidden term."""
+                         error: Exception) -> str | None:
+        """Audit every job that did not produce a result (refused by the prompt policy, blocked
+        by the engine, gated here, failed) with the rule, never the hidden term. Returns the
+        user's message where it knows better than the generic one (the rule's name)."""
+        settings = await self.resolve(it)
+        message = None
+        blocked_for = None
         if isinstance(error, ec.PromptRefused):
             verdict, reason = "refused", f"{error.category or '?'}:{error.rule or '?'}"
+            label = self.bot.moderation.policy.rule_label(error.rule, it.guild_id, settings)
+            message = t(it.locale, "prompt_refused", rule=label)
+            blocked_for = error.blocked_for_s
+        elif isinstance(error, ec.RequesterBlocked):
+            verdict, reason = "blocked", f"engine block, {error.retry_after_s:.0f}s left"
+            message = t(it.locale, "requester_blocked", minutes=max(1, round(error.retry_after_s / 60)))
+            blocked_for = error.retry_after_s
         elif isinstance(error, Refused):
             verdict, reason = "gated", error.message[:200]
+        elif isinstance(error, ec.EngineClientError) and not isinstance(error, ec.InvalidOption):
+            verdict, reason = "failed", str(error)[:200]
         else:
-            return
+            verdict, reason = ("invalid", str(error)[:200]) if isinstance(error, ec.InvalidOption) else ("error", type(error).__name__)
         prompt = next((v for v in options.values() if isinstance(v, str)), None)
-        settings = await self.resolve(it)
+        action = "job.failed" if verdict in ("failed", "error") else "job.refused"
         await self.bot.store.audit.append(AuditEvent(
-            action="job.refused", actor_id=str(it.user.id),
+            action=action, actor_id=str(it.user.id),
             guild_id=str(it.guild_id) if it.guild_id else None,
             channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
+            job_id=error.job.id if isinstance(error, ec.JobFailed) else None,
             prompt=prompt, prompt_storage=settings.prompt_storage, verdict=verdict, reason=reason))
+        if blocked_for is not None:
+            await self._blocked(it, blocked_for, getattr(error, "rule", None), settings)
+        return message
+
+    async def _blocked(self, it: discord.Interaction, seconds: float, rule: str | None,
+                       settings: CommunitySettings) -> None:
+        """The engine blocked this member after repeated refused prompts: tell moderators once
+        per block (in the mod-log channel) and record it."""
+        user = str(it.user.id)
+        now = time.time()
+        if self._blocked_notified.get(user, 0) > now:
+            return
+        self._blocked_notified[user] = now + seconds
+        minutes = max(1, round(seconds / 60))
+        await self.bot.store.audit.append(AuditEvent(
+            action="policy.blocked", actor_id=None, subject_id=user,
+            guild_id=str(it.guild_id) if it.guild_id else None,
+            channel_id=str(it.channel_id) if it.channel_id else None, verdict="blocked",
+            reason=f"repeated refused prompts; blocked {minutes} min", detail={"seconds": round(seconds),
+                                                                                "last_rule": rule}))
+        if it.guild_id is not None and settings.modlog_channel:
+            label = self.bot.moderation.policy.rule_label(rule, it.guild_id, settings) if rule else "—"
+            await self.bot.moderation.mirror.post(settings.modlog_channel, t(
+                it.guild_locale or "en-US", "modlog_blocked", user=it.user.mention, minutes=minutes,
+                channel=f"<#{it.channel_id}>", rule=label))
+
+
+def job_audit(it: discord.Interaction, spec: CommandSpec, view: JobView, *, action: str,
+              verdict: str = "allowed", prompt_storage: str = "full") -> AuditEvent:
+    """The audit row of a finished job: who, where, what (prompt or its hash), which model made
+    which outputs. Several outputs: output_hash is the sha256 of their hashes, each listed in detail."""
+    prompt = next((v for k, v in view.options.items() if isinstance(v, str)), None)
+    hashes = [a.sha256 for a in view.artifacts]
+    output = hashes[0] if len(hashes) == 1 else (hashlib.sha256(",".join(hashes).encode()).hexdigest()
+                                                 if hashes else None)
+    return AuditEvent(action=action, actor_id=str(it.user.id),
+                      guild_id=str(it.guild_id) if it.guild_id else None,
+                      channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
+                      job_id=view.id, prompt=prompt, prompt_storage=prompt_storage,  # type: ignore[arg-type]
+                      verdict=verdict, model_hash=(view.model.get("sha256") or "")[:64] or None,
+                      output_hash=output, detail={"outputs": hashes, "model": view.model.get("name")})
 
 
 def _is_nsfw(channel: Any) -> bool:

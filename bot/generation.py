@@ -78,6 +78,8 @@ def error_message(e: Exception, locale: Any) -> str:
         return e.message
     if isinstance(e, ec.PromptRefused):
         return t(locale, "prompt_refused", rule=e.rule or "?")
+    if isinstance(e, ec.RequesterBlocked):
+        return t(locale, "requester_blocked", minutes=max(1, round(e.retry_after_s / 60)))
     if isinstance(e, ec.QueueFull):
         return t(locale, "queue_full", retry=e.retry_after_s)
     if isinstance(e, ec.InvalidOption):
@@ -104,7 +106,7 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         reservation = gate.reservation
         job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
                              requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
-                             visible_mark=gate.visible_mark)
+                             visible_mark=gate.visible_mark, policy=gate.policy)
         submitted = await bot.engine.submit(job_req)
         job_id = submitted.id
         await bot.store.jobs.create(NewJob(
@@ -133,8 +135,8 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
             await _safe(bot.store.jobs.update(job_id, status="failed", error={"message": str(e)[:500]}))
         if not isinstance(e, (Refused, ec.EngineClientError)):
             log.exception("generation failed", extra={"interaction": it.id})
-        await bot.community.on_refused(it, req.spec, req.options, e)
-        await send_error(it, error_message(e, req.locale))
+        message = await bot.community.on_refused(it, req.spec, req.options, e)
+        await send_error(it, message or error_message(e, req.locale))
         return None
 
 
