@@ -30,7 +30,8 @@ RULES: list[tuple[str, frozenset[str]]] = [
         teacher judge technologist scientist mechanic artist singer bride groom pregnant
         breast-feeding feeding juggling cartwheel wrestlers dancer dancing runner running
         walking standing kneeling surfer swimmer rowboat bicyclist skier snowboarder
-        golfer sleeping bouncing lifter fencer handball gesturing bowing facepalming shrugging pouting frowning massage haircut
+        golfer sleeping bouncing lifter fencer handball gesturing bowing facepalming shrugging
+        pouting frowning massage haircut
         turban headscarf crown skin tone""".split())),
     ("heart", frozenset({"heart", "hearts"})),
     ("plant", frozenset("""flower tree leaf leaves cactus herb rose tulip blossom seedling clover

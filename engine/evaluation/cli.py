@@ -20,6 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variety", type=float, default=1.0, help="1.0: no truncation")
     parser.add_argument("--data", default=None, help="data set folder (default: built into the cache)")
     parser.add_argument("--judge", default=None, help="judge stem (default: plugins/<plugin>/judge)")
+    parser.add_argument("--judge-epochs", type=int, default=12, help="when the judge must be trained")
+    parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     data = load_image_folder(data_dir)
     judge = Path(args.judge) if args.judge else Path(__file__).resolve().parents[2] / "plugins" / args.plugin / "judge"
-    result = evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, args.seed)
+    result = evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, args.seed,
+                      judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(result))

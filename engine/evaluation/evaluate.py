@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,17 @@ def split(data: ImageSet) -> Split:
                  train_captions=[c for c, h in zip(data.captions, ho.tolist()) if not h])
 
 
-def get_judge(s: Split, stem: Path, log: Any) -> Any:
+def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Any:
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
         if meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]:
             return judge
         log(f"judge at {stem} was trained on another data set; training a new one")
-    judge = train_judge(s.train, s.train_labels, s.classes, log=log)
-    save_judge(judge, stem, {"recipe": "engine.evaluation.judge.train_judge(epochs=12, batch=64, seed=0, lr=2e-3)"})
+    t0 = time.perf_counter()
+    judge = train_judge(s.train, s.train_labels, s.classes, epochs=epochs, log=log)
+    save_judge(judge, stem, {"recipe": f"engine.evaluation.judge.train_judge(epochs={epochs}, batch=64, seed=0, "
+                                       "lr=2e-3) on the training split",
+                             "train_wall_s": round(time.perf_counter() - t0, 1)})
     return judge
 
 
@@ -65,11 +69,14 @@ def generate_images(generator: sdk.Generator, command: str, prompts: list[str], 
 
 
 def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
-             variety: float = 1.0, seed: int = 0, log: Any = None) -> dict[str, Any]:
+             variety: float = 1.0, seed: int = 0, log: Any = None, judge_epochs: int = 12,
+             weights: Path | None = None) -> dict[str, Any]:
+    """``weights``: a folder with the model files to use instead of the plugin's own (the
+    plugin's generator class must take it as its only argument)."""
     log = log or (lambda m: print(m, file=sys.stderr))
     torch.manual_seed(seed)
     s = split(data)
-    judge = get_judge(s, judge_stem, log)
+    judge = get_judge(s, judge_stem, log, judge_epochs)
     k = len(s.classes)
     f_train, _ = judge_outputs(judge, s.train)
     f_ho, pred_ho = judge_outputs(judge, s.held_out)
@@ -84,6 +91,8 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     p = mod.plugin() if callable(mod.plugin) else mod.plugin
     command = p.commands[0]
     gen = next(x for x in p.generators if x.name == command.generator)
+    if weights is not None:
+        gen = type(gen)(Path(weights))
     gen.load("cpu")
     # unconditional quality: prompts drawn like the training captions
     cap_idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc train: {e}", file=sys.stderr)
         return 2
     common = dict(out=args.out, size=args.size, channels=args.channels, epochs=args.epochs,
-                  batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, prompt_encoder=args.prompt_encoder, minutes=args.minutes,
+                  batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, prompt_encoder=args.prompt_encoder,
+                  minutes=args.minutes,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   device=args.device, amp=not args.no_amp, progress=not args.quiet, nz=args.nz)
     if args.lr is not None:

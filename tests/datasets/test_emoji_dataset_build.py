@@ -6,7 +6,7 @@ import json
 import pytest
 from PIL import Image
 
-from engine.datasets.emoji import FontMissing, build_emoji_dataset, caption, find_font
+from engine.datasets.emoji import FontMissing, caption, find_font
 from engine.datasets.emoji_categories import categorize, merge_small
 
 

@@ -78,7 +78,7 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert main(["data", "emoji", str(data), "--limit", "120"]) == 0
     capsys.readouterr()
     rc = main(["eval", "--plugin", "emoji", "--model", "gan", "--samples", "40", "--data", str(data),
-               "--judge", str(tmp_path / "judge"), "--json"])
+               "--judge", str(tmp_path / "judge"), "--judge-epochs", "2", "--json"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("fd_floor", "fd_blur1", "fd_blur2", "fd_model", "precision", "recall", "cond_acc_balanced",
