@@ -34,7 +34,13 @@ async def test_emoji_command_posts_labelled_images_with_buttons(world):
     job = ids[0].split(":")[2]
     assert f"aigc:reroll:{job}" in ids and f"aigc:variations:{job}:1" in ids
     assert f"aigc:details:{job}" in ids and f"aigc:delete:{job}" in ids and f"aigc:morph:{job}:0" in ids
-    data = world.emu.attachment_bytes(msg["attachments"][1]) if hasattr(world.emu, "attachment_bytes") else None
-    record = await world.bot.store.jobs.get(job)
+    async def recorded():  # the record is updated right after the message is edited
+        r = await world.bot.store.jobs.get(job)
+        return r if r.result_message_id else None
+    record = await world.eventually(recorded)
     assert record.status == "done" and record.seed == 42 and record.result_message_id == str(msg["id"])
     assert [a.index for a in record.artifacts] == [0, 1]
+    png = world.emu.world.files[int(msg["attachments"][1]["id"])].data
+    from engine.labels import read_labels
+    labels = read_labels(png)
+    assert labels["ai_generated"] is True and labels["provenance"]["job"] == job
