@@ -123,12 +123,21 @@ class Community:
         files, image_name = await result_files(self.bot, view, limit)
         embed = result_embed(view, it.locale, image_name=image_name, requester_mention=it.user.mention)
         buttons = self.bot.result_view(view, spec)
+        msg = None
         if time.monotonic() - started < TOKEN_SAFE_S:
-            # The deferred message becomes the result: record it before anyone can see it.
-            original = await it.original_response()
-            await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id), str(original.id))
-            msg = await it.edit_original_response(content=None, embed=embed, attachments=files, view=buttons)
-        else:
+            try:
+                # The deferred message becomes the result: record it before anyone can see it.
+                original = await it.original_response()
+                await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id), str(original.id))
+                msg = await it.edit_original_response(content=None, embed=embed, attachments=files, view=buttons)
+            except discord.HTTPException as e:
+                if e.status not in (401, 404):  # 401 50027: the interaction token has expired
+                    raise
+                log.info("interaction token no longer valid; delivering with the bot token",
+                         extra={"job": view.id, "code": e.code})
+                for f in files:
+                    f.reset()
+        if msg is None:
             channel = it.channel if isinstance(it.channel, discord.abc.Messageable) else None
             if channel is None:
                 channel = await self.bot.fetch_channel(it.channel_id)  # type: ignore[arg-type]
