@@ -111,6 +111,8 @@ async def apply_retention(bot: "AigcBot") -> dict[str | None, Any]:
         settings = await bot.scoped.resolve(SettingsContext(guild_id=gid))
         out[gid] = await bot.store.apply_retention(gid, older_than_days=settings.retention_days,
                                                    prompt_storage=settings.prompt_storage)
+        if gid is not None and out[gid].total:
+            await bot.moderation.mirror.mirror_latest(gid, "retention.applied")  # type: ignore[attr-defined]
     return out
 
 

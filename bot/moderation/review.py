@@ -170,6 +170,7 @@ class ReviewQueue:
             await it.followup.send(t(it.locale, "review_already", status=item.status.value,
                                      moderator=f"<@{item.moderator_id}>"), ephemeral=True)
             return
+        await self.bot.moderation.mirror.mirror_latest(item.guild_id, f"review.{item.status.value}")  # type: ignore[attr-defined]
         waiting = self._waiting.pop(job_id, None)
         locale = waiting.interaction.locale if waiting else (it.guild_locale or "en-US")
         published = None

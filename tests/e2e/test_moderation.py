@@ -156,3 +156,22 @@ def _ctx(world):
     from bot.scoped_settings import SettingsContext
 
     return SettingsContext(guild_id=str(world.guild))
+
+
+async def test_every_job_is_audited_and_failures_refund(world):
+    modlog = world.emu.create_channel(world.guild, "mod-log").id
+    await mod(world, "mod modlog", {"channel": modlog})
+    await world.result(await world.slash("emoji", {"prompt": "cat face", "count": 2, "seed": 9}))
+    await world.audit_actions("job.done")
+    (done,) = await world.bot.store.audit.query(guild_id=str(world.guild), action="job.done")
+    assert (done.actor_id, done.command, done.prompt, done.verdict) == (str(world.alice), "emoji", "cat face", "allowed")
+    assert len(done.model_hash) == 64 and len(done.output_hash) == 64 and len(done.detail["outputs"]) == 2
+    before = await daily_used(world, world.alice)
+    await world.engine.stop()
+    err = await world.error(await world.slash("emoji", {"prompt": "dog"}), timeout=60)
+    assert "unreachable" in err
+    assert await daily_used(world, world.alice) == before  # refunded
+    (failed,) = await world.bot.store.audit.query(guild_id=str(world.guild), action="job.failed")
+    assert failed.verdict == "failed" and failed.prompt == "dog"
+    posted = await world.emu.wait_for_message(modlog, lambda m: "`job.failed`" in m["content"], 10)
+    assert "dog" not in posted["content"] and f"<@{world.alice}>" in posted["content"]

@@ -67,7 +67,8 @@ async def test_held_output_is_published_only_when_a_moderator_approves(world):
     (decision,) = await world.bot.store.audit.query(guild_id=str(world.guild), action="review.approved")
     assert (decision.actor_id, decision.subject_id, decision.job_id) == (str(world.mod), str(world.alice), job)
     held_row = await world.bot.store.audit.query(guild_id=str(world.guild), action="job.done", job_id=job)
-    assert held_row[0].verdict == "held" and held_row[0].output_hash
+    assert held_row[0].verdict == "held" and held_row[0].output_hash and len(held_row[0].model_hash) == 64
+    assert held_row[0].prompt == "cat face" and held_row[0].command == "emoji"
     # The published result's buttons work like any result's.
     out = await reply(world, await world.emu.click(int(published["id"]), f"aigc:details:{job}", world.alice))
     assert job in out
