@@ -127,8 +127,12 @@ class Community:
         if time.monotonic() - started < TOKEN_SAFE_S:
             try:
                 # The deferred message becomes the result: record it before anyone can see it.
-                original = await it.original_response()
-                await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id), str(original.id))
+                try:
+                    original = await it.original_response()
+                    await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id),
+                                                                 str(original.id))
+                except discord.HTTPException:
+                    pass  # the edit says whether the token still works
                 msg = await it.edit_original_response(content=None, embed=embed, attachments=files, view=buttons)
             except discord.HTTPException as e:
                 if e.status not in (401, 404):  # 401 50027: the interaction token has expired
