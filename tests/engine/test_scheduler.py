@@ -158,3 +158,21 @@ def test_round_robin_order_matches_dispatch():
     while (got := rr.take_one()) is not None:
         taken.append((got[0].id, got[1]))
     assert taken == predicted == [("a-3", 0), ("b-1", 0), ("c-2", 0), ("a-3", 1), ("c-2", 1), ("a-3", 2)]
+
+
+async def test_bounded_queue_delay_fills_a_preferred_batch(engine_factory):
+    """With max_queue_delay_ms, an idle generator waits (bounded) to fill a preferred batch."""
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    plugin, gen = make_probe_plugin()
+    gen.preferred_batch_sizes = (4,)
+    h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False, max_queue_delay_ms=300)
+    ids = [(await h.submit(body(f"d{i}", user=f"d{i}")))["id"] for i in range(4)]
+    for i in ids:
+        await h.wait_done(i)
+    assert [len(b) for b in gen.batches] == [4]
+    # A lone job still runs once the delay has passed.
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await h.wait_done((await h.submit(body("alone")))["id"])
+    assert 0.25 <= loop.time() - t0 < 5 and [len(b) for b in gen.batches] == [4, 1]
