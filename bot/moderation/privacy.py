@@ -32,6 +32,7 @@ log = logging.getLogger("aigc.bot.moderation.privacy")
 _ = app_commands.locale_str
 FORGET_PATTERN = r"aigc-forget:(?P<user>[0-9]{1,20})"
 RETENTION_INTERVAL_S = 6 * 3600.0
+RETENTION_FIRST_AFTER_S = 120.0
 
 
 class ForgetButton(discord.ui.DynamicItem[discord.ui.Button], template=FORGET_PATTERN):
@@ -116,11 +117,14 @@ async def apply_retention(bot: "AigcBot") -> dict[str | None, Any]:
     return out
 
 
-async def retention_loop(bot: "AigcBot", interval_s: float = RETENTION_INTERVAL_S) -> None:
+async def retention_loop(bot: "AigcBot", interval_s: float = RETENTION_INTERVAL_S,
+                         first_after_s: float = RETENTION_FIRST_AFTER_S) -> None:
+    """A pass shortly after start-up (not during it), then every ``interval_s``."""
     await bot.wait_until_ready()
+    await asyncio.sleep(first_after_s)
     while True:
         try:
-            await apply_retention(bot)
+            await apply_retention(bot)  # each guild's pass is one transaction: a shutdown loses nothing
         except Exception:
             log.exception("retention pass failed")
         await asyncio.sleep(interval_s)
