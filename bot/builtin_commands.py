@@ -30,6 +30,9 @@ def register(bot: "AigcBot") -> None:
         if record is None or spec is None or record.seed is None:
             await generation.send_error(it, t(it.locale, "unknown_job", job=job_id))
             return
+        if not await bot.community.may_republish(record.id):  # held or rejected by moderators
+            await generation.send_error(it, t(it.locale, "not_approved", job=record.id))
+            return
         # (command, options, seed) describe the job: asking again gives the same outputs.
         await generation.run(bot, Request(it, spec, _without_job_fields(spec, record.options),
                                           seed=record.seed, count=record.count), charge=False)

@@ -81,6 +81,11 @@ class Community:
         self._review_cache[key] = (time.monotonic() + REVIEW_CACHE_S, held)
         return held
 
+    async def may_republish(self, job_id: str) -> bool:
+        """A job that went through review may be posted again only if it was approved."""
+        item = await self.bot.store.reviews.get_by_job(job_id)
+        return item is None or item.status.value == "approved"
+
     def forget_review_cache(self, guild_id: int | None = None) -> None:
         for key in [k for k in self._review_cache if guild_id is None or k[0] == guild_id]:
             del self._review_cache[key]
@@ -202,9 +207,10 @@ class Community:
             channel_id=str(it.channel_id) if it.channel_id else None, verdict="blocked",
             reason=f"repeated refused prompts; blocked {minutes} min", detail={"seconds": round(seconds),
                                                                                 "last_rule": rule}))
-        if it.guild_id is not None and settings.modlog_channel:
+        notify = settings.modlog_channel or settings.review_channel  # moderators read one of them
+        if it.guild_id is not None and notify:
             label = self.bot.moderation.policy.rule_label(rule, it.guild_id, settings) if rule else "—"
-            await self.bot.moderation.mirror.post(settings.modlog_channel, t(
+            await self.bot.moderation.mirror.post(notify, t(
                 it.guild_locale or "en-US", "modlog_blocked", user=it.user.mention, minutes=minutes,
                 channel=f"<#{it.channel_id}>", rule=label))
 

@@ -114,6 +114,11 @@ async def test_mod_commands_need_manage_server_also_at_run_time(world):
         await world.slash("mod rules list")
     cmd = world.emu.world.commands.find(world.guild, "mod", 1)
     assert int(cmd["default_member_permissions"]) == MANAGE_GUILD and cmd["dm_permission"] is False
+    assert cmd["description_localizations"]["zh-CN"] == "审核管理"
+    rules = next(o for o in cmd["options"] if o["name"] == "rules")
+    assert {o["name"] for o in rules["options"]} == {"add", "remove", "list", "test"}
+    names = {c["name"] for c in world.emu.commands(world.guild)}
+    assert {"mod", "quota", "privacy", "forget-me", "verify"} <= names
     open_command_to_everyone(world, "mod")
     for command, options in (("mod rules add", {"id": "x", "keywords": "y"}), ("mod ban", {"user": world.mod}),
                              ("mod purge", {"user": world.mod}), ("mod review on", {}), ("mod audit", {})):

@@ -89,9 +89,12 @@ async def test_rejected_output_is_never_published_and_the_reason_reaches_the_req
     assert "Rejected by" in marked.content and "off-topic here" in marked.content and not marked.components
     (decision,) = await world.bot.store.audit.query(guild_id=str(world.guild), action="review.rejected")
     assert decision.reason == "off-topic here" and decision.actor_id == str(world.mod)
-    # Review off: results are published directly again, publicly deferred.
+    # Review off: results are published directly again, publicly deferred; the rejected
+    # output cannot be brought back with /show.
     assert "published directly" in await mod(world, "mod review off")
     await world.result(await world.slash("emoji", {"prompt": "sun", "seed": 8}))
+    assert "was not approved" in await world.error(await world.slash("show", {"job_id": job}))
+    assert len(public_results(world)) == 1
 
 
 async def test_review_buttons_and_reason_form_survive_a_restart(world):
