@@ -167,6 +167,7 @@ def register(bot: "AigcBot") -> None:
                         inline=False)
         embed.set_footer(text=t(it.locale, "rules_global"))
         await it.followup.send(embed=embed, ephemeral=True)
+        await audit(it, "mod.rules.list", detail={"command": "/mod rules list"})
 
     @rules.command(name="test", description=_("Check a text against the rules in force here", zh="用生效规则检查一段文字"))
     @app_commands.describe(text=_("The text to check", zh="要检查的文字"))
@@ -183,6 +184,9 @@ def register(bot: "AigcBot") -> None:
             msg = t(it.locale, "rule_test_refused", rule=label, category=verdict.category or "?",
                     normalized=verdict.normalized[:500])
         await it.followup.send(msg, ephemeral=True)
+        await audit(it, "mod.rules.test", prompt=text, prompt_storage=settings.prompt_storage,
+                    verdict="allowed" if verdict.allowed else "refused", reason=verdict.rule,
+                    detail={"command": "/mod rules test"})
 
     # ---- /mod review ----------------------------------------------------------------
 
@@ -240,6 +244,7 @@ def register(bot: "AigcBot") -> None:
         g = str(it.guild_id)
         if setting is None:
             await _reply(it, embed=await _limits_embed(bot, it))
+            await audit(it, "mod.limits.view", detail={"command": "/mod limits"})
             return
         targets = [(Scope.role, role), (Scope.user, member), (Scope.channel, channel)]
         chosen = [(s, x) for s, x in targets if x is not None]

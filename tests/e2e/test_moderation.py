@@ -62,7 +62,10 @@ async def test_guild_rule_refuses_prompts_naming_the_rule_and_costs_no_quota(wor
     await world.result(await world.slash("emoji", {"prompt": "the endings", "seed": 1}))
     assert "no rule `nope`" in await mod(world, "mod rules remove", {"id": "nope"})
     acts = await world.audit_actions("job.done")
-    assert {"mod.rules.add", "mod.rules.remove", "job.refused", "job.done"} <= set(acts)
+    assert {"mod.rules.add", "mod.rules.remove", "mod.rules.list", "mod.rules.test", "job.refused",
+            "job.done"} <= set(acts)
+    tested = await world.bot.store.audit.query(guild_id=str(world.guild), action="mod.rules.test")
+    assert [(r.verdict, r.reason) for r in tested] == [("allowed", None), ("refused", "spoilers")]
 
 
 async def test_bad_rule_definitions_say_which_field(world):

@@ -32,6 +32,11 @@ async def test_limits_view_set_override_and_errors(world):
     out = await mod(world, "mod limits", {"setting": "max_concurrent_per_guild", "value": "3",
                                           "member": world.alice})
     assert "Not changed: max_concurrent_per_guild: can be set for the server only" in out
+    patrons = world.emu.create_role(world.guild, "patrons", 0)
+    out = await mod(world, "mod limits", {"setting": "daily_quota", "value": "500", "role": patrons.id})
+    assert f"`daily_quota` = 500 for <@&{patrons.id}>" in out
+    assert "role/member/channel: give at most one" in await mod(
+        world, "mod limits", {"setting": "daily_quota", "value": "5", "role": patrons.id, "member": world.alice})
     out = await mod(world, "mod limits", {"setting": "daily_quota", "value": "1", "member": world.alice})
     assert f"`daily_quota` = 1 for <@{world.alice}>" in out
     assert f"<@{world.alice}> daily_quota = 1" in await mod(world, "mod limits")
@@ -44,7 +49,9 @@ async def test_limits_view_set_override_and_errors(world):
     quota = await reply(world, await world.slash("quota"))
     assert "Today: 99 of 100 outputs left (1 used)" in quota and "Running in this server: 0" in quota
     rows = await world.bot.store.audit.query(guild_id=str(world.guild), action="mod.limits")
-    assert [r.detail["value"] for r in rows] == ["reset", 1]
+    assert [r.detail["value"] for r in rows] == ["reset", 1, 500]
+    assert rows[-1].detail["scope"] == "role" and rows[-1].detail["scope_id"] == str(patrons.id)
+    assert await world.bot.store.audit.query(guild_id=str(world.guild), action="mod.limits.view")
 
 
 async def test_audit_is_filtered_and_truncated(world):
