@@ -199,6 +199,13 @@ def register(bot: "AigcBot") -> None:
         if target is None:
             await _reply(it, t(it.locale, "review_needs_channel"))
             return
+        try:  # the queue is useless if the bot cannot post there: find out now, not with a job
+            await bot.get_partial_messageable(int(target), guild_id=it.guild_id).send(
+                t(it.guild_locale or "en-US", "review_hello", moderator=it.user.mention),
+                allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as e:
+            await _reply(it, t(it.locale, "review_channel_closed", channel=f"<#{target}>", error=e.text or e.status))
+            return
         await bot.scoped.set("review_channel", target, guild_id=g)
         await bot.scoped.set("review_enabled", True, guild_id=g)
         bot.community.forget_review_cache(it.guild_id)

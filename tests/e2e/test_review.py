@@ -42,6 +42,8 @@ async def held(world, prompt: str, seed: int) -> tuple[object, dict, str]:
 
 async def test_held_output_is_published_only_when_a_moderator_approves(world):
     assert "held for review" in await mod(world, "mod review on", {"channel": review_channel(world)})
+    hello = world.emu.messages(review_channel(world))[0]
+    assert "held here for review" in hello["content"] and f"<@{world.mod}>" in hello["content"]
     rec, post, job = await held(world, "cat face", 5)
     (embed,) = post["embeds"]
     assert "AI-generated" in embed["title"] and "AI-generated" in embed["footer"]["text"]
@@ -125,3 +127,4 @@ def _ctx(world):
     from bot.scoped_settings import SettingsContext
 
     return SettingsContext(guild_id=str(world.guild))
+
