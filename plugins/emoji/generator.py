@@ -1,8 +1,11 @@
 """The emoji generator: a conditional DCGAN (and a conditional VAE) served per item.
 
 Determinism: latents come from sdk.normal seeded by (seed, index), never from global RNG
-state, and each item's condition is computed on its own; the batched forward pass is
-checked to give the same pixels as a batch of one.
+state, and each item's condition is computed on its own. The network always runs on
+micro-batches of exactly CHUNK rows (zero-padded): CPU convolution kernels are chosen by
+shape, and a batch of 3 can round differently from a batch of 1 (seen with the trained
+weights: 1-ulp differences that flipped uint8 pixels). With one fixed shape, a row's result
+depends neither on its position nor on its neighbours, so alone == inside any batch.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from engine.models.weights import load_model, sha256_file
 HERE = Path(__file__).resolve().parent
 MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two prompts
 VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's latent
+CHUNK = 8  # the one batch shape the networks ever see
 
 
 def truncated_latent(nz: int, seed: int, index: int, variety: float) -> torch.Tensor:
@@ -116,19 +120,34 @@ class EmojiGenerator(sdk.Generator):
             return module.decode(z, cond)
         return (module(z, cond=cond) + 1.0) / 2.0
 
+    def _decode_fixed(self, kind: str, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Decode any number of rows in zero-padded micro-batches of exactly CHUNK rows."""
+        out = []
+        for start in range(0, z.shape[0], CHUNK):
+            zc = z[start:start + CHUNK]
+            n = zc.shape[0]
+            pad = CHUNK - n
+            if pad:
+                zc = torch.cat([zc, zc.new_zeros(pad, zc.shape[1])])
+            cc = cond[start:start + CHUNK] if cond is not None else None
+            if cc is not None and pad:
+                cc = torch.cat([cc, cc.new_zeros(pad, cc.shape[1])])
+            out.append(self._decode(kind, zc, cc)[:n])
+        return torch.cat(out)
+
     def generate(self, items: list[sdk.Item]) -> list[sdk.Output]:
-        """One forward pass per model kind for the whole batch. Per-sample results of these
-        convolutions do not depend on the batch (eval-mode BatchNorm, no cross-sample ops);
-        tests/engine/test_determinism.py checks alone == in batch, pixel for pixel."""
+        """Items grouped by model kind, decoded in fixed-shape micro-batches (see above);
+        tests/plugins/test_emoji_plugin.py and tests/engine/test_determinism.py check
+        alone == in batch, pixel for pixel."""
         with torch.inference_mode():
             prepared = [self._prepare(item) for item in items]
             outputs: list[sdk.Output | None] = [None] * len(items)
-            for kind in {p[0] for p in prepared}:
+            for kind in sorted({p[0] for p in prepared}):
                 idx = [i for i, p in enumerate(prepared) if p[0] == kind]
                 z = torch.cat([prepared[i][1] for i in idx])
                 conds = [prepared[i][2] for i in idx]
                 cond = None if conds[0] is None else torch.cat(conds)  # type: ignore[arg-type]
-                x = self._decode(kind, z, cond).float().cpu()
+                x = self._decode_fixed(kind, z, cond).float().cpu()
                 for row, i in enumerate(idx):
                     outputs[i] = sdk.Output(data=to_image(x[row:row + 1]), meta=prepared[i][3])
             return outputs  # type: ignore[return-value]
