@@ -141,6 +141,7 @@ def register(bot: "AigcBot") -> None:
     @rules.command(name="remove", description=_("Remove a prompt rule", zh="删除提示词规则"))
     @app_commands.describe(id=_("Rule id", zh="规则编号"))
     async def rules_remove(it: discord.Interaction, id: str) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         ctx = SettingsContext(guild_id=str(it.guild_id))
         existing = list(await bot.scoped.get("prompt_rules", ctx))
         kept = [r for r in existing if r.get("id") != id.strip()]
@@ -193,6 +194,7 @@ def register(bot: "AigcBot") -> None:
     @review.command(name="on", description=_("Hold outputs for moderator review", zh="开启输出审核"))
     @app_commands.describe(channel=_("Where moderators review (kept if not given)", zh="审核频道（不填则沿用）"))
     async def review_on(it: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         g = str(it.guild_id)
         current = await bot.scoped.get("review_channel", SettingsContext(guild_id=g))
         target = str(channel.id) if channel else current
@@ -214,6 +216,7 @@ def register(bot: "AigcBot") -> None:
 
     @review.command(name="off", description=_("Publish outputs directly", zh="关闭输出审核"))
     async def review_off(it: discord.Interaction) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         await bot.scoped.set("review_enabled", False, guild_id=str(it.guild_id))
         bot.community.forget_review_cache(it.guild_id)
         await audit(it, "mod.review.off", detail={"command": "/mod review off"})
@@ -223,6 +226,7 @@ def register(bot: "AigcBot") -> None:
     @mod.command(name="modlog", description=_("Mirror the audit log to a channel", zh="把审计日志同步到频道"))
     @app_commands.describe(channel=_("The mod-log channel (empty: stop mirroring)", zh="日志频道（留空：停止同步）"))
     async def modlog(it: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         g = str(it.guild_id)
         if channel is None:
             await bot.scoped.clear("modlog_channel", guild_id=g)
@@ -248,6 +252,7 @@ def register(bot: "AigcBot") -> None:
                                       "max_concurrent_per_guild"] | None = None,
                      value: str | None = None, role: discord.Role | None = None,
                      member: discord.User | None = None, channel: discord.TextChannel | None = None) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         g = str(it.guild_id)
         if setting is None:
             await _reply(it, embed=await _limits_embed(bot, it))
@@ -287,6 +292,7 @@ def register(bot: "AigcBot") -> None:
                            reason=_("Why", zh="原因"))
     async def ban(it: discord.Interaction, user: discord.User, duration: str | None = None,
                   reason: str | None = None) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         try:
             expires = bot.store.now() + parse_duration(duration, "duration") if duration else None
         except InputError as e:
@@ -301,6 +307,7 @@ def register(bot: "AigcBot") -> None:
     @mod.command(name="unban", description=_("Let a member generate again", zh="解除生成禁令"))
     @app_commands.describe(user=_("The member", zh="成员"))
     async def unban(it: discord.Interaction, user: discord.User) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         lifted = await bot.store.bans.unban(str(it.guild_id), str(user.id), moderator_id=str(it.user.id))
         if lifted:
             await bot.moderation.mirror.mirror_latest(str(it.guild_id), "mod.unban")
