@@ -81,3 +81,16 @@ async def test_purge_deletes_a_members_messages_and_records(world):
     assert len(await world.bot.store.jobs.list_for_user(str(world.mod))) == 1
     (row,) = await world.bot.store.audit.query(guild_id=str(world.guild), action="mod.purge")
     assert (row.actor_id, row.subject_id, row.reason) == (str(world.mod), str(world.alice), "spam")
+
+
+async def test_every_moderation_interaction_is_acknowledged_in_time(world):
+    for command, options in (("mod limits", {}), ("mod rules list", {}), ("mod audit", {}),
+                             ("mod ban", {"user": world.alice}), ("mod unban", {"user": world.alice}),
+                             ("mod review off", {}), ("mod modlog", {})):
+        rec = await world.slash(command, options, user=world.mod)
+        await world.emu.wait_messages(rec, 1, timeout=15)
+        assert rec.response_type == 5 and rec.ack_ms < 1000, (command, rec.response_type, rec.ack_ms)
+    for command in ("quota", "privacy", "forget-me"):
+        rec = await world.slash(command)
+        await world.emu.wait_messages(rec, 1, timeout=15)
+    assert world.emu.ack_stats()["missed_deadlines"] == 0
