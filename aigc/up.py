@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-async def _wait_engine(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+async def wait_engine_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    """Poll the engine's /readyz until it answers 200 (or the process dies, or time runs out)."""
     end = time.monotonic() + timeout
     async with aiohttp.ClientSession() as s:
         while time.monotonic() < end:
-            if proc.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"the engine exited with code {proc.returncode}")
             try:
                 async with s.get(f"{url}/readyz") as r:
@@ -46,7 +47,7 @@ async def _wait_engine(url: str, proc: subprocess.Popen, timeout: float = 180) -
                         return
             except aiohttp.ClientError:
                 pass
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.2)
     raise TimeoutError("the engine did not become ready")
 
 
@@ -66,7 +67,7 @@ async def _up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await _wait_engine(engine_url, proc)
+        await wait_engine_ready(engine_url, proc)
         try:
             settings = load_bot_settings(engine_url=[engine_url], engine_token=token)
         except ConfigError as e:

@@ -1,15 +1,13 @@
 """Shared by the benchmarks: a real engine subprocess on loopback."""
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
+from aigc.up import wait_engine_ready as wait_ready  # noqa: F401  (re-exported for the benchmarks)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,17 +29,3 @@ def start_engine(port: int, token: str, data_dir: str, **env_extra: str) -> subp
            "AIGC_LOG_FORMAT": "json", **env_extra}
     return subprocess.Popen([sys.executable, "-m", "aigc.cli", "engine"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_ready(base: str, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < end:
-            try:
-                async with session.get(f"{base}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("engine did not become ready")
