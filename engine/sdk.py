@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:  # torch is imported lazily so that importing the SDK stays ch
 __all__ = [
     "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
-    "REROLL", "VARIATIONS",
+    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "prompt_encoder", "file_sha256",
 ]
 
 # Follow-up actions every command has; plugins may declare more.
@@ -205,3 +206,25 @@ def load_safetensors(path: str, device: str = "cpu") -> dict[str, "torch.Tensor"
     from engine.runtime import load_weights
 
     return load_weights(path, device)
+
+
+def load_model(stem: str | Path, device: str = "cpu") -> tuple["torch.nn.Module", dict[str, Any]]:
+    """A model of the engine's GAN/VAE families from ``stem.json`` + ``stem.safetensors``, in
+    eval() mode on ``device``, with its config (what `aigc train` writes)."""
+    from engine.models.weights import load_model as _load
+
+    return _load(stem, device)
+
+
+def prompt_encoder(spec: dict[str, Any]) -> Any:
+    """The text side of a model config's ``tokenizer`` entry (hashed n-grams or MiniLM)."""
+    from engine.models.prompt_encoder import make_prompt_encoder
+
+    return make_prompt_encoder(spec)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (model_info's weights hash)."""
+    from engine.runtime import file_sha256 as _sha
+
+    return _sha(path)

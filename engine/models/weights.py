@@ -2,7 +2,6 @@
 safetensors cannot run code on load, unlike torch.save/torch.load."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -53,11 +52,3 @@ def load_model(stem: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[s
     module = build(config)
     module.load_state_dict(load_state(stem.with_suffix(".safetensors"), device))
     return module.to(device).eval(), config
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -18,8 +18,6 @@ import torch
 from PIL import Image
 
 from engine import sdk
-from engine.models.prompt_encoder import make_prompt_encoder
-from engine.models.weights import load_model, sha256_file
 
 HERE = Path(__file__).resolve().parent
 MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two prompts
@@ -67,16 +65,16 @@ class EmojiGenerator(sdk.Generator):
     def load(self, device: str) -> None:
         self.device = device
         for kind in self.available():
-            module, config = load_model(self.weights_dir / kind, device)
+            module, config = sdk.load_model(self.weights_dir / kind, device)
             self.models[kind] = (module, config)
-            self.tokenizers[kind] = make_prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
+            self.tokenizers[kind] = sdk.prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
 
     def model_info(self) -> dict[str, str]:
         path = self.weights_dir / "gan.safetensors"
         version = self.models["gan"][1].get("version", "0") if "gan" in self.models else "0"
-        return {"name": "emoji-dcgan", "version": str(version), "sha256": sha256_file(path)}
+        return {"name": "emoji-dcgan", "version": str(version), "sha256": sdk.file_sha256(path)}
 
     # -- one item ---------------------------------------------------------------------
     def _cond(self, kind: str, prompt: str) -> torch.Tensor | None:

@@ -127,3 +127,21 @@ def test_weights_load_from_safetensors_only(tmp_path):
     good = tmp_path / "model.safetensors"
     save_file({"w": torch.ones(2)}, str(good))
     assert load_weights(good)["w"].tolist() == [1.0, 1.0]
+
+
+def test_plugins_import_only_the_sdk_from_the_engine():
+    """Dependencies point one way: a plugin's only engine import is engine.sdk."""
+    import ast
+
+    offenders = []
+    for path in [*(ROOT / "plugins").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.startswith("engine") and name not in ("engine", "engine.sdk"):
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+                if isinstance(node, ast.ImportFrom) and name == "engine" and any(
+                        a.name != "sdk" for a in node.names):
+                    offenders.append(f"{path.relative_to(ROOT)}: from engine import ...")
+    assert offenders == []
