@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variety", type=float, default=1.0, help="1.0: no truncation")
     parser.add_argument("--data", default=None, help="data set folder (default: built into the cache)")
     parser.add_argument("--judge", default=None, help="judge stem (default: plugins/<plugin>/judge)")
-    parser.add_argument("--judge-epochs", type=int, default=12, help="when the judge must be trained")
+    parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
     parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

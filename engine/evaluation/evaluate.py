@@ -43,7 +43,7 @@ def split(data: ImageSet) -> Split:
                  train_captions=[c for c, h in zip(data.captions, ho.tolist()) if not h])
 
 
-def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Any:
+def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
         if meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]:
@@ -69,7 +69,7 @@ def generate_images(generator: sdk.Generator, command: str, prompts: list[str], 
 
 
 def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
-             variety: float = 1.0, seed: int = 0, log: Any = None, judge_epochs: int = 12,
+             variety: float = 1.0, seed: int = 0, log: Any = None, judge_epochs: int = 10,
              weights: Path | None = None) -> dict[str, Any]:
     """``weights``: a folder with the model files to use instead of the plugin's own (the
     plugin's generator class must take it as its only argument)."""

@@ -5,6 +5,12 @@ Two heads share the features: the category head (what conditioning accuracy read
 class-balanced loss (skin-tone variants make "person" nearly half the set), and an
 auxiliary identity head that tells the individual training images apart. The identity head
 is what makes the features sensitive to detail: a category head alone can ignore blur.
+
+A judge trained on real images only puts garbage anywhere: measured, uniform noise and
+blank images fell inside the real k-NN balls (precision 1.0). So the category head has
+one more class, "not an emoji", trained on synthetic failures: smooth colour blobs,
+patch-shuffled real images and noise. Blur is deliberately not among them, so the blur
+references stay an independent check of the judge's sensitivity.
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ class JudgeConfig:
     classes: list[str]
     identities: int
     channels: int = 4
-    width: int = 32
+    width: int = 16
     features: int = 128
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,10 +61,11 @@ class Judge(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.width
+        self.reject = len(cfg.classes)  # index of the "not an emoji" class
         self.body = nn.Sequential(_block(cfg.channels, w, convs=1), nn.MaxPool2d(2), _block(w, 2 * w), nn.MaxPool2d(2),
                                   _block(2 * w, 4 * w), nn.MaxPool2d(2), _block(4 * w, 8 * w), nn.MaxPool2d(2))
         self.embed = nn.Linear(8 * w * 16, cfg.features)
-        self.category = nn.Linear(cfg.features, len(cfg.classes))
+        self.category = nn.Linear(cfg.features, len(cfg.classes) + 1)
         self.identity = nn.Linear(cfg.features, cfg.identities)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +82,22 @@ def _shift(x: torch.Tensor, g: torch.Generator, pixels: int = 3) -> torch.Tensor
     return torch.roll(x, shifts=(dx, dy), dims=(2, 3))
 
 
-def train_judge(images: torch.Tensor, labels: torch.Tensor, classes: list[str], epochs: int = 12,
+def negatives(real: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
+    """n synthetic failures in [0, 1]: colour blobs, patch-shuffled reals, noise."""
+    c, size = real.shape[1], real.shape[2]
+    k = n // 3
+    blobs = F.interpolate(torch.rand(k, c, 6, 6, generator=g), size=(size, size), mode="bicubic",
+                          align_corners=False).clamp(0, 1)
+    src = real[torch.randint(real.shape[0], (k,), generator=g)]
+    p = size // 8  # 8x8 grid of patches, shuffled
+    tiles = src.unfold(2, p, p).unfold(3, p, p).reshape(k, c, 64, p, p)
+    tiles = tiles[:, :, torch.randperm(64, generator=g)]
+    shuffled = tiles.reshape(k, c, 8, 8, p, p).permute(0, 1, 2, 4, 3, 5).reshape(k, c, size, size)
+    noise = torch.rand(n - 2 * k, c, size, size, generator=g)
+    return torch.cat([blobs, shuffled, noise])
+
+
+def train_judge(images: torch.Tensor, labels: torch.Tensor, classes: list[str], epochs: int = 10,
                 batch: int = 64, seed: int = 0, lr: float = 2e-3,
                 log: Any = print) -> Judge:
     """images: (N, C, 64, 64) uint8 (training split only); labels: (N,) category ids."""
@@ -84,6 +106,7 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, classes: list[str], 
     judge = Judge(JudgeConfig(classes=classes, identities=n, channels=images.shape[1]))
     counts = torch.bincount(labels, minlength=len(classes)).clamp(min=1).float()
     class_weight = counts.sum() / (len(classes) * counts)  # balanced: each class counts equally
+    class_weight = torch.cat([class_weight, torch.ones(1)])  # the "not an emoji" class
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * max(1, n // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -96,8 +119,11 @@ def train_judge(images: torch.Tensor, labels: torch.Tensor, classes: list[str], 
         for i in range(n // batch):
             idx = perm[i * batch:(i + 1) * batch]
             x = _shift(images[idx].float() / 255.0, g)
-            cat_logits, id_logits = judge(x)
-            loss = F.cross_entropy(cat_logits, labels[idx], weight=class_weight) + F.cross_entropy(id_logits, ids[idx])
+            neg = negatives(x, max(3, batch // 4), g)
+            cat_logits, id_logits = judge(torch.cat([x, neg]))
+            target = torch.cat([labels[idx], torch.full((neg.shape[0],), len(classes))])
+            loss = (F.cross_entropy(cat_logits, target, weight=class_weight)
+                    + F.cross_entropy(id_logits[:len(idx)], ids[idx]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
