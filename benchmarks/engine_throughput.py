@@ -59,9 +59,14 @@ async def drive(session, base, headers, concurrency: int, seconds: float, desc: 
 
 
 class Direct:
-    """The emoji generator called directly in this process: no HTTP, no scheduler."""
+    """The emoji generator called directly in this process: no HTTP, no scheduler. Calls run
+    in one worker thread, as the engine runs them (torch's OpenMP pool behaves differently in
+    the main thread of a busy machine, which would make the comparison unfair)."""
 
     def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._worker = ThreadPoolExecutor(1)
         from engine import sdk
         from engine.artifacts import BUILTIN_MODALITIES
         from engine.runtime import configure_threads
@@ -86,19 +91,23 @@ class Direct:
             self.image.encode(o, self.ctx)
 
     def rate(self, bs: int, seconds: float) -> float:
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            self.run(bs, done)
-            done += bs
-        return done / (time.perf_counter() - t0)
+        def loop() -> float:
+            done, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                self.run(bs, done)
+                done += bs
+            return done / (time.perf_counter() - t0)
+        return self._worker.submit(loop).result()
 
     def single_latencies(self, n: int) -> list[float]:
-        out = []
-        for k in range(n):
-            t0 = time.perf_counter()
-            self.run(1, k)
-            out.append(time.perf_counter() - t0)
-        return out
+        def loop() -> list[float]:
+            out = []
+            for k in range(n):
+                t0 = time.perf_counter()
+                self.run(1, k)
+                out.append(time.perf_counter() - t0)
+            return out
+        return self._worker.submit(loop).result()
 
 
 async def main() -> None:

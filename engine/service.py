@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,6 +83,7 @@ class Engine:
         self.near_misses = NearMissTracker()
         self.output_checks = None  # built at start from the plugins (and optional classifiers)
         self.ledger = None  # provenance ledger: sha256 of every artifact -> job, model, time
+        self._ledger_writer = ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self.metrics = EngineMetrics()
         self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
         self.registry: Registry | None = None
@@ -149,6 +151,7 @@ class Engine:
             await self.scheduler.stop()
         if self.journal:
             self.journal.close()
+        self._ledger_writer.shutdown(wait=True)  # every artifact served is recorded first
         if self.ledger:
             self.ledger.close()
 
@@ -237,7 +240,7 @@ class Engine:
         if req.idempotency_key:
             self.by_key[req.idempotency_key] = job.id
         self.metrics.queue_depth.labels(spec.generator).set(self.scheduler.depth(spec.generator))
-        log.info("job queued", extra={"job": job.id, "command": spec.name, "count": job.count,
+        log.debug("job queued", extra={"job": job.id, "command": spec.name, "count": job.count,
                                       "requester": req.requester.key, "action": job.action})
         return job
 
@@ -404,6 +407,13 @@ class Engine:
         return [self._check_output(job, out) or self._encode(job, i, out)
                 for (job, i), out in zip(batch, outputs)]
 
+    def _record(self, data: bytes, meta: dict[str, str], platform: str, guild: str | None, mime: str) -> None:
+        try:
+            assert self.ledger is not None
+            self.ledger.record_meta(data, meta, platform=platform, guild=guild, mime=mime)
+        except Exception:
+            log.exception("provenance ledger write failed", extra={"job": meta.get("job")})
+
     def _check_output(self, job: Job, out: Output) -> OutputRefused | None:
         """Text outputs meet the same rules as prompts; other modalities the output checks."""
         ctx = job.request.policy
@@ -423,9 +433,9 @@ class Engine:
         meta = provenance_meta(job, index)
         data = modality.encode(out, EncodeContext(meta=meta, visible_mark=job.visible_mark,
                                                   compress_level=self.settings.png_compress_level))
-        if self.ledger is not None:
+        if self.ledger is not None:  # recorded by the ledger's own thread, off the generation path
             r = job.request.requester
-            self.ledger.record_meta(data, meta, platform=r.platform, guild=r.guild, mime=modality.mime)
+            self._ledger_writer.submit(self._record, data, meta, r.platform, r.guild, modality.mime)
         art_id = f"{job.id}-{index}"
         filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
         stored = self.artifacts.put(art_id, data, modality.mime, filename)
