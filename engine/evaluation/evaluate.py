@@ -99,6 +99,12 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], model, variety, seed)
     f_fake, _ = judge_outputs(judge, fake)
     precision, recall = precision_recall(f_train, f_fake, k=3)
+    # calibration: k-NN precision is outlier-sensitive (a few isolated real images have huge
+    # balls); what held-out real images and uniform noise score puts the figure in context
+    f_noise, _ = judge_outputs(judge, torch.rand(256, s.train.shape[1], s.train.shape[2], s.train.shape[3],
+                                                 generator=g))
+    precision_heldout = precision_recall(f_train, f_ho, k=3)[0]
+    precision_noise = precision_recall(f_train, f_noise, k=3)[0]
     # conditioning: equal numbers of samples per category prompt
     per = max(1, samples // (2 * k))
     cond_prompts = [c for c in s.classes for _ in range(per)]
@@ -116,6 +122,7 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
         "fd_blur2": frechet_distance(f_blur2, ref),
         "fd_model": frechet_distance(f_fake[:n_ref], ref),
         "precision": precision, "recall": recall,
+        "precision_heldout_real": precision_heldout, "precision_uniform_noise": precision_noise,
         "cond_acc_balanced": balanced_accuracy(pred_cond, target, k),
         "chance": 1.0 / k,
         "judge_balanced_acc": balanced_accuracy(pred_ho, s.held_out_labels, k),

@@ -27,6 +27,7 @@ def save_model(module: nn.Module, config: dict[str, Any], stem: str | Path,
         tensors[k] = v.contiguous()
     path = stem.with_suffix(".safetensors")
     save_file(tensors, str(path))
+    path.chmod(0o644)  # safetensors writes 0600; weights are meant to be shipped and read
     stem.with_suffix(".json").write_text(json.dumps(config, indent=1, sort_keys=True))
     return path
 
