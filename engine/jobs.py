@@ -35,6 +35,8 @@ class Job:
     started: float | None = None
     finished: float | None = None
     subscribers: set[asyncio.Queue] = field(default_factory=set)
+    # Set when the job finishes: waiting needs no per-event views (the hot path of ?wait=).
+    done_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.outputs = [None] * self.count
@@ -82,6 +84,7 @@ class Job:
         self.error = error
         self.finished = time.time()
         self.position = None
+        self.done_event.set()
         self.emit(status.value)
 
     def set_position(self, position: int) -> None:

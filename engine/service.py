@@ -524,15 +524,13 @@ class Engine:
             job.subscribers.discard(q)
 
     async def wait(self, job_id: str, timeout: float) -> Job:
-        async def _until_done() -> None:
-            async for _, view in self.events(job_id):
-                if view.status.terminal:
-                    return
+        """The job once it is finished, or as it is after ``timeout`` seconds."""
+        job = self.get(job_id)
         try:
-            await asyncio.wait_for(_until_done(), timeout)
+            await asyncio.wait_for(job.done_event.wait(), timeout)
         except TimeoutError:
             pass
-        return self.get(job_id)
+        return job
 
     def autocomplete(self, req: AutocompleteRequest) -> list[Choice]:
         assert self.registry is not None
