@@ -4,7 +4,8 @@ Runs the engine (subprocess), the Discord emulator and the real bot on loopback,
 `--n` concurrent /emoji interactions and reads each one's time-to-acknowledge from the
 emulator. The baseline, measured in the same run against the same emulator, is a bare
 discord.py client whose only work is `defer()`: the floor of the wire path itself.
-Prints one JSON line: n, p50_ms, p99_ms, missed_deadlines (+ the baseline's figures).
+Each client first answers a warm-up burst of 10 (not counted). Prints one JSON line: n, p50_ms,
+p99_ms, missed_deadlines (+ the baseline's figures).
 """
 from __future__ import annotations
 
@@ -64,43 +65,56 @@ async def main() -> None:
     from bot.runner import start_bot
 
     port, token = free_port(), secrets.token_urlsafe(16)
+    bot_acks: list[float] = []
+    bare_acks: list[float] = []
+    deadline = EmulatorConfig().ack_deadline_s * 1000
     with tempfile.TemporaryDirectory() as tmp:
         proc = start_engine(port, token, f"{tmp}/engine")
-        emu = Emulator(EmulatorConfig())
-        await emu.start()
         try:
             await wait_ready(f"http://127.0.0.1:{port}")
-            guild = emu.create_guild("Bench", channels=("general",))
-            users = []
-            for i in range(25):
-                u = emu.create_user(f"u{i}")
-                emu.add_member(guild.id, u.id)
-                users.append(u.id)
-            deadline = emu.config.ack_deadline_s * 1000
-            bot_acks, bare_acks = [], []
-            for _ in range(args.rounds):  # interleaved, so a noisy machine hits both alike
-                restore = point_discordpy_at(emu.api_base, emu.gateway_url)
-                bare = BareClient()
-                await bare.login(emu.token)
-                task = asyncio.create_task(bare.connect())
-                await bare.wait_until_ready()
-                bare_acks += await burst(emu, guild.id, guild.channel_ids[0], users, args.n, "bare")
-                await bare.close()
-                await asyncio.gather(task, return_exceptions=True)
-                restore()
-                settings = load_bot_settings(
-                    discord_token=emu.token, engine_url=[f"http://127.0.0.1:{port}"], engine_token=token,
-                    data_dir=Path(tmp) / "bot", discord_api_base=emu.api_base,
-                    discord_gateway=emu.gateway_url, catalog_poll_s=0, engine_health_s=0)
-                running = await start_bot(settings, guild_ready_timeout=0.05)
-                for name, value in (("cooldown_s", 0), ("max_concurrent_per_guild", 1000),
-                                    ("max_concurrent_per_user", 100), ("daily_quota", None)):
-                    await running.bot.scoped.set(name, value, guild_id=str(guild.id))
-                bot_acks += await burst(emu, guild.id, guild.channel_ids[0], users, args.n, "bot")
-                await asyncio.sleep(2)  # let the burst's generations finish before the next round
-                await running.stop()
+            # Rounds interleave the two clients, so a noisy machine hits both alike; each
+            # client gets a fresh emulator (a closed session could otherwise hold interactions).
+            for r in range(args.rounds):
+                for kind in ("bare", "bot"):
+                    emu = Emulator(EmulatorConfig())
+                    await emu.start()
+                    try:
+                        guild = emu.create_guild("Bench", channels=("general",))
+                        users = []
+                        for i in range(25):
+                            u = emu.create_user(f"u{i}")
+                            emu.add_member(guild.id, u.id)
+                            users.append(u.id)
+                        channel = guild.channel_ids[0]
+                        if kind == "bare":
+                            restore = point_discordpy_at(emu.api_base, emu.gateway_url)
+                            bare = BareClient()
+                            await bare.login(emu.token)
+                            task = asyncio.create_task(bare.connect())
+                            await bare.wait_until_ready()
+                            await burst(emu, guild.id, channel, users, 10, "bare")  # warm-up
+                            bare_acks += await burst(emu, guild.id, channel, users, args.n, "bare")
+                            await bare.close()
+                            await asyncio.gather(task, return_exceptions=True)
+                            restore()
+                        else:
+                            settings = load_bot_settings(
+                                discord_token=emu.token, engine_url=[f"http://127.0.0.1:{port}"],
+                                engine_token=token, data_dir=Path(tmp) / f"bot{r}",
+                                discord_api_base=emu.api_base, discord_gateway=emu.gateway_url,
+                                catalog_poll_s=0, engine_health_s=0)
+                            running = await start_bot(settings, guild_ready_timeout=0.05)
+                            for name, value in (("cooldown_s", 0), ("max_concurrent_per_guild", 1000),
+                                                ("max_concurrent_per_user", 100), ("daily_quota", None)):
+                                await running.bot.scoped.set(name, value, guild_id=str(guild.id))
+                            await burst(emu, guild.id, channel, users, 10, "bot")  # warm-up
+                            await asyncio.sleep(1)
+                            bot_acks += await burst(emu, guild.id, channel, users, args.n, "bot")
+                            await asyncio.sleep(2)  # let the burst's generations finish
+                            await running.stop()
+                    finally:
+                        await emu.stop()
         finally:
-            await emu.stop()
             proc.terminate()
             proc.wait(timeout=30)
     ours, base = stats(bot_acks, deadline), stats(bare_acks, deadline)

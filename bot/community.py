@@ -54,7 +54,7 @@ def is_moderator(it: discord.Interaction) -> bool:
 class Community:
     def __init__(self, bot: "AigcBot"):
         self.bot = bot
-        self._review_cache: dict[tuple[int, int | None], tuple[float, bool]] = {}
+        self._review_cache: dict[tuple[int, int | None], tuple[float, asyncio.Future[bool]]] = {}
         self._blocked_notified: dict[str, float] = {}  # user id -> end of the block moderators know of
 
     async def resolve(self, it: discord.Interaction) -> CommunitySettings:
@@ -64,22 +64,28 @@ class Community:
 
     async def holds_for_review(self, it: discord.Interaction) -> bool:
         """Whether outputs asked for here go to moderators first (then the deferral is
-        ephemeral). Cached briefly and bounded in time: the defer comes first."""
+        ephemeral). Cached briefly, looked up once for a burst (every interaction arriving
+        meanwhile awaits the same lookup) and bounded in time: the defer comes first."""
         if it.guild_id is None:
             return False
         key = (it.guild_id, it.channel_id)
         hit = self._review_cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        ctx = SettingsContext(guild_id=str(it.guild_id), channel_id=str(it.channel_id) if it.channel_id else None)
+        if hit is None or hit[0] <= time.monotonic():
+            lookup = asyncio.ensure_future(self._review_lookup(it))
+            hit = self._review_cache[key] = (time.monotonic() + REVIEW_CACHE_S, lookup)
         try:
-            settings = await asyncio.wait_for(self.bot.scoped.resolve(ctx), REVIEW_LOOKUP_S)
+            return await asyncio.wait_for(asyncio.shield(hit[1]), REVIEW_LOOKUP_S)
         except asyncio.TimeoutError:
             log.warning("review setting lookup was slow; deferring publicly", extra={"guild": it.guild_id})
             return False
-        held = bool(settings.review_enabled and settings.review_channel)
-        self._review_cache[key] = (time.monotonic() + REVIEW_CACHE_S, held)
-        return held
+        except Exception:
+            self._review_cache.pop(key, None)  # look again next time
+            raise
+
+    async def _review_lookup(self, it: discord.Interaction) -> bool:
+        ctx = SettingsContext(guild_id=str(it.guild_id), channel_id=str(it.channel_id) if it.channel_id else None)
+        settings = await self.bot.scoped.resolve(ctx)
+        return bool(settings.review_enabled and settings.review_channel)
 
     async def may_republish(self, job_id: str) -> bool:
         """A job that went through review may be posted again only if it was approved."""
