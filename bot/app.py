@@ -76,6 +76,7 @@ class AigcBot(commands.AutoShardedBot):
         self.catalog_specs: dict[str, CommandSpec] = {}
         self._poller: asyncio.Task | None = None
         self.synced = asyncio.Event()
+        self.admission = asyncio.Semaphore(4)  # flows in their gate/submit phase at once
 
     # ---- start-up -------------------------------------------------------------------
 

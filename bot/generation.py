@@ -102,21 +102,25 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
     reservation = None
     job_id: str | None = None
     try:
-        gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0)
-        reservation = gate.reservation
-        job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
-                             requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
-                             visible_mark=gate.visible_mark, policy=gate.policy)
-        submitted = await bot.engine.submit(job_req)
-        job_id = submitted.id
-        await bot.store.jobs.create(NewJob(
-            id=job_id, user_id=str(it.user.id), command=req.spec.name, options=req.options,
-            guild_id=str(it.guild_id) if it.guild_id else None,
-            channel_id=str(it.channel_id) if it.channel_id else None,
-            idempotency_key=str(it.id), engine_url=submitted.engine_url, seed=req.seed,
-            count=req.count or 1, parent_job_id=req.parent.job if req.parent else None,
-            parent_action=req.parent.action if req.parent else None,
-            parent_index=req.parent.index if req.parent else 0))
+        # Admission: a few flows at a time do the store and engine work before a job is
+        # queued, so a burst of interactions is acknowledged first (the defers are not
+        # stuck behind fifty flows' database work on the event loop).
+        async with bot.admission:
+            gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0)
+            reservation = gate.reservation
+            job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
+                                 requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
+                                 visible_mark=gate.visible_mark, policy=gate.policy)
+            submitted = await bot.engine.submit(job_req)
+            job_id = submitted.id
+            await bot.store.jobs.create(NewJob(
+                id=job_id, user_id=str(it.user.id), command=req.spec.name, options=req.options,
+                guild_id=str(it.guild_id) if it.guild_id else None,
+                channel_id=str(it.channel_id) if it.channel_id else None,
+                idempotency_key=str(it.id), engine_url=submitted.engine_url, seed=req.seed,
+                count=req.count or 1, parent_job_id=req.parent.job if req.parent else None,
+                parent_action=req.parent.action if req.parent else None,
+                parent_index=req.parent.index if req.parent else 0))
         view = await follow(bot, it, job_id, started)
         if view.error is not None or view.status.value != "done":
             raise ec.JobFailed(view)
