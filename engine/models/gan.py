@@ -6,19 +6,20 @@ projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), ph
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
-from engine.models.prompt_encoder import make_prompt_encoder, prompt_embedding
+from engine.models.config_base import ModelConfig
+from engine.models.prompt_encoder import prompt_embedding
 
 
 @dataclass
-class GanConfig:
+class GanConfig(ModelConfig):
+    KIND = "gan"
     size: int = 64
     channels: int = 4  # 3 = RGB, 4 = RGBA
     nz: int = 100
@@ -27,28 +28,6 @@ class GanConfig:
     cond_dim: int = 0  # 0: unconditional
     tokenizer: dict[str, Any] | None = None  # PromptTokenizer.to_dict() when conditional
     spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
-
-    @property
-    def conditional(self) -> bool:
-        return self.cond_dim > 0
-
-    @property
-    def n_up(self) -> int:
-        n = int(math.log2(self.size)) - 2
-        if 2 ** (n + 2) != self.size or n < 2:
-            raise ValueError(f"size must be a power of two >= 16, got {self.size}")
-        return n
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "gan", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GanConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def make_tokenizer(self) -> Any:
-        """The prompt encoder (PromptTokenizer or MiniLMPromptEncoder), None if unconditional."""
-        return make_prompt_encoder(self.tokenizer) if self.tokenizer else None
 
 
 def dcgan_init(module: nn.Module) -> None:

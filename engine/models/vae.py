@@ -5,48 +5,26 @@ The encoder is public: variations, blends and morphs work in its latent space.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from engine.models.gan import dcgan_init, down_stack, up_stack
-from engine.models.prompt_encoder import make_prompt_encoder, prompt_embedding
+from engine.models.config_base import ModelConfig
+from engine.models.prompt_encoder import prompt_embedding
 
 
 @dataclass
-class VaeConfig:
+class VaeConfig(ModelConfig):
+    KIND = "vae"
     size: int = 64
     channels: int = 4
     nz: int = 128
     width: int = 32
     cond_dim: int = 0
     tokenizer: dict[str, Any] | None = None
-
-    @property
-    def conditional(self) -> bool:
-        return self.cond_dim > 0
-
-    @property
-    def n_up(self) -> int:
-        import math
-
-        n = int(math.log2(self.size)) - 2
-        if 2 ** (n + 2) != self.size or n < 2:
-            raise ValueError(f"size must be a power of two >= 16, got {self.size}")
-        return n
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "vae", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VaeConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def make_tokenizer(self) -> Any:
-        """The prompt encoder (PromptTokenizer or MiniLMPromptEncoder), None if unconditional."""
-        return make_prompt_encoder(self.tokenizer) if self.tokenizer else None
 
 
 class VAE(nn.Module):

@@ -11,14 +11,11 @@ from a generator seeded by (seed, step), so a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from engine.models.gan import Discriminator, GanConfig, Generator
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
@@ -29,6 +26,7 @@ from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
 from engine.training.losses import d_loss, g_loss
+from engine.training.run_loop import run_training
 
 
 @dataclass
@@ -172,38 +170,8 @@ class GanTrainer:
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        start_step, t0 = self.step, time.perf_counter()
-        deadline = t0 + cfg.minutes * 60 if cfg.minutes else None
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
-                   desc=f"gan {cfg.size}px", unit="step", dynamic_ncols=True)
-        last: dict[str, float] = {}
-        while self.step < self.total_steps:
-            last = self.train_step(self.step)
-            self.step += 1
-            ips = (self.step - start_step) * cfg.batch / (time.perf_counter() - t0)
-            bar.update(1)
-            bar.set_postfix(loss_d=f"{last['loss_d']:.3f}", loss_g=f"{last['loss_g']:.3f}",
-                            img_s=f"{ips:.0f}", epoch=self.step // self.steps_per_epoch)
-            if self.step % 50 == 0:
-                self.history.append({"step": self.step, **last, "img_s": ips})
-            if self.step % cfg.sample_every == 0:
-                self.save_samples()
-            if self.step % cfg.checkpoint_every == 0:
-                self.save()
-            if deadline and time.perf_counter() > deadline:
-                break
-        bar.close()
-        wall = time.perf_counter() - t0
-        self.save()
-        self.save_samples()
-        report = {"kind": "gan", "steps": self.step, "steps_this_run": self.step - start_step,
-                  "images_seen": self.step * cfg.batch, "wall_s": round(wall, 1),
-                  "img_s": round((self.step - start_step) * cfg.batch / max(wall, 1e-9), 1),
-                  "device": str(self.device), "final": last, "config": asdict(cfg)}
-        (self.out / "report.json").write_text(json.dumps(report, indent=1))
-        return report
+        return run_training(self, "gan", lambda last: {"loss_d": f"{last['loss_d']:.3f}",
+                                                        "loss_g": f"{last['loss_g']:.3f}"})
 
     def sample_prompts(self, n: int) -> list[str]:
         cats = sorted(set(self.data.categories)) or [self.data.captions[0]]

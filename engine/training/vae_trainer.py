@@ -3,14 +3,11 @@ encode to (mu, log sigma^2), sample z = mu + sigma * eps, decode, and minimise t
 ELBO, reconstruction + beta * KL, with the KL weight warmed up linearly from 0."""
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.vae import VAE, VaeConfig
@@ -20,6 +17,7 @@ from engine.training.data import ImageSet, prompt_variants
 from engine.training.gan_trainer import new_prompt_encoder, pick_device, step_generator
 from engine.training.grids import save_grid
 from engine.training.losses import kl_weight, vae_loss
+from engine.training.run_loop import run_training
 
 
 @dataclass
@@ -101,38 +99,9 @@ class VaeTrainer:
         return {"loss": loss.item(), "recon": rec.item(), "kl": kl.item(), "beta": beta}
 
     def run(self) -> dict[str, Any]:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        start_step, t0 = self.step, time.perf_counter()
-        deadline = t0 + cfg.minutes * 60 if cfg.minutes else None
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not cfg.progress,
-                   desc=f"vae {cfg.size}px", unit="step", dynamic_ncols=True)
-        last: dict[str, float] = {}
-        while self.step < self.total_steps:
-            last = self.train_step(self.step)
-            self.step += 1
-            ips = (self.step - start_step) * cfg.batch / (time.perf_counter() - t0)
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['loss']:.1f}", recon=f"{last['recon']:.1f}", kl=f"{last['kl']:.1f}",
-                            img_s=f"{ips:.0f}", epoch=self.step // self.steps_per_epoch)
-            if self.step % 50 == 0:
-                self.history.append({"step": self.step, **last, "img_s": ips})
-            if self.step % cfg.sample_every == 0:
-                self.save_samples()
-            if self.step % cfg.checkpoint_every == 0:
-                self.save()
-            if deadline and time.perf_counter() > deadline:
-                break
-        bar.close()
-        wall = time.perf_counter() - t0
-        self.save()
-        self.save_samples()
-        report = {"kind": "vae", "steps": self.step, "steps_this_run": self.step - start_step,
-                  "images_seen": self.step * cfg.batch, "wall_s": round(wall, 1),
-                  "img_s": round((self.step - start_step) * cfg.batch / max(wall, 1e-9), 1),
-                  "device": str(self.device), "final": last, "config": asdict(cfg)}
-        (self.out / "report.json").write_text(json.dumps(report, indent=1))
-        return report
+        return run_training(self, "vae", lambda last: {"loss": f"{last['loss']:.1f}",
+                                                        "recon": f"{last['recon']:.1f}",
+                                                        "kl": f"{last['kl']:.1f}"})
 
     @torch.no_grad()
     def save_samples(self, n: int = 64) -> Path:
