@@ -6,27 +6,15 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
-from PIL import Image
 
 from engine import labels
 from engine.sdk import EncodeContext, Modality, Output, Presentation
 
 
-def to_pil(data: Any) -> Image.Image:
-    """Accept a PIL image or a uint8 HxW[xC] array."""
-    if isinstance(data, Image.Image):
-        return data
-    arr = np.asarray(data)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"image data must be uint8, got {arr.dtype}")
-    return Image.fromarray(arr)
-
-
 def _encode_image(output: Output, ctx: EncodeContext) -> bytes:
-    return labels.encode_png(to_pil(output.data), ctx.meta, visible_mark=ctx.visible_mark,
+    # encode_png takes a PIL image or a uint8 HxW[xC] array and says which rule a bad one breaks.
+    return labels.encode_png(output.data, ctx.meta, visible_mark=ctx.visible_mark,
                              compress_level=ctx.compress_level)
 
 
