@@ -7,7 +7,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-
 from engine import labels
 from engine.sdk import EncodeContext, Modality, Output, Presentation
 
