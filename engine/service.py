@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
@@ -95,7 +96,8 @@ class Engine:
         self.ready = False
         self._janitor: asyncio.Task | None = None
         self._warming: asyncio.Task | None = None
-        self._idem_lock = asyncio.Lock()
+        # One lock per idempotency key: retries of one request serialise, others do not wait.
+        self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -197,7 +199,8 @@ class Engine:
         """Validate, check the prompt, and queue. Raises EngineError (4xx) on refusal."""
         key = req.idempotency_key
         if key:
-            async with self._idem_lock:  # two retries racing must not make two jobs
+            lock = self._key_locks.setdefault(key, asyncio.Lock())
+            async with lock:  # two retries racing must not make two jobs
                 if key in self.by_key and self.by_key[key] in self.jobs:
                     return self.jobs[self.by_key[key]]
                 assert self.journal is not None
