@@ -17,8 +17,8 @@ import discord
 
 from bot import engine_client as ec
 from bot.i18n import t
-from bot.rendering import grid_png, progress_text, result_embed
-from bot.store import ArtifactRecord, AuditEvent, NewJob
+from bot.rendering import grid_png, progress_text
+from bot.store import ArtifactRecord, NewJob
 from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
 
 if TYPE_CHECKING:
@@ -206,14 +206,3 @@ async def _safe(coro: Any) -> Any:
     except (discord.HTTPException, ConnectionError, asyncio.TimeoutError) as e:
         log.warning("ignored failure", extra={"error": repr(e)})
         return None
-
-
-def audit_event(it: discord.Interaction, spec: CommandSpec, view: JobView, *, action: str,
-                prompt_storage: str = "full") -> AuditEvent:
-    prompt = next((v for k, v in view.options.items() if isinstance(v, str)), None)
-    return AuditEvent(action=action, actor_id=str(it.user.id),
-                      guild_id=str(it.guild_id) if it.guild_id else None,
-                      channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
-                      job_id=view.id, prompt=prompt, prompt_storage=prompt_storage,  # type: ignore[arg-type]
-                      verdict="allowed", model_hash=view.model.get("sha256"),
-                      output_hash=",".join(a.sha256 for a in view.artifacts)[:512])

@@ -85,23 +85,3 @@ def result_buttons(view: JobView, spec: CommandSpec | None) -> list[ButtonSpec]:
             label = f"{a.label} {i + 1}" if view.count > 1 else a.label
             out.append(ButtonSpec(label[:80], a.emoji, ButtonId(a.name, view.id, i), row))
     return out
-
-
-def details_embed(view: JobView, locale: Any) -> discord.Embed:
-    e = discord.Embed(title=t(locale, "details_title", job=view.id), colour=EMBED_COLOUR)
-    e.add_field(name="command", value=f"/{view.command}")
-    e.add_field(name="seed", value=str(view.seed))
-    e.add_field(name="count", value=str(view.count))
-    e.add_field(name="model", value="\n".join(f"{k}: {v}" for k, v in view.model.items())[:1024] or "—",
-                inline=False)
-    e.add_field(name="options", value=f"```{_json(view.options)[:1000]}```", inline=False)
-    if view.parent:
-        e.add_field(name="parent", value=f"{view.parent.action} of {view.parent.job} #{view.parent.index + 1}")
-    e.set_footer(text=t(locale, "ai_label"))
-    return e
-
-
-def _json(x: Any) -> str:
-    import json
-
-    return json.dumps(x, ensure_ascii=False, indent=1)

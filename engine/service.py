@@ -91,6 +91,7 @@ class Engine:
         self.scheduler: Scheduler | None = None
         self.journal: Journal | None = None
         self.device = "cpu"
+        self.model_info: dict[str, dict[str, str]] = {}  # generator -> name, version, weights sha256
         self.jobs: dict[str, Job] = {}
         self.by_key: dict[str, str] = {}
         self.ready = False
@@ -118,8 +119,8 @@ class Engine:
                                            *(c for lp in self.registry.plugins.values()
                                              for c in lp.plugin.output_checks)])
         self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
-        for name, g in self.registry.generators.items():
-            g._aigc_model_info = {k: str(v) for k, v in g.model_info().items()}  # type: ignore[attr-defined]
+        self.model_info = {name: {k: str(v) for k, v in g.model_info().items()}
+                           for name, g in self.registry.generators.items()}
         self.scheduler = Scheduler(self.registry.generators, self._execute, self._on_result,
                                    capacity=s.queue_max, max_queue_delay_ms=s.max_queue_delay_ms,
                                    on_batch=self._on_batch)
@@ -343,9 +344,7 @@ class Engine:
         return (e.command, e.options, e.seed, e.count) if e else None
 
     def _model_info(self, spec: CommandSpec) -> dict[str, str]:
-        assert self.registry is not None
-        g = self.registry.generators[spec.generator]
-        return dict(getattr(g, "_aigc_model_info", {"name": g.name}))
+        return dict(self.model_info.get(spec.generator, {"name": spec.generator}))
 
     # ---- replay after a crash ---------------------------------------------------------
 
