@@ -35,7 +35,10 @@ class EngineSettings(BaseSettings):
     engine_port: int = Field(8700, ge=0, le=65535)
     engine_token: SecretStr | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = all cores")
+    threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = all cores "
+                         "(all but one in a generator process)")
+    generator_processes: bool = Field(True, description="run each plugin generator in a child process "
+                                                        "of its own (outside the engine's GIL)")
     data_dir: Path = Path("data")
     plugins_enabled: Annotated[list[str], NoDecode] = Field(default_factory=list, description="only these; empty = all")
     plugins_disabled: Annotated[list[str], NoDecode] = Field(default_factory=list)

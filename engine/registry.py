@@ -104,6 +104,14 @@ class Registry:
         self.plugins[plugin.name] = LoadedPlugin(plugin, source, specs)
         self._catalog = None
 
+    def close(self, plugin: str | None = None) -> None:
+        """Stop the child processes of one plugin's generators (or of all)."""
+        names = [g.name for g in self.plugins[plugin].plugin.generators] if plugin else list(self.generators)
+        for n in names:
+            close = getattr(self.generators.get(n), "close", None)
+            if close is not None:
+                close()
+
     def remove(self, name: str) -> None:
         lp = self.plugins.pop(name)
         for c in lp.commands:
@@ -167,8 +175,14 @@ def _error_text(e: BaseException) -> str:
 
 def build_registry(device: str, *, enabled: list[str] | None = None,
                    disabled: list[str] | None = None, builtin: bool = True,
-                   extra: list[Plugin] | None = None) -> Registry:
-    """Discover, declare and load plugins. Never raises for a plugin's fault."""
+                   extra: list[Plugin] | None = None, processes: bool = False,
+                   threads: int = 0) -> Registry:
+    """Discover, declare and load plugins. Never raises for a plugin's fault.
+
+    ``processes``: run each generator of an importable plugin in a child process of its own
+    (engine.generator_process), with ``threads`` torch threads there."""
+    from engine.generator_process import can_isolate, default_child_threads, isolate
+
     reg = Registry(modalities={m.name: m for m in BUILTIN_MODALITIES})
     candidates: list[tuple[str, str, Callable[[], Any]]] = list(discover())
     candidates += [(p.name, "in-process", (lambda p=p: p)) for p in extra or []]
@@ -186,8 +200,12 @@ def build_registry(device: str, *, enabled: list[str] | None = None,
             continue
         try:
             for g in plugin.generators:
-                g.load(device)
+                if processes and can_isolate(source):
+                    reg.generators[g.name] = isolate(g, name, source, device, default_child_threads(threads))
+                else:
+                    g.load(device)
         except Exception as e:
+            reg.close(plugin.name)
             reg.remove(plugin.name)
             reg.fail(name, source, f"could not load: {_error_text(e)}")
     return reg

@@ -11,7 +11,10 @@ Vocabulary follows Triton's dynamic batcher:
   (in items) and a full queue refuses new jobs.
 
 The scheduler knows nothing of HTTP: ingress (HTTP today, a stream consumer tomorrow) calls
-``submit``; the ``execute`` callable runs one batch in a worker thread.
+``submit``. A batch goes through two stages, each on its lane's own worker thread:
+``execute`` (the forward pass) and ``finish`` (checks, encoding, storing). They form a
+pipeline: batch k is encoded while batch k+1 runs, so the generator does not wait on PNG
+encoders; at most one batch per lane is being finished at a time.
 """
 from __future__ import annotations
 
@@ -92,6 +95,8 @@ class Lane:
     queued_items: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     executor: ThreadPoolExecutor | None = None
+    finisher: ThreadPoolExecutor | None = None
+    finishing: asyncio.Task | None = None  # the batch being finished, if any
     task: asyncio.Task | None = None
     busy: bool = False
     # Seconds per item, smoothed: what a Retry-After estimate is made of.
@@ -117,20 +122,35 @@ class Lane:
             job.next_index = job.count
         return removed
 
+    def batch_size(self) -> int:
+        """How many items to take now: the largest preferred size that the queue fills
+        (padding a partial chunk wastes the generator's time), else everything up to max."""
+        cap = min(self.queued_items, self.generator.max_batch_size)
+        fits = [p for p in self.generator.preferred_batch_sizes if p <= cap]
+        return max(fits) if fits else cap
+
     def target_batch(self) -> int:
         prefs = [p for p in self.generator.preferred_batch_sizes if p <= self.generator.max_batch_size]
         return max(prefs) if prefs else 1
 
 
 ExecuteFn = Callable[[Generator, list[tuple[Job, int]]], list[Any]]
+FinishFn = Callable[[Generator, list[tuple[Job, int]], list[Any]], list[Any]]
 ResultFn = Callable[[Job, int, Any], None]
+
+
+def _no_finish(g: Generator, batch: list[tuple[Job, int]], outputs: list[Any]) -> list[Any]:
+    return outputs
 
 
 class Scheduler:
     def __init__(self, generators: dict[str, Generator], execute: ExecuteFn, on_result: ResultFn,
-                 *, capacity: int = 256, max_queue_delay_ms: float = 0.0,
+                 *, finish: FinishFn = _no_finish, capacity: int = 256, max_queue_delay_ms: float = 0.0,
                  on_batch: Callable[[str, int, float], None] | None = None):
+        """``execute`` returns one output (or exception) per item; ``finish`` turns them into
+        results (or exceptions) per item; ``on_result`` gets each, on the event loop."""
         self.execute = execute
+        self.finish = finish
         self.on_result = on_result
         self.on_batch = on_batch
         self.lanes = {name: Lane(g, capacity, max_queue_delay_ms / 1000)
@@ -140,6 +160,7 @@ class Scheduler:
     def start(self) -> None:
         for lane in self.lanes.values():
             lane.executor = ThreadPoolExecutor(1, thread_name_prefix=f"gen-{lane.name}")
+            lane.finisher = ThreadPoolExecutor(1, thread_name_prefix=f"finish-{lane.name}")
             lane.task = asyncio.get_running_loop().create_task(self._run(lane), name=f"lane-{lane.name}")
 
     async def stop(self) -> None:
@@ -148,9 +169,11 @@ class Scheduler:
             if lane.task:
                 lane.task.cancel()
         await asyncio.gather(*(l.task for l in self.lanes.values() if l.task), return_exceptions=True)
+        await asyncio.gather(*(l.finishing for l in self.lanes.values() if l.finishing), return_exceptions=True)
         for lane in self.lanes.values():
-            if lane.executor:
-                lane.executor.shutdown(wait=True, cancel_futures=True)
+            for pool in (lane.executor, lane.finisher):
+                if pool:
+                    pool.shutdown(wait=True, cancel_futures=True)
 
     # ---- ingress --------------------------------------------------------------------
 
@@ -201,7 +224,7 @@ class Scheduler:
                         await asyncio.wait_for(lane.wakeup.wait(), deadline - loop.time())
                     except TimeoutError:
                         break
-            batch = self._drop_expired(lane.take(g.max_batch_size))
+            batch = self._drop_expired(lane.take(lane.batch_size()))
             if lane.queued_items == 0:
                 lane.wakeup.clear()
             if not batch:
@@ -212,18 +235,32 @@ class Scheduler:
             t0 = time.perf_counter()
             lane.busy = True
             try:
-                results = await loop.run_in_executor(lane.executor, self.execute, g, batch)
+                outputs = await loop.run_in_executor(lane.executor, self.execute, g, batch)
             except Exception as e:  # execute isolates per-item errors; this is a bug guard
                 log.exception("batch failed", extra={"generator": lane.name})
-                results = [e] * len(batch)
+                outputs = [e] * len(batch)
             finally:
                 lane.busy = False
-            dt = time.perf_counter() - t0
-            lane.item_seconds = 0.8 * lane.item_seconds + 0.2 * dt / len(batch)
-            if self.on_batch:
-                self.on_batch(lane.name, len(batch), dt)
-            for (job, index), result in zip(batch, results):
-                self.on_result(job, index, result)
+            # The previous batch must be finished before this one starts finishing (order,
+            # and a bound on memory); the next forward pass overlaps this one's finishing.
+            if lane.finishing:
+                await asyncio.shield(lane.finishing)
+            lane.finishing = loop.create_task(self._finish(lane, batch, outputs, time.perf_counter() - t0))
+
+    async def _finish(self, lane: Lane, batch: list[tuple[Job, int]], outputs: list[Any], run_s: float) -> None:
+        t0 = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                lane.finisher, self.finish, lane.generator, batch, outputs)
+        except Exception as e:  # finish isolates per-item errors; this is a bug guard
+            log.exception("finishing a batch failed", extra={"generator": lane.name})
+            results = [e] * len(batch)
+        dt = run_s + time.perf_counter() - t0
+        lane.item_seconds = 0.8 * lane.item_seconds + 0.2 * dt / len(batch)
+        if self.on_batch:
+            self.on_batch(lane.name, len(batch), dt)
+        for (job, index), result in zip(batch, results):
+            self.on_result(job, index, result)
 
     def _drop_expired(self, batch: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
         now = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
 import weakref
@@ -19,6 +20,7 @@ from typing import Any, AsyncIterator
 
 from engine.artifacts import ArtifactStore
 from engine.config import EngineSettings
+from engine.generator_process import GeneratorProcess
 from engine.jobs import Job
 from engine.journal import Journal, JournalEntry
 from engine.metrics import EngineMetrics
@@ -49,6 +51,15 @@ class EngineError(Exception):
     def info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, field=self.field, rule=self.rule,
                          category=self.category)
+
+
+@dataclass
+class Generated:
+    """One output of the forward stage, with its file bytes when the generator's process
+    encoded it already."""
+
+    output: Output
+    data: bytes | None = None
 
 
 class OutputRefused(Exception):
@@ -111,7 +122,8 @@ class Engine:
         loop = asyncio.get_running_loop()
         self.registry = await loop.run_in_executor(None, lambda: build_registry(
             self.device, enabled=s.plugins_enabled, disabled=s.plugins_disabled,
-            builtin=s.builtin_plugins, extra=self.extra_plugins))
+            builtin=s.builtin_plugins, extra=self.extra_plugins, processes=s.generator_processes,
+            threads=s.threads))
         from engine.policy import OutputChecks, available_image_checks
         from engine.provenance import ProvenanceLedger
 
@@ -121,7 +133,7 @@ class Engine:
         self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
         self.model_info = {name: {k: str(v) for k, v in g.model_info().items()}
                            for name, g in self.registry.generators.items()}
-        self.scheduler = Scheduler(self.registry.generators, self._execute, self._on_result,
+        self.scheduler = Scheduler(self.registry.generators, self._generate, self._on_result, finish=self._finish,
                                    capacity=s.queue_max, max_queue_delay_ms=s.max_queue_delay_ms,
                                    on_batch=self._on_batch)
         self.scheduler.start()
@@ -152,6 +164,8 @@ class Engine:
                 task.cancel()
         if self.scheduler:
             await self.scheduler.stop()
+        if self.registry:
+            await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
         if self.journal:
             self.journal.close()
         self._ledger_writer.shutdown(wait=True)  # every artifact served is recorded first
@@ -381,10 +395,11 @@ class Engine:
 
     # ---- running (worker threads) -------------------------------------------------------
 
-    def _execute(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
-        """Run a batch; if it fails, run its items one by one so one bad item fails alone."""
+    def _generate(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
+        """The forward pass of a batch (the scheduler's first stage); if the batch fails,
+        its items run one by one so one bad item fails alone."""
         try:
-            return self._run_batch(g, batch)
+            return self._forward(g, batch)
         except Exception as e:
             if len(batch) == 1:
                 log.exception("generation failed", extra={"generator": g.name, "job": batch[0][0].id})
@@ -392,29 +407,54 @@ class Engine:
             out: list[Any] = []
             for one in batch:
                 try:
-                    out.extend(self._run_batch(g, [one]))
+                    out.extend(self._forward(g, [one]))
                 except Exception as e1:
                     log.exception("generation failed", extra={"generator": g.name, "job": one[0].id})
                     out.append(e1)
             return out
 
-    def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[ArtifactView | OutputRefused]:
+    def _forward(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Generated]:
         import torch
 
         items = [job.item(i) for job, i in batch]
-        with torch.inference_mode():
-            outputs = g.generate(items)
+        if isinstance(g, GeneratorProcess):  # the child encodes too, outside this process's GIL
+            made = g.generate_encoded(items, [(job.spec.modality, self._encode_context(job, i))
+                                              for job, i in batch])
+            outputs = [Generated(o, data) for o, data in made]
+        else:
+            with torch.inference_mode():
+                outputs = [Generated(o) for o in g.generate(items)]
         if len(outputs) != len(items):
             raise RuntimeError(f"generator {g.name} returned {len(outputs)} outputs for {len(items)} items")
-        return [self._check_output(job, out) or self._encode(job, i, out)
-                for (job, i), out in zip(batch, outputs)]
+        return outputs
 
-    def _record(self, data: bytes, meta: dict[str, str], platform: str, guild: str | None, mime: str) -> None:
+    def _finish(self, g: Generator, batch: list[tuple[Job, int]], outputs: list[Any]) -> list[Any]:
+        """The second stage: output checks, encoding (unless done already) and storing."""
+        results: list[Any] = []
+        records: list[tuple[bytes, dict[str, str], dict[str, str | None]]] = []
+        for (job, i), made in zip(batch, outputs):
+            if isinstance(made, BaseException):
+                results.append(made)
+                continue
+            try:
+                results.append(self._check_output(job, made.output) or self._store(job, i, made, records))
+            except Exception as e:
+                log.exception("encoding failed", extra={"generator": g.name, "job": job.id})
+                results.append(e)
+        if records and self.ledger is not None:  # one transaction per batch, on the ledger's thread
+            self._ledger_writer.submit(self._record, records)
+        return results
+
+    def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
+        """Both stages at once (warm-up)."""
+        return self._finish(g, batch, self._forward(g, batch))
+
+    def _record(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> None:
         try:
             assert self.ledger is not None
-            self.ledger.record_meta(data, meta, platform=platform, guild=guild, mime=mime)
+            self.ledger.record_meta_many(records)
         except Exception:
-            log.exception("provenance ledger write failed", extra={"job": meta.get("job")})
+            log.exception("provenance ledger write failed", extra={"jobs": sorted({m.get("job") for _, m, _ in records})})
 
     def _check_output(self, job: Job, out: Output) -> OutputRefused | None:
         """Text outputs meet the same rules as prompts; other modalities the output checks."""
@@ -429,15 +469,20 @@ class Engine:
                 return OutputRefused(v.rule or v.check, v.category)
         return None
 
-    def _encode(self, job: Job, index: int, out: Output) -> ArtifactView:
+    def _encode_context(self, job: Job, index: int) -> EncodeContext:
+        return EncodeContext(meta=provenance_meta(job, index), visible_mark=job.visible_mark,
+                             compress_level=self.settings.png_compress_level)
+
+    def _store(self, job: Job, index: int, made: Generated,
+               records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> ArtifactView:
+        """Keep the artifact; its ledger record is appended to ``records``."""
         assert self.registry is not None
         modality = self.registry.modalities[job.spec.modality]
-        meta = provenance_meta(job, index)
-        data = modality.encode(out, EncodeContext(meta=meta, visible_mark=job.visible_mark,
-                                                  compress_level=self.settings.png_compress_level))
-        if self.ledger is not None:  # recorded by the ledger's own thread, off the generation path
-            r = job.request.requester
-            self._ledger_writer.submit(self._record, data, meta, r.platform, r.guild, modality.mime)
+        ctx = self._encode_context(job, index)
+        meta, out = ctx.meta, made.output
+        data = made.data if made.data is not None else modality.encode(out, ctx)
+        r = job.request.requester
+        records.append((data, meta, {"platform": r.platform, "guild": r.guild, "mime": modality.mime}))
         art_id = f"{job.id}-{index}"
         filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
         stored = self.artifacts.put(art_id, data, modality.mime, filename)
@@ -582,8 +627,13 @@ def _entry(job: Job) -> JournalEntry:
                         visible_mark=job.visible_mark, status=job.status.value, created=job.created)
 
 
+# Job ids need to be unique, not secret (every route needs the bearer token, and the bot
+# shows ids in buttons): a PRNG seeded from the OS avoids a getrandom() syscall per job.
+_ids = random.Random(secrets.randbits(128))
+
+
 def _new_id() -> str:
-    return secrets.token_hex(8)
+    return f"{_ids.getrandbits(64):016x}"
 
 
 def _warmup_options(spec: CommandSpec) -> dict[str, Any]:

@@ -59,7 +59,7 @@ async def _generate(args: argparse.Namespace, raw: dict[str, str]) -> int:
     from engine.protocol import JobRequest, ParentRef, Requester
     from engine.service import Engine, EngineError
 
-    engine = Engine(settings_or_exit(warmup=False))
+    engine = Engine(settings_or_exit(warmup=False, generator_processes=False))
     await engine.start()
     try:
         spec = engine.registry.command(args.command) if engine.registry else None

@@ -94,6 +94,23 @@ def _text(value: Any, field: str, *, required: bool = True, limit: int = 256) ->
     return value
 
 
+def _meta_fields(meta: dict[str, str]) -> dict[str, Any]:
+    """record()'s keyword arguments from the engine's provenance meta."""
+    from datetime import datetime
+
+    created = meta.get("created")
+    try:
+        when = datetime.fromisoformat(created).timestamp() if created else None
+    except ValueError:
+        raise LedgerError(f"meta.created: not an ISO 8601 time: {created!r}") from None
+    try:
+        index = int(meta.get("index", "0"))
+    except ValueError:
+        raise LedgerError(f"meta.index: not an integer: {meta.get('index')!r}") from None
+    return dict(job=meta.get("job", ""), index=index, command=meta.get("command", ""),
+                model=meta.get("model", ""), model_sha256=meta.get("model_sha256", ""), created=when)
+
+
 class ProvenanceLedger:
     """Open (creating unless ``readonly``) the ledger at ``path``."""
 
@@ -137,6 +154,20 @@ class ProvenanceLedger:
                platform: str | None = None, guild: str | None = None, mime: str | None = None) -> LedgerEntry:
         """Record one artifact (its bytes, or their ``sha256``). Returns the stored entry —
         the earlier one when this artifact of this job was recorded already."""
+        row = self._row(data, sha256=sha256, job=job, index=index, command=command, model=model,
+                        model_sha256=model_sha256, created=created, platform=platform, guild=guild, mime=mime)
+        with self._lock:
+            self._db.execute(_INSERT, row)
+            self._db.commit()
+            stored = self._db.execute(
+                f"SELECT {_COLUMNS} FROM artifacts WHERE sha256=? AND job=? AND output_index=?",
+                (row[0], row[2], row[3])).fetchone()
+        return _entry(stored)
+
+    def _row(self, data: bytes | None, *, sha256: str | None, job: str, index: int, command: str, model: str,
+             model_sha256: str, created: float | None, platform: str | None, guild: str | None,
+             mime: str | None) -> tuple:
+        """One validated row (LedgerError names the bad field)."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
         if (data is None) == (sha256 is None):
@@ -149,39 +180,35 @@ class ProvenanceLedger:
             raise LedgerError(f"index: expected an integer ≥ 0, got {index!r}")
         if model_sha256 and not _HEX64.match(model_sha256.lower()):
             raise LedgerError("model_sha256: expected 64 hexadecimal characters or empty")
-        row = (digest, content, _text(job, "job", limit=64), index, _text(command, "command", limit=64),
-               _text(model, "model"), (model_sha256 or "").lower(),
-               time.time() if created is None else float(created),
-               _text(platform, "platform", required=False, limit=32),
-               _text(guild, "guild", required=False, limit=64),
-               _text(mime, "mime", required=False, limit=128), time.time())
-        with self._lock:
-            self._db.execute(
-                f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
-            self._db.commit()
-            stored = self._db.execute(
-                f"SELECT {_COLUMNS} FROM artifacts WHERE sha256=? AND job=? AND output_index=?",
-                (digest, row[2], index)).fetchone()
-        return _entry(stored)
+        return (digest, content, _text(job, "job", limit=64), index, _text(command, "command", limit=64),
+                _text(model, "model"), (model_sha256 or "").lower(),
+                time.time() if created is None else float(created),
+                _text(platform, "platform", required=False, limit=32),
+                _text(guild, "guild", required=False, limit=64),
+                _text(mime, "mime", required=False, limit=128), time.time())
 
     def record_meta(self, data: bytes, meta: dict[str, str], *, platform: str | None = None,
                     guild: str | None = None, mime: str | None = None) -> LedgerEntry:
         """Record an artifact from the engine's provenance ``meta`` (job, index, command,
         model, model_sha256, created as ISO 8601)."""
-        from datetime import datetime
+        return self.record(data, **_meta_fields(meta), platform=platform, guild=guild, mime=mime)
 
-        created = meta.get("created")
-        try:
-            when = datetime.fromisoformat(created).timestamp() if created else None
-        except ValueError:
-            raise LedgerError(f"meta.created: not an ISO 8601 time: {created!r}") from None
-        try:
-            index = int(meta.get("index", "0"))
-        except ValueError:
-            raise LedgerError(f"meta.index: not an integer: {meta.get('index')!r}") from None
-        return self.record(data, job=meta.get("job", ""), index=index, command=meta.get("command", ""),
-                           model=meta.get("model", ""), model_sha256=meta.get("model_sha256", ""),
-                           created=when, platform=platform, guild=guild, mime=mime)
+    def record_meta_many(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> int:
+        """Record several artifacts, each (bytes, meta, {platform, guild, mime}), in one
+        transaction. Valid records are written even when others are not; the invalid ones
+        are then reported in one LedgerError. Returns how many were written."""
+        rows, bad = [], []
+        for data, meta, where in records:
+            try:
+                rows.append(self._row(data, sha256=None, **_meta_fields(meta), **where))
+            except LedgerError as e:
+                bad.append(f"{meta.get('job', '?')}/{meta.get('index', '?')}: {e}")
+        with self._lock:
+            self._db.executemany(_INSERT, rows)
+            self._db.commit()
+        if bad:
+            raise LedgerError("; ".join(bad))
+        return len(rows)
 
     def lookup(self, sha256: str) -> list[LedgerEntry]:
         """Every record of these bytes (normally one)."""
@@ -210,6 +237,7 @@ class ProvenanceLedger:
 
 _COLUMNS = ("sha256, content_sha256, job, output_index, command, model, model_sha256, created, platform, guild, "
             "mime, recorded_at")
+_INSERT = f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:

@@ -52,6 +52,7 @@ def to_image(x: torch.Tensor) -> Image.Image:
 class EmojiGenerator(sdk.Generator):
     name = "emoji"
     max_batch_size = 32
+    preferred_batch_sizes = (8, 16, 24, 32)
 
     def __init__(self, weights_dir: Path = HERE) -> None:
         self.weights_dir = Path(weights_dir)

@@ -1,0 +1,223 @@
+"""Generators in their own processes, outside the engine's GIL.
+
+A generator's forward pass is mostly native code that releases the GIL, but between ops it
+needs the GIL back; in the engine process the event loop, the encoders and the ledger hold
+it often, and each hand-back can cost up to the interpreter's switch interval (measured: a
+forward pass next to one busy Python thread ran 50x slower). So the engine runs each
+plugin generator in a child process of its own and keeps HTTP, checks and encoding at home.
+
+The child re-imports the plugin the way discovery found it (a built-in module or an entry
+point), loads the named generator on the device and answers ``generate`` calls over a
+private pipe. It can also encode what it made (``generate_encoded``): the file bytes then
+come back with each output, and the engine process only checks, stores and serves them. The
+pipe uses multiprocessing's pickling, between this process and its own child only (
+weights are still loaded from safetensors in the child). A child that dies is reported as a
+failed batch and started again on the next call.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.sdk import EncodeContext, Generator, Item, Modality, Output, Plugin
+
+log = logging.getLogger("aigc.engine.generator_process")
+START_TIMEOUT_S = 300.0
+
+
+class GeneratorProcessError(RuntimeError):
+    """The child failed to start, died, or raised; the message says which."""
+
+
+def _import_plugin(name: str, source: str) -> Plugin:
+    from engine.registry import ENTRY_POINT_GROUP, _resolve
+
+    if source == "builtin":
+        return _resolve(importlib.import_module(f"plugins.{name}"))
+    if source.startswith("entry_point:"):
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == name:
+                return _resolve(ep.load())
+    raise GeneratorProcessError(f"plugin {name!r} from {source!r} cannot be imported in a child process")
+
+
+Encoding = tuple[str, EncodeContext]  # (modality name, context) for one item
+
+
+def _encode_all(modalities: dict[str, Modality], outputs: list[Output],
+                encodes: list[Encoding | None]) -> list[bytes | None]:
+    """Bytes per output; None where not asked for or where encoding failed (the engine
+    encodes that one again itself and reports its error)."""
+    out: list[bytes | None] = []
+    for o, e in zip(outputs, encodes):
+        try:
+            out.append(modalities[e[0]].encode(o, e[1]) if e is not None else None)
+        except Exception:  # noqa: BLE001
+            out.append(None)
+    return out
+
+
+def _child(conn: Connection, plugin: str, source: str, generator: str, device: str, threads: int) -> None:
+    """The child's whole life: load, then answer batches until the pipe closes."""
+    import torch
+
+    from engine.artifacts import BUILTIN_MODALITIES
+    from engine.runtime import configure_threads
+
+    configure_threads(threads)
+    try:
+        p = _import_plugin(plugin, source)
+        modalities = {m.name: m for m in (*BUILTIN_MODALITIES, *p.modalities)}
+        g = next(x for x in p.generators if x.name == generator)
+        g.load(device)
+        conn.send(("ready", {k: str(v) for k, v in g.model_info().items()}))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which decides
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        try:
+            items, encodes = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            with torch.inference_mode():
+                outputs = g.generate(items)
+            if encodes is None:
+                conn.send(("ok", outputs))
+            else:
+                conn.send(("ok", list(zip(outputs, _encode_all(modalities, outputs, encodes)))))
+        except BaseException as e:  # noqa: BLE001
+            conn.send(("error", f"{type(e).__name__}: {e}"[:500]))
+
+
+class GeneratorProcess(Generator):
+    """Stands in for a plugin's generator: same name and batch sizes; ``generate`` runs in
+    the child. Calls are serialised (the scheduler runs one batch per generator at a time)."""
+
+    def __init__(self, inner: Generator, plugin: str, source: str, threads: int = 0) -> None:
+        self.name = inner.name
+        self.max_batch_size = inner.max_batch_size
+        self.preferred_batch_sizes = tuple(inner.preferred_batch_sizes)
+        self.plugin, self.source, self.threads = plugin, source, threads
+        self.device = "cpu"
+        self._info: dict[str, str] = {}
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def load(self, device: str) -> None:
+        self.device = device
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        # A fresh interpreter (python -m this module), not multiprocessing's spawn: spawn
+        # re-imports the parent's __main__, which breaks engines embedded in scripts.
+        mine, theirs = socket.socketpair()
+        args = {"plugin": self.plugin, "source": self.source, "generator": self.name,
+                "device": self.device, "threads": self.threads}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        with theirs:
+            proc = subprocess.Popen([sys.executable, "-m", "engine.generator_process", str(theirs.fileno()),
+                                     json.dumps(args)], pass_fds=(theirs.fileno(),), env=env)
+        conn = Connection(mine.detach())
+        if not conn.poll(START_TIMEOUT_S):
+            proc.kill()
+            proc.wait()
+            conn.close()
+            raise GeneratorProcessError(f"generator {self.name!r} did not start in {START_TIMEOUT_S:.0f} s")
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            conn.close()
+            raise GeneratorProcessError(f"generator {self.name!r} exited while starting "
+                                        f"(exit code {proc.wait(10)})") from None
+        if kind != "ready":
+            conn.close()
+            proc.wait(10)
+            raise GeneratorProcessError(payload)
+        self._proc, self._conn, self._info = proc, conn, payload
+        log.info("generator process started", extra={"generator": self.name, "pid": proc.pid})
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # the child sees EOF and returns
+            self._conn = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+            self._proc = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # -- the generator API ----------------------------------------------------------------
+    def model_info(self) -> dict[str, str]:
+        return dict(self._info)
+
+    def generate(self, items: list[Item]) -> list[Output]:
+        return self._call(items, None)
+
+    def generate_encoded(self, items: list[Item],
+                         encodes: list[Encoding | None]) -> list[tuple[Output, bytes | None]]:
+        """Generate, then encode in the child: (output, file bytes or None) per item."""
+        return self._call(items, encodes)
+
+    def _call(self, items: list[Item], encodes: list[Encoding | None] | None) -> Any:
+        with self._lock:
+            if self._conn is None:
+                self._start()  # the previous child died: start a new one
+            assert self._conn is not None
+            try:
+                self._conn.send((items, encodes))
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._proc.poll() if self._proc is not None else None
+                self._stop()
+                raise GeneratorProcessError(f"generator process for {self.name!r} died "
+                                            f"(exit code {code}); it is restarted for the next batch") from None
+        if kind != "ok":
+            raise GeneratorProcessError(payload)
+        return payload
+
+
+def isolate(inner: Generator, plugin: str, source: str, device: str, threads: int = 0) -> GeneratorProcess:
+    """Start ``inner``'s child process and return its stand-in."""
+    proxy = GeneratorProcess(inner, plugin, source, threads)
+    proxy.load(device)
+    return proxy
+
+
+def can_isolate(source: str) -> bool:
+    """Only plugins a child can import again by name (not in-process test plugins)."""
+    return source == "builtin" or source.startswith("entry_point:")
+
+
+def default_child_threads(threads: int) -> int:
+    """With ``threads`` 0, the child leaves one core to the engine process (event loop,
+    encoders) on small machines instead of fighting it for every core."""
+    if threads:
+        return threads
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+if __name__ == "__main__":  # the child: python -m engine.generator_process FD ARGS_JSON
+    _child(Connection(int(sys.argv[1])), **json.loads(sys.argv[2]))
