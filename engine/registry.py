@@ -181,7 +181,7 @@ def build_registry(device: str, *, enabled: list[str] | None = None,
 
     ``processes``: run each generator of an importable plugin in a child process of its own
     (engine.generator_process), with ``threads`` torch threads there."""
-    from engine.generator_process import can_isolate, default_child_threads, isolate
+    from engine.generator_process import can_isolate, isolate
 
     reg = Registry(modalities={m.name: m for m in BUILTIN_MODALITIES})
     candidates: list[tuple[str, str, Callable[[], Any]]] = list(discover())
@@ -201,7 +201,7 @@ def build_registry(device: str, *, enabled: list[str] | None = None,
         try:
             for g in plugin.generators:
                 if processes and can_isolate(source):
-                    reg.generators[g.name] = isolate(g, name, source, device, default_child_threads(threads))
+                    reg.generators[g.name] = isolate(g, name, source, device, threads)
                 else:
                     g.load(device)
         except Exception as e:

@@ -98,7 +98,6 @@ class Lane:
     finisher: ThreadPoolExecutor | None = None
     finishing: asyncio.Task | None = None  # the batch being finished, if any
     task: asyncio.Task | None = None
-    busy: bool = False
     # Seconds per item, smoothed: what a Retry-After estimate is made of.
     item_seconds: float = 0.05
 
@@ -134,7 +133,7 @@ class Lane:
         return max(prefs) if prefs else 1
 
 
-ExecuteFn = Callable[[Generator, list[tuple[Job, int]]], list[Any]]
+ExecuteFn = Callable[[Generator, list[tuple[Job, int]], bool], list[Any]]
 FinishFn = Callable[[Generator, list[tuple[Job, int]], list[Any]], list[Any]]
 ResultFn = Callable[[Job, int, Any], None]
 
@@ -147,8 +146,10 @@ class Scheduler:
     def __init__(self, generators: dict[str, Generator], execute: ExecuteFn, on_result: ResultFn,
                  *, finish: FinishFn = _no_finish, capacity: int = 256, max_queue_delay_ms: float = 0.0,
                  on_batch: Callable[[str, int, float], None] | None = None):
-        """``execute`` returns one output (or exception) per item; ``finish`` turns them into
-        results (or exceptions) per item; ``on_result`` gets each, on the event loop."""
+        """``execute(generator, batch, busy)`` returns one output (or exception) per item;
+        ``busy`` says more work is in hand (items queued, or the previous batch still being
+        finished). ``finish`` turns outputs into results (or exceptions) per item;
+        ``on_result`` gets each, on the event loop."""
         self.execute = execute
         self.finish = finish
         self.on_result = on_result
@@ -233,19 +234,28 @@ class Scheduler:
                 job.mark_running()
             self._update_positions(lane)
             t0 = time.perf_counter()
-            lane.busy = True
+            busy = lane.queued_items > 0 or (lane.finishing is not None and not lane.finishing.done())
+            if not busy:  # nothing else in hand: both stages in one hop, results at once
+                results = await loop.run_in_executor(lane.executor, self._both_stages, g, batch)
+                self._deliver(lane, batch, results, time.perf_counter() - t0)
+                continue
             try:
-                outputs = await loop.run_in_executor(lane.executor, self.execute, g, batch)
+                outputs = await loop.run_in_executor(lane.executor, self.execute, g, batch, True)
             except Exception as e:  # execute isolates per-item errors; this is a bug guard
                 log.exception("batch failed", extra={"generator": lane.name})
                 outputs = [e] * len(batch)
-            finally:
-                lane.busy = False
             # The previous batch must be finished before this one starts finishing (order,
             # and a bound on memory); the next forward pass overlaps this one's finishing.
             if lane.finishing:
                 await asyncio.shield(lane.finishing)
             lane.finishing = loop.create_task(self._finish(lane, batch, outputs, time.perf_counter() - t0))
+
+    def _both_stages(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
+        try:
+            return self.finish(g, batch, self.execute(g, batch, False))
+        except Exception as e:  # both isolate per-item errors; this is a bug guard
+            log.exception("batch failed", extra={"generator": g.name})
+            return [e] * len(batch)
 
     async def _finish(self, lane: Lane, batch: list[tuple[Job, int]], outputs: list[Any], run_s: float) -> None:
         t0 = time.perf_counter()
@@ -255,7 +265,9 @@ class Scheduler:
         except Exception as e:  # finish isolates per-item errors; this is a bug guard
             log.exception("finishing a batch failed", extra={"generator": lane.name})
             results = [e] * len(batch)
-        dt = run_s + time.perf_counter() - t0
+        self._deliver(lane, batch, results, run_s + time.perf_counter() - t0)
+
+    def _deliver(self, lane: Lane, batch: list[tuple[Job, int]], results: list[Any], dt: float) -> None:
         lane.item_seconds = 0.8 * lane.item_seconds + 0.2 * dt / len(batch)
         if self.on_batch:
             self.on_batch(lane.name, len(batch), dt)

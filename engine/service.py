@@ -12,7 +12,6 @@ import random
 import secrets
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, AsyncIterator
 from engine.artifacts import ArtifactStore
 from engine.config import EngineSettings
 from engine.generator_process import GeneratorProcess
+from engine.group_writer import GroupWriter
 from engine.jobs import Job
 from engine.journal import Journal, JournalEntry
 from engine.metrics import EngineMetrics
@@ -95,7 +95,7 @@ class Engine:
         self.near_misses = NearMissTracker()
         self.output_checks = None  # built at start from the plugins (and optional classifiers)
         self.ledger = None  # provenance ledger: sha256 of every artifact -> job, model, time
-        self._ledger_writer = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self._ledger_writer: GroupWriter | None = None
         self.metrics = EngineMetrics()
         self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
         self.registry: Registry | None = None
@@ -131,6 +131,7 @@ class Engine:
                                            *(c for lp in self.registry.plugins.values()
                                              for c in lp.plugin.output_checks)])
         self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
+        self._ledger_writer = GroupWriter(self._record, name="ledger")
         self.model_info = {name: {k: str(v) for k, v in g.model_info().items()}
                            for name, g in self.registry.generators.items()}
         self.scheduler = Scheduler(self.registry.generators, self._generate, self._on_result, finish=self._finish,
@@ -168,7 +169,8 @@ class Engine:
             await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
         if self.journal:
             self.journal.close()
-        self._ledger_writer.shutdown(wait=True)  # every artifact served is recorded first
+        if self._ledger_writer:
+            self._ledger_writer.close()  # every artifact served is recorded first
         if self.ledger:
             self.ledger.close()
 
@@ -306,8 +308,12 @@ class Engine:
         """What a file's labels and the provenance ledger say about it (POST /v1/verify)."""
         from engine.provenance import verify
 
-        return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: verify(data, self.ledger, ledger_status=None if self.ledger else "no ledger"))
+        def run() -> Any:
+            if self._ledger_writer is not None:  # what this engine made is recorded first
+                self._ledger_writer.flush()
+            return verify(data, self.ledger, ledger_status=None if self.ledger else "no ledger")
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
 
     async def _resolve(self, req: JobRequest) -> Resolved:
         assert self.registry is not None
@@ -395,11 +401,11 @@ class Engine:
 
     # ---- running (worker threads) -------------------------------------------------------
 
-    def _generate(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
+    def _generate(self, g: Generator, batch: list[tuple[Job, int]], busy: bool = False) -> list[Any]:
         """The forward pass of a batch (the scheduler's first stage); if the batch fails,
         its items run one by one so one bad item fails alone."""
         try:
-            return self._forward(g, batch)
+            return self._forward(g, batch, busy)
         except Exception as e:
             if len(batch) == 1:
                 log.exception("generation failed", extra={"generator": g.name, "job": batch[0][0].id})
@@ -407,19 +413,19 @@ class Engine:
             out: list[Any] = []
             for one in batch:
                 try:
-                    out.extend(self._forward(g, [one]))
+                    out.extend(self._forward(g, [one], busy))
                 except Exception as e1:
                     log.exception("generation failed", extra={"generator": g.name, "job": one[0].id})
                     out.append(e1)
             return out
 
-    def _forward(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Generated]:
+    def _forward(self, g: Generator, batch: list[tuple[Job, int]], busy: bool = False) -> list[Generated]:
         import torch
 
         items = [job.item(i) for job, i in batch]
         if isinstance(g, GeneratorProcess):  # the child encodes too, outside this process's GIL
             made = g.generate_encoded(items, [(job.spec.modality, self._encode_context(job, i))
-                                              for job, i in batch])
+                                              for job, i in batch], busy)
             outputs = [Generated(o, data) for o, data in made]
         else:
             with torch.inference_mode():
@@ -441,8 +447,8 @@ class Engine:
             except Exception as e:
                 log.exception("encoding failed", extra={"generator": g.name, "job": job.id})
                 results.append(e)
-        if records and self.ledger is not None:  # one transaction per batch, on the ledger's thread
-            self._ledger_writer.submit(self._record, records)
+        if self._ledger_writer is not None:  # grouped transactions, on the ledger's own thread
+            self._ledger_writer.put(records)
         return results
 
     def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
