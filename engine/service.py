@@ -60,6 +60,7 @@ class Generated:
 
     output: Output
     data: bytes | None = None
+    ctx: EncodeContext | None = None  # what the child encoded with
 
 
 class OutputRefused(Exception):
@@ -424,9 +425,9 @@ class Engine:
 
         items = [job.item(i) for job, i in batch]
         if isinstance(g, GeneratorProcess):  # the child encodes too, outside this process's GIL
-            made = g.generate_encoded(items, [(job.spec.modality, self._encode_context(job, i))
-                                              for job, i in batch], busy)
-            outputs = [Generated(o, data) for o, data in made]
+            ctxs = [self._encode_context(job, i) for job, i in batch]
+            made = g.generate_encoded(items, [(job.spec.modality, c) for (job, _), c in zip(batch, ctxs)], busy)
+            outputs = [Generated(o, data, c) for (o, data), c in zip(made, ctxs)]
         else:
             with torch.inference_mode():
                 outputs = [Generated(o) for o in g.generate(items)]
@@ -484,7 +485,7 @@ class Engine:
         """Keep the artifact; its ledger record is appended to ``records``."""
         assert self.registry is not None
         modality = self.registry.modalities[job.spec.modality]
-        ctx = self._encode_context(job, index)
+        ctx = made.ctx or self._encode_context(job, index)
         meta, out = ctx.meta, made.output
         data = made.data if made.data is not None else modality.encode(out, ctx)
         r = job.request.requester

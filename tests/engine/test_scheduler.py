@@ -176,3 +176,42 @@ async def test_bounded_queue_delay_fills_a_preferred_batch(engine_factory):
     t0 = loop.time()
     await h.wait_done((await h.submit(body("alone")))["id"])
     assert 0.25 <= loop.time() - t0 < 5 and [len(b) for b in gen.batches] == [4, 1]
+
+
+async def test_a_partial_preferred_batch_waits_for_the_next_turn(engine_factory):
+    """With preferred sizes, a busy lane takes the largest preferred batch the queue fills
+    (padding a partial chunk wastes the generator's time); the rest runs next."""
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    plugin, gen = make_probe_plugin(max_batch_size=8)
+    gen.preferred_batch_sizes = (2, 4)
+    h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False)
+    blocker = await hold_first_batch(h, gen)
+    ids = [(await h.submit(body(f"p{i}", user=f"p{i}")))["id"] for i in range(7)]
+    gen.gate.set()
+    for i in [blocker, *ids]:
+        assert (await h.wait_done(i))["status"] == "done"
+    # 7 queued: 4 now; of the 3 left, a preferred 2; the last one alone (nothing else came)
+    assert [len(b) for b in gen.batches] == [1, 4, 2, 1]
+
+
+async def test_the_forward_pass_hears_whether_more_work_is_in_hand(probe_engine):
+    """``busy`` (what the generator process uses to size its thread pool) is False for a
+    lone job and True while more items wait."""
+    h, gen = probe_engine
+    seen: list[tuple[int, bool]] = []
+    execute = h.engine.scheduler.execute
+
+    def spy(g, batch, busy):
+        seen.append((len(batch), busy))
+        return execute(g, batch, busy)
+
+    h.engine.scheduler.execute = spy
+    await h.wait_done((await h.submit(body("solo")))["id"])
+    blocker = await hold_first_batch(h, gen)
+    ids = [(await h.submit(body(f"b{i}", user=f"b{i}")))["id"] for i in range(6)]
+    gen.gate.set()
+    for i in [blocker, *ids]:
+        await h.wait_done(i)
+    assert seen[0] == (1, False) and seen[1] == (1, False)  # the lone job; the blocker
+    assert seen[2] == (4, True)  # 2 more queued behind it

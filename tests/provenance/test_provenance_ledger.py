@@ -147,3 +147,14 @@ def test_content_hash_ignores_metadata_but_not_pixels():
     assert content_sha256(wav) == content_sha256(labels.encode_wav(np.zeros(100), 8000, {**META, "job": "x"}))
     assert content_sha256(b"\x89PNG\r\n\x1a\ngarbage") is None
     assert content_sha256(b"plain text") is None
+
+
+def test_record_many_writes_the_valid_and_names_the_invalid(ledger):
+    good = [(png(i), {**META, "index": str(i)}, {"platform": "discord", "guild": "1", "mime": "image/png"})
+            for i in range(3)]
+    bad = (png(9), {**META, "index": "nine"}, {"platform": None, "guild": None, "mime": None})
+    with pytest.raises(LedgerError, match=r"job1/nine: meta.index: not an integer"):
+        ledger.record_meta_many([*good, bad])
+    assert [e.index for e in ledger.lookup_job("job1")] == [0, 1, 2]
+    assert ledger.record_meta_many(good) == 3  # again: ignored duplicates, no error
+    assert len(ledger.lookup_job("job1")) == 3

@@ -1,0 +1,88 @@
+"""Plugin generators in child processes: the built-in emoji generator runs outside the
+engine process, gives the same pixels as in-process, survives its child being killed, and
+a child that cannot load is reported with its reason."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import sdk
+from engine.generator_process import GeneratorProcess, GeneratorProcessError, can_isolate, isolate
+
+REQ = {"command": "emoji", "options": {"prompt": "cat face", "model": "gan"}, "seed": 77, "count": 3}
+
+
+async def pixels(h, job) -> list[np.ndarray]:
+    out = []
+    for art in job["artifacts"]:
+        r = await h.client.get(art["url"], headers=h.headers)
+        out.append(np.asarray(Image.open(io.BytesIO(await r.read()))))
+    return out
+
+
+async def test_emoji_generator_runs_in_its_own_process(engine_factory, tmp_path):
+    child = await engine_factory(plugins_enabled=["emoji"], data_dir=tmp_path / "a")
+    g = child.engine.registry.generators["emoji"]
+    assert isinstance(g, GeneratorProcess) and g.pid not in (None, os.getpid())
+    assert g.model_info()["name"] == "emoji-dcgan" and len(g.model_info()["sha256"]) == 64
+    done = await child.wait_done((await child.submit(REQ))["id"])
+    assert done["status"] == "done"
+    # the child encoded the file with this job's provenance
+    r = await child.client.get(done["artifacts"][0]["url"], headers=child.headers)
+    assert done["id"] in Image.open(io.BytesIO(await r.read())).info["AIGC"]
+
+    local = await engine_factory(plugins_enabled=["emoji"], data_dir=tmp_path / "b", generator_processes=False)
+    assert not isinstance(local.engine.registry.generators["emoji"], GeneratorProcess)
+    same = await local.wait_done((await local.submit(REQ))["id"])
+    for a, b in zip(await pixels(child, done), await pixels(local, same)):
+        assert np.array_equal(a, b)
+
+
+async def test_a_killed_child_is_started_again(emoji_engine):
+    h = emoji_engine
+    g = h.engine.registry.generators["emoji"]
+    first = g.pid
+    os.kill(first, signal.SIGKILL)
+    g._proc.wait(10)
+    done = await h.wait_done((await h.submit(REQ))["id"])
+    assert done["status"] == "done"  # the batch failed once, its items were retried on a new child
+    assert g.pid not in (None, first)
+
+
+def test_a_child_that_cannot_load_explains_why():
+    class Missing(sdk.Generator):
+        name = "missing"
+
+    with pytest.raises(GeneratorProcessError, match="ModuleNotFoundError"):
+        isolate(Missing(), "no_such_plugin", "builtin", "cpu")
+    with pytest.raises(GeneratorProcessError, match="cannot be imported in a child"):
+        isolate(Missing(), "x", "in-process", "cpu")
+    assert can_isolate("builtin") and can_isolate("entry_point:aigc-example-plugin")
+    assert not can_isolate("in-process")
+
+
+def test_thread_count_does_not_change_pixels():
+    """The child switches between all cores and all but one with the engine's load."""
+    import torch
+    from plugins.emoji import plugin
+
+    gen = plugin.generators[0]
+    gen.load("cpu")
+    items = [sdk.Item(command="emoji", options={"prompt": p, "variety": 0.7, "model": m}, seed=s, index=0)
+             for s, (p, m) in enumerate([("red heart", "gan"), ("sun", "vae"), ("dog face", "gan")] * 3)]
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                runs.append([np.asarray(o.data) for o in gen.generate(items)])
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*runs):
+        assert np.array_equal(a, b)
