@@ -224,4 +224,9 @@ def can_isolate(source: str) -> bool:
 
 
 if __name__ == "__main__":  # the child: python -m engine.generator_process FD ARGS_JSON
+    import signal
+
+    # Ctrl-C reaches the whole process group; the engine decides when this child stops (it
+    # closes the pipe, and the child returns), so a terminal interrupt must not kill it mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _child(Connection(int(sys.argv[1])), **json.loads(sys.argv[2]))
