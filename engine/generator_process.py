@@ -4,15 +4,15 @@ A generator's forward pass is mostly native code that releases the GIL, but betw
 needs the GIL back; in the engine process the event loop, the encoders and the ledger hold
 it often, and each hand-back can cost up to the interpreter's switch interval (measured: a
 forward pass next to one busy Python thread ran 50x slower). So the engine runs each
-plugin generator in a child process of its own and keeps HTTP, checks and encoding at home.
+plugin generator in a child process of its own and keeps HTTP, checks and storing at home.
 
 The child re-imports the plugin the way discovery found it (a built-in module or an entry
 point), loads the named generator on the device and answers ``generate`` calls over a
 private pipe. It can also encode what it made (``generate_encoded``): the file bytes then
 come back with each output, and the engine process only checks, stores and serves them. The
-pipe uses multiprocessing's pickling, between this process and its own child only (
-weights are still loaded from safetensors in the child). A child that dies is reported as a
-failed batch and started again on the next call.
+pipe uses multiprocessing's pickling, between this process and its own child only (weights
+are still loaded from safetensors in the child). A child that dies is reported as a failed
+batch and started again on the next call.
 """
 from __future__ import annotations
 
@@ -229,4 +229,7 @@ if __name__ == "__main__":  # the child: python -m engine.generator_process FD A
     # Ctrl-C reaches the whole process group; the engine decides when this child stops (it
     # closes the pipe, and the child returns), so a terminal interrupt must not kill it mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from aigc.logs import setup_logging
+
+    setup_logging(os.environ.get("AIGC_LOG_FORMAT", "json"))  # the engine's structured lines
     _child(Connection(int(sys.argv[1])), **json.loads(sys.argv[2]))
