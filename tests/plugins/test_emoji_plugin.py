@@ -109,3 +109,14 @@ def test_morph_starts_from_the_source_latent(gen):
     target = _px(gen.generate([sdk.Item(command="emoji", options={**src.options, "prompt": "red heart"},
                                         seed=3, index=0)]))[0]
     assert (np.asarray(outs[0].data) == target).all()  # t = 1: the target prompt, same latent
+
+
+def test_model_card_sample_grid_layout():
+    from plugins.emoji.generator import EmojiGenerator
+    from plugins.emoji.sample_grid import LABEL_W, PAD, TILE, sample_grid
+
+    gen = EmojiGenerator()
+    gen.load("cpu")
+    grid = sample_grid(gen, "gan", ["face", "red heart"], range(3))
+    assert grid.size == (LABEL_W + 3 * (TILE + PAD) + PAD, 2 * (TILE + PAD) + PAD)
+    assert grid.getpixel((LABEL_W + PAD + TILE // 2, PAD + TILE // 2)) != (255, 255, 255)  # a drawn tile
