@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -62,6 +63,7 @@ def _encode_all(modalities: dict[str, Modality], outputs: list[Output],
         try:
             out.append(modalities[e[0]].encode(o, e[1]) if e is not None else None)
         except Exception:  # noqa: BLE001
+            log.exception("encoding in the generator process failed", extra={"modality": e[0] if e else None})
             out.append(None)
     return out
 
@@ -106,7 +108,14 @@ def _child(conn: Connection, plugin: str, source: str, generator: str, device: s
 
 class GeneratorProcess(Generator):
     """Stands in for a plugin's generator: same name and batch sizes; ``generate`` runs in
-    the child. Calls are serialised (the scheduler runs one batch per generator at a time)."""
+    the child. Calls are serialised (the scheduler runs one batch per generator at a time).
+
+    A child that dies is started again on the next call, at most ``MAX_RESTARTS`` times per
+    ``RESTART_WINDOW_S``; beyond that, calls fail at once until the window has passed (a
+    child that cannot start, or crashes on every batch, must not stall its lane with loads)."""
+
+    MAX_RESTARTS = 3
+    RESTART_WINDOW_S = 60.0
 
     def __init__(self, inner: Generator, plugin: str, source: str, threads: int = 0) -> None:
         self.name = inner.name
@@ -118,43 +127,50 @@ class GeneratorProcess(Generator):
         self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._closed = False
+        self._restarts: list[float] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def load(self, device: str) -> None:
         self.device = device
         with self._lock:
+            self._stop()
             self._start()
 
     def _start(self) -> None:
         # A fresh interpreter (python -m this module), not multiprocessing's spawn: spawn
         # re-imports the parent's __main__, which breaks engines embedded in scripts.
-        mine, theirs = socket.socketpair()
         args = {"plugin": self.plugin, "source": self.source, "generator": self.name,
                 "device": self.device, "threads": self.threads}
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        with theirs:
+        mine, theirs = socket.socketpair()
+        with mine, theirs:
             proc = subprocess.Popen([sys.executable, "-m", "engine.generator_process", str(theirs.fileno()),
                                      json.dumps(args)], pass_fds=(theirs.fileno(),), env=env)
-        conn = Connection(mine.detach())
-        if not conn.poll(START_TIMEOUT_S):
-            proc.kill()
-            proc.wait()
-            conn.close()
-            raise GeneratorProcessError(f"generator {self.name!r} did not start in {START_TIMEOUT_S:.0f} s")
+            conn = Connection(os.dup(mine.fileno()))
         try:
-            kind, payload = conn.recv()
-        except (EOFError, OSError):
+            if not conn.poll(START_TIMEOUT_S):
+                raise GeneratorProcessError(f"generator {self.name!r} did not start in {START_TIMEOUT_S:.0f} s")
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                raise GeneratorProcessError(f"generator {self.name!r} exited while starting") from None
+            if kind != "ready":
+                raise GeneratorProcessError(payload)
+        except BaseException:
             conn.close()
-            raise GeneratorProcessError(f"generator {self.name!r} exited while starting "
-                                        f"(exit code {proc.wait(10)})") from None
-        if kind != "ready":
-            conn.close()
-            proc.wait(10)
-            raise GeneratorProcessError(payload)
+            _reap(proc)
+            raise
         self._proc, self._conn, self._info = proc, conn, payload
         log.info("generator process started", extra={"generator": self.name, "pid": proc.pid})
 
     def close(self) -> None:
+        """Stop the child, also while a batch is running in it (that batch then fails):
+        the process is killed first, so a call blocked on it returns, then cleaned up."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
         with self._lock:
             self._stop()
 
@@ -163,11 +179,7 @@ class GeneratorProcess(Generator):
             self._conn.close()  # the child sees EOF and returns
             self._conn = None
         if self._proc is not None:
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
+            _reap(self._proc, grace_s=10.0)
             self._proc = None
 
     @property
@@ -179,34 +191,70 @@ class GeneratorProcess(Generator):
         return dict(self._info)
 
     def generate(self, items: list[Item]) -> list[Output]:
-        return self._call(items, None, False)
+        return self._call(items, None, False, None)
 
-    def generate_encoded(self, items: list[Item], encodes: list[Encoding | None],
-                         busy: bool = False) -> list[tuple[Output, bytes | None]]:
+    def generate_encoded(self, items: list[Item], encodes: list[Encoding | None], busy: bool = False,
+                         timeout_s: float | None = None) -> list[tuple[Output, bytes | None]]:
         """Generate, then encode in the child: (output, file bytes or None) per item.
 
         ``busy``: the engine has more work in hand (queued items, a batch being finished).
         With ``threads`` 0 the child then leaves one core to the engine process, which is
         feeding it (measured on 2 cores: +15% throughput at 32 clients); a lone request
-        gets every core (measured: 5 ms lower latency)."""
-        return self._call(items, encodes, busy)
+        gets every core (measured: 5 ms lower latency). ``timeout_s``: a child that has not
+        answered by then is killed (the batch fails; the next call starts a new child)."""
+        return self._call(items, encodes, busy, timeout_s)
 
-    def _call(self, items: list[Item], encodes: list[Encoding | None] | None, busy: bool) -> Any:
+    def _call(self, items: list[Item], encodes: list[Encoding | None] | None, busy: bool,
+              timeout_s: float | None) -> Any:
         with self._lock:
+            if self._closed:
+                raise GeneratorProcessError(f"generator {self.name!r} is stopped")
             if self._conn is None:
-                self._start()  # the previous child died: start a new one
-            assert self._conn is not None
+                self._restart()
+            assert self._conn is not None and self._proc is not None
             try:
                 self._conn.send((items, encodes, busy))
+                if timeout_s is not None and not self._conn.poll(max(0.0, timeout_s)):
+                    self._stop_now()
+                    raise GeneratorProcessError(f"generator process for {self.name!r} did not answer "
+                                                f"in {timeout_s:.0f} s and was stopped; the next batch starts a new one")
                 kind, payload = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError):
-                code = self._proc.poll() if self._proc is not None else None
+            except (EOFError, OSError):
+                code = self._proc.poll()
                 self._stop()
-                raise GeneratorProcessError(f"generator process for {self.name!r} died "
-                                            f"(exit code {code}); it is restarted for the next batch") from None
+                raise GeneratorProcessError(f"generator process for {self.name!r} died (exit code {code}); "
+                                            "the next batch starts a new one") from None
         if kind != "ok":
             raise GeneratorProcessError(payload)
         return payload
+
+    def _restart(self) -> None:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < self.RESTART_WINDOW_S]
+        if len(self._restarts) >= self.MAX_RESTARTS:
+            wait = self.RESTART_WINDOW_S - (now - self._restarts[0])
+            raise GeneratorProcessError(f"generator {self.name!r} was restarted {len(self._restarts)} times in "
+                                        f"{self.RESTART_WINDOW_S:.0f} s; not again for {wait:.0f} s")
+        self._restarts.append(now)
+        log.warning("restarting generator process", extra={"generator": self.name})
+        self._start()
+
+    def _stop_now(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+        self._stop()
+
+
+def _reap(proc: subprocess.Popen, grace_s: float = 0.0) -> None:
+    """Wait for a child (killing it after ``grace_s``), so no zombie or orphan is left."""
+    if grace_s:
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    proc.wait()
 
 
 def isolate(inner: Generator, plugin: str, source: str, device: str, threads: int = 0) -> GeneratorProcess:
@@ -219,8 +267,6 @@ def isolate(inner: Generator, plugin: str, source: str, device: str, threads: in
 def can_isolate(source: str) -> bool:
     """Only plugins a child can import again by name (not in-process test plugins)."""
     return source == "builtin" or source.startswith("entry_point:")
-
-
 
 
 if __name__ == "__main__":  # the child: python -m engine.generator_process FD ARGS_JSON

@@ -23,20 +23,28 @@ class GroupWriter(Generic[T]):
         self._write = write
         self._window_s = window_s
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, records: list[T]) -> None:
-        if records:
-            self._queue.put(records)
+        if not records:
+            return
+        if self._closed:  # a late batch after stop: say so rather than lose it silently
+            log.warning("records after close were not written", extra={"records": len(records)})
+            return
+        self._queue.put(records)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Block until everything put before this call is written (False on timeout)."""
+        if not self._thread.is_alive():
+            return False
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
+        self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout)
 

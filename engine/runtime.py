@@ -22,7 +22,9 @@ def pick_device(setting: str = "auto") -> str:
 
 
 def configure_threads(threads: int = 0) -> int:
-    """Set torch's thread pools once per process (changing them later is unsafe)."""
+    """Set torch's thread pools once per process: the engine's worker threads share them, so
+    they must not change under a running batch. (A generator process, whose one thread runs
+    batches one at a time, resizes its intra-op pool between batches.)"""
     global _threads_set
     import torch
 

@@ -164,17 +164,24 @@ class Scheduler:
             lane.finisher = ThreadPoolExecutor(1, thread_name_prefix=f"finish-{lane.name}")
             lane.task = asyncio.get_running_loop().create_task(self._run(lane), name=f"lane-{lane.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking batches; the batch each lane is running is finished and delivered
+        if it takes at most ``grace_s`` (queued jobs stay in the journal for the next start)."""
         self._closing = True
+        tasks = [l.task for l in self.lanes.values() if l.task]
         for lane in self.lanes.values():
-            if lane.task:
-                lane.task.cancel()
-        await asyncio.gather(*(l.task for l in self.lanes.values() if l.task), return_exceptions=True)
-        await asyncio.gather(*(l.finishing for l in self.lanes.values() if l.finishing), return_exceptions=True)
+            lane.wakeup.set()  # an idle lane wakes, sees _closing and returns
+        _, late = await asyncio.wait(tasks, timeout=grace_s) if tasks else (set(), set())
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        finishing = [l.finishing for l in self.lanes.values() if l.finishing]
+        if finishing:
+            await asyncio.wait(finishing, timeout=grace_s)
         for lane in self.lanes.values():
             for pool in (lane.executor, lane.finisher):
-                if pool:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                if pool:  # a thread still blocked on a stuck generator is not waited for
+                    pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- ingress --------------------------------------------------------------------
 
@@ -211,8 +218,10 @@ class Scheduler:
     async def _run(self, lane: Lane) -> None:
         loop = asyncio.get_running_loop()
         g = lane.generator
-        while not self._closing:
+        while True:
             await lane.wakeup.wait()
+            if self._closing:
+                return
             if lane.queued_items == 0:
                 lane.wakeup.clear()
                 continue
@@ -244,11 +253,12 @@ class Scheduler:
             except Exception as e:  # execute isolates per-item errors; this is a bug guard
                 log.exception("batch failed", extra={"generator": lane.name})
                 outputs = [e] * len(batch)
+            run_s = time.perf_counter() - t0
             # The previous batch must be finished before this one starts finishing (order,
             # and a bound on memory); the next forward pass overlaps this one's finishing.
             if lane.finishing:
                 await asyncio.shield(lane.finishing)
-            lane.finishing = loop.create_task(self._finish(lane, batch, outputs, time.perf_counter() - t0))
+            lane.finishing = loop.create_task(self._finish(lane, batch, outputs, run_s))
 
     def _both_stages(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
         try:
@@ -272,7 +282,10 @@ class Scheduler:
         if self.on_batch:
             self.on_batch(lane.name, len(batch), dt)
         for (job, index), result in zip(batch, results):
-            self.on_result(job, index, result)
+            try:
+                self.on_result(job, index, result)
+            except Exception:  # one job's bookkeeping must not take the lane down
+                log.exception("delivering a result failed", extra={"generator": lane.name, "job": job.id})
 
     def _drop_expired(self, batch: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
         now = time.monotonic()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import secrets
 import time
 import weakref
@@ -51,6 +50,9 @@ class EngineError(Exception):
     def info(self) -> ErrorInfo:
         return ErrorInfo(code=self.code, message=self.message, field=self.field, rule=self.rule,
                          category=self.category)
+
+
+STUCK_CHILD_S = 60.0  # a generator process silent this long on a batch is killed
 
 
 @dataclass
@@ -426,7 +428,10 @@ class Engine:
         items = [job.item(i) for job, i in batch]
         if isinstance(g, GeneratorProcess):  # the child encodes too, outside this process's GIL
             ctxs = [self._encode_context(job, i) for job, i in batch]
-            made = g.generate_encoded(items, [(job.spec.modality, c) for (job, _), c in zip(batch, ctxs)], busy)
+            # a guard against a stuck child, not the jobs' deadline: never under STUCK_CHILD_S
+            timeout = max(STUCK_CHILD_S, max(job.deadline for job, _ in batch) - time.monotonic())
+            made = g.generate_encoded(items, [(job.spec.modality, c) for (job, _), c in zip(batch, ctxs)],
+                                      busy, timeout)
             outputs = [Generated(o, data, c) for (o, data), c in zip(made, ctxs)]
         else:
             with torch.inference_mode():
@@ -440,7 +445,7 @@ class Engine:
         results: list[Any] = []
         records: list[tuple[bytes, dict[str, str], dict[str, str | None]]] = []
         for (job, i), made in zip(batch, outputs):
-            if isinstance(made, BaseException):
+            if isinstance(made, BaseException) or job.status.terminal:  # failed, or cancelled meanwhile
                 results.append(made)
                 continue
             try:
@@ -634,13 +639,8 @@ def _entry(job: Job) -> JournalEntry:
                         visible_mark=job.visible_mark, status=job.status.value, created=job.created)
 
 
-# Job ids need to be unique, not secret (every route needs the bearer token, and the bot
-# shows ids in buttons): a PRNG seeded from the OS avoids a getrandom() syscall per job.
-_ids = random.Random(secrets.randbits(128))
-
-
 def _new_id() -> str:
-    return f"{_ids.getrandbits(64):016x}"
+    return secrets.token_hex(8)
 
 
 def _warmup_options(spec: CommandSpec) -> dict[str, Any]:

@@ -196,7 +196,7 @@ class ProvenanceLedger:
     def record_meta_many(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> int:
         """Record several artifacts, each (bytes, meta, {platform, guild, mime}), in one
         transaction. Valid records are written even when others are not; the invalid ones
-        are then reported in one LedgerError. Returns how many were written."""
+        are then reported in one LedgerError. Returns how many rows were new."""
         rows, bad = [], []
         for data, meta, where in records:
             try:
@@ -204,11 +204,13 @@ class ProvenanceLedger:
             except LedgerError as e:
                 bad.append(f"{meta.get('job', '?')}/{meta.get('index', '?')}: {e}")
         with self._lock:
-            self._db.executemany(_INSERT, rows)
-            self._db.commit()
+            before = self._db.total_changes
+            with self._db:  # one transaction: all of these rows, or none of them
+                self._db.executemany(_INSERT, rows)
+            written = self._db.total_changes - before
         if bad:
             raise LedgerError("; ".join(bad))
-        return len(rows)
+        return written
 
     def lookup(self, sha256: str) -> list[LedgerEntry]:
         """Every record of these bytes (normally one)."""

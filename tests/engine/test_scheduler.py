@@ -215,3 +215,21 @@ async def test_the_forward_pass_hears_whether_more_work_is_in_hand(probe_engine)
         await h.wait_done(i)
     assert seen[0] == (1, False) and seen[1] == (1, False)  # the lone job; the blocker
     assert seen[2] == (4, True)  # 2 more queued behind it
+
+
+async def test_a_failing_result_handler_does_not_stop_the_lane(probe_engine, caplog):
+    h, gen = probe_engine
+    on_result = h.engine.scheduler.on_result
+    calls = []
+
+    def flaky(job, index, result):
+        calls.append(job.id)
+        if len(calls) == 1:
+            raise RuntimeError("bookkeeping bug")
+        on_result(job, index, result)
+
+    h.engine.scheduler.on_result = flaky
+    await h.submit(body("first"))
+    second = (await h.submit(body("second")))["id"]
+    assert (await asyncio.wait_for(h.wait_done(second), 10))["status"] == "done"
+    assert "delivering a result failed" in caplog.text

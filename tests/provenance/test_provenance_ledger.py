@@ -156,5 +156,5 @@ def test_record_many_writes_the_valid_and_names_the_invalid(ledger):
     with pytest.raises(LedgerError, match=r"job1/nine: meta.index: not an integer"):
         ledger.record_meta_many([*good, bad])
     assert [e.index for e in ledger.lookup_job("job1")] == [0, 1, 2]
-    assert ledger.record_meta_many(good) == 3  # again: ignored duplicates, no error
+    assert ledger.record_meta_many(good) == 0  # again: duplicates are ignored, no error
     assert len(ledger.lookup_job("job1")) == 3
