@@ -525,6 +525,11 @@ class Engine:
             self._finished(job)
 
     def _finished(self, job: Job) -> None:
+        """Bookkeeping for a finished job, after its waiters have been woken: the callback
+        is queued behind theirs, so a lone request's response goes out first."""
+        asyncio.get_running_loop().call_soon(self._account, job)
+
+    def _account(self, job: Job) -> None:
         gen = job.spec.generator
         self.metrics.jobs.labels(gen, job.status.value).inc()
         if job.started:
@@ -535,8 +540,8 @@ class Engine:
             self.metrics.job_seconds.labels(gen, "total").observe(job.finished - job.created)
         if self.journal:
             self.journal.set_status(job.id, job.status.value)
-        log.info("job finished", extra={"job": job.id, "status": job.status.value,
-                                        "ms": job.view().timings.total_ms})
+        total_ms = round((job.finished - job.created) * 1000, 1) if job.finished else None
+        log.info("job finished", extra={"job": job.id, "status": job.status.value, "ms": total_ms})
 
     def _on_batch(self, generator: str, size: int, seconds: float) -> None:
         self.metrics.batch_size.labels(generator).observe(size)
