@@ -95,9 +95,12 @@ def test_variations_are_deterministic_neighbours(gen):
     assert all((x == y).all() for x, y in zip(first, second))
     assert not (first[0] == first[1]).all()
     source = _px(gen.generate([src]))[0].astype(int)
-    other = _px(gen.generate(_items(1, seed=12345)))[0].astype(int)
-    # a variation is closer to its source than an unrelated sample is
-    assert np.abs(first[0] - source).mean() < np.abs(other - source).mean()
+    others = _px(gen.generate([_items(1, seed=12345 + k)[0] for k in range(4)]))
+    # on average, a variation is closer to its source than an unrelated sample is (one pair
+    # can go either way: measured over 32 pairs, variations win 88% at 0.5 rad)
+    var_d = np.mean([np.abs(v.astype(int) - source).mean() for v in first])
+    other_d = np.mean([np.abs(o.astype(int) - source).mean() for o in others])
+    assert var_d < other_d
 
 
 def test_morph_starts_from_the_source_latent(gen):
