@@ -440,7 +440,8 @@ class Engine:
             raise RuntimeError(f"generator {g.name} returned {len(outputs)} outputs for {len(items)} items")
         return outputs
 
-    def _finish(self, g: Generator, batch: list[tuple[Job, int]], outputs: list[Any]) -> list[Any]:
+    def _finish(self, g: Generator, batch: list[tuple[Job, int]], outputs: list[Any],
+                record: bool = True) -> list[Any]:
         """The second stage: output checks, encoding (unless done already) and storing."""
         results: list[Any] = []
         records: list[tuple[bytes, dict[str, str], dict[str, str | None]]] = []
@@ -453,13 +454,13 @@ class Engine:
             except Exception as e:
                 log.exception("encoding failed", extra={"generator": g.name, "job": job.id})
                 results.append(e)
-        if self._ledger_writer is not None:  # grouped transactions, on the ledger's own thread
+        if record and self._ledger_writer is not None:  # grouped transactions, on the ledger's own thread
             self._ledger_writer.put(records)
         return results
 
     def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
-        """Both stages at once (warm-up)."""
-        return self._finish(g, batch, self._forward(g, batch))
+        """Both stages at once, for the warm-up: nothing is served, so nothing is recorded."""
+        return self._finish(g, batch, self._forward(g, batch), record=False)
 
     def _record(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> None:
         try:

@@ -145,3 +145,20 @@ def test_restarts_are_rate_limited(monkeypatch):
             g.generate([item])  # no second restart inside the window
     finally:
         g.close()
+
+
+async def test_warm_up_runs_in_the_child_and_records_nothing(engine_factory, tmp_path, caplog):
+    import asyncio
+
+    from engine.provenance import ProvenanceLedger
+
+    h = await engine_factory(plugins_enabled=["emoji"], data_dir=tmp_path / "w", warmup=True)
+    for _ in range(600):
+        if h.engine.ready:
+            break
+        await asyncio.sleep(0.05)
+    assert h.engine.ready
+    assert h.engine._ledger_writer.flush()
+    with ProvenanceLedger(tmp_path / "w" / "provenance.sqlite3", readonly=True) as ledger:
+        assert ledger.lookup_job("warmup") == []  # nothing was served, nothing is recorded
+    assert "ledger write failed" not in caplog.text
