@@ -36,7 +36,7 @@ class EngineSettings(BaseSettings):
     engine_token: SecretStr | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = Field(0, ge=0, le=256, description="torch intra-op threads; 0 = all cores "
-                         "(all but one in a generator process)")
+                         "(a generator process: all but one while the engine has more work in hand)")
     generator_processes: bool = Field(True, description="run each plugin generator in a child process "
                                                         "of its own (outside the engine's GIL)")
     data_dir: Path = Path("data")

@@ -12,9 +12,9 @@ Vocabulary follows Triton's dynamic batcher:
 
 The scheduler knows nothing of HTTP: ingress (HTTP today, a stream consumer tomorrow) calls
 ``submit``. A batch goes through two stages, each on its lane's own worker thread:
-``execute`` (the forward pass) and ``finish`` (checks, encoding, storing). They form a
-pipeline: batch k is encoded while batch k+1 runs, so the generator does not wait on PNG
-encoders; at most one batch per lane is being finished at a time.
+``execute`` (the forward pass) and ``finish`` (checks, storing). While more work is in hand
+they form a pipeline: batch k is finished while batch k+1 runs, at most one batch per lane
+being finished at a time; a lone batch goes through both in one hop.
 """
 from __future__ import annotations
 
@@ -138,13 +138,9 @@ FinishFn = Callable[[Generator, list[tuple[Job, int]], list[Any]], list[Any]]
 ResultFn = Callable[[Job, int, Any], None]
 
 
-def _no_finish(g: Generator, batch: list[tuple[Job, int]], outputs: list[Any]) -> list[Any]:
-    return outputs
-
-
 class Scheduler:
     def __init__(self, generators: dict[str, Generator], execute: ExecuteFn, on_result: ResultFn,
-                 *, finish: FinishFn = _no_finish, capacity: int = 256, max_queue_delay_ms: float = 0.0,
+                 *, finish: FinishFn, capacity: int = 256, max_queue_delay_ms: float = 0.0,
                  on_batch: Callable[[str, int, float], None] | None = None):
         """``execute(generator, batch, busy)`` returns one output (or exception) per item;
         ``busy`` says more work is in hand (items queued, or the previous batch still being

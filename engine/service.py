@@ -14,7 +14,7 @@ import weakref
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from engine.artifacts import ArtifactStore
 from engine.config import EngineSettings
@@ -31,6 +31,9 @@ from engine.registry import Registry, build_registry
 from engine.scheduler import QueueFull, Scheduler
 from engine.sdk import EncodeContext, Generator, Output, Plugin
 from engine.validation import FieldError, validate_job_options, validate_option_values
+
+if TYPE_CHECKING:
+    from engine.provenance.ledger import LedgerRecord
 
 log = logging.getLogger("aigc.engine")
 BUILTIN_ACTIONS = ("reroll", "variations")
@@ -442,9 +445,9 @@ class Engine:
 
     def _finish(self, g: Generator, batch: list[tuple[Job, int]], outputs: list[Any],
                 record: bool = True) -> list[Any]:
-        """The second stage: output checks, encoding (unless done already) and storing."""
+        """The second stage: output checks, encoding (unless the generator process did) and storing."""
         results: list[Any] = []
-        records: list[tuple[bytes, dict[str, str], dict[str, str | None]]] = []
+        records: list[LedgerRecord] = []
         for (job, i), made in zip(batch, outputs):
             if isinstance(made, BaseException) or job.status.terminal:  # failed, or cancelled meanwhile
                 results.append(made)
@@ -452,7 +455,7 @@ class Engine:
             try:
                 results.append(self._check_output(job, made.output) or self._store(job, i, made, records))
             except Exception as e:
-                log.exception("encoding failed", extra={"generator": g.name, "job": job.id})
+                log.exception("finishing an output failed", extra={"generator": g.name, "job": job.id})
                 results.append(e)
         if record and self._ledger_writer is not None:  # grouped transactions, on the ledger's own thread
             self._ledger_writer.put(records)
@@ -462,7 +465,7 @@ class Engine:
         """Both stages at once, for the warm-up: nothing is served, so nothing is recorded."""
         return self._finish(g, batch, self._forward(g, batch), record=False)
 
-    def _record(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> None:
+    def _record(self, records: list[LedgerRecord]) -> None:
         try:
             assert self.ledger is not None
             self.ledger.record_meta_many(records)
@@ -487,7 +490,7 @@ class Engine:
                              compress_level=self.settings.png_compress_level)
 
     def _store(self, job: Job, index: int, made: Generated,
-               records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> ArtifactView:
+               records: list[LedgerRecord]) -> ArtifactView:
         """Keep the artifact; its ledger record is appended to ``records``."""
         assert self.registry is not None
         modality = self.registry.modalities[job.spec.modality]

@@ -94,6 +94,10 @@ def _text(value: Any, field: str, *, required: bool = True, limit: int = 256) ->
     return value
 
 
+# One artifact for record_meta_many: (file bytes, provenance meta, {platform, guild, mime}).
+LedgerRecord = tuple[bytes, dict[str, str], dict[str, str | None]]
+
+
 def _meta_fields(meta: dict[str, str]) -> dict[str, Any]:
     """record()'s keyword arguments from the engine's provenance meta."""
     from datetime import datetime
@@ -193,7 +197,7 @@ class ProvenanceLedger:
         model, model_sha256, created as ISO 8601)."""
         return self.record(data, **_meta_fields(meta), platform=platform, guild=guild, mime=mime)
 
-    def record_meta_many(self, records: list[tuple[bytes, dict[str, str], dict[str, str | None]]]) -> int:
+    def record_meta_many(self, records: list[LedgerRecord]) -> int:
         """Record several artifacts, each (bytes, meta, {platform, guild, mime}), in one
         transaction. Valid records are written even when others are not; the invalid ones
         are then reported in one LedgerError. Returns how many rows were new."""
