@@ -1,4 +1,4 @@
-"""`aigc eval --plugin emoji --model gan|vae [--samples N] --json`."""
+"""`aigc eval --plugin emoji --model gan|vae [--samples N] [--option NAME=VALUE] --json`."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
     parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a command option for every sample, e.g. quality=draft (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -31,6 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.training.data import load_image_folder
 
     t0 = time.perf_counter()
+    options = {}
+    for raw in args.option:
+        name, sep, value = raw.partition("=")
+        if not sep or not name:
+            print(f"aigc eval: --option {raw!r}: expected NAME=VALUE, e.g. quality=draft", file=sys.stderr)
+            return 2
+        options[name] = value
     data_dir = Path(args.data) if args.data else cache_dir() / "data" / args.plugin
     if not (data_dir / "captions.jsonl").exists():
         if args.plugin != "emoji":
@@ -46,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_image_folder(data_dir)
     judge = Path(args.judge) if args.judge else Path(__file__).resolve().parents[2] / "plugins" / args.plugin / "judge"
     result = evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, args.seed,
-                      judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None)
+                      judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
+                      options=options)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(result))

@@ -58,9 +58,10 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
 
 
 def generate_images(generator: sdk.Generator, command: str, prompts: list[str], model: str,
-                    variety: float, seed: int = 0) -> torch.Tensor:
-    """Samples through the serving path (exactly what users get), as uint8 (N, 4, 64, 64)."""
-    items = [sdk.Item(command=command, options={"prompt": p, "variety": variety, "model": model},
+                    variety: float, seed: int = 0, options: dict[str, Any] | None = None) -> torch.Tensor:
+    """Samples through the serving path (exactly what users get), as uint8 (N, 4, 64, 64).
+    ``options``: more command options (e.g. the emoji plugin's quality)."""
+    items = [sdk.Item(command=command, options={"prompt": p, "variety": variety, "model": model, **(options or {})},
                       seed=seed, index=i) for i, p in enumerate(prompts)]
     out = []
     for i in range(0, len(items), generator.max_batch_size):
@@ -70,9 +71,10 @@ def generate_images(generator: sdk.Generator, command: str, prompts: list[str], 
 
 def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
              variety: float = 1.0, seed: int = 0, log: Any = None, judge_epochs: int = 10,
-             weights: Path | None = None) -> dict[str, Any]:
+             weights: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``weights``: a folder with the model files to use instead of the plugin's own (the
-    plugin's generator class must take it as its only argument)."""
+    plugin's generator class must take it as its only argument); ``options``: more command
+    options for every sample."""
     log = log or (lambda m: print(m, file=sys.stderr))
     torch.manual_seed(seed)
     s = split(data)
@@ -96,7 +98,8 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     gen.load("cpu")
     # unconditional quality: prompts drawn like the training captions
     cap_idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()
-    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], model, variety, seed)
+    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], model, variety, seed,
+                           options)
     f_fake, _ = judge_outputs(judge, fake)
     precision, recall = precision_recall(f_train, f_fake, k=3)
     # calibration: k-NN precision is outlier-sensitive (a few isolated real images have huge
@@ -108,7 +111,7 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     # conditioning: equal numbers of samples per category prompt
     per = max(1, samples // (2 * k))
     cond_prompts = [c for c in s.classes for _ in range(per)]
-    cond = generate_images(gen, command.name, cond_prompts, model, variety, seed + 1)
+    cond = generate_images(gen, command.name, cond_prompts, model, variety, seed + 1, options)
     _, pred_cond = judge_outputs(judge, cond)
     target = torch.tensor([s.classes.index(c) for c in cond_prompts])
     # novelty: a sample is a near-copy when it is closer to a training image than a real
@@ -116,7 +119,8 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     copy_threshold = float(((gaussian_blur(held, 1.0) - held).flatten(1).pow(2).mean(1).sqrt()).median())
     novelty = float((nearest_rmse(fake.float() / 255.0, s.train.float() / 255.0) > copy_threshold).double().mean())
     return {
-        "plugin": plugin, "model": model, "samples": samples, "variety": variety, "classes": s.classes,
+        "plugin": plugin, "model": model, "samples": samples, "variety": variety, "options": options or {},
+        "classes": s.classes,
         "fd_floor": frechet_distance(f_ho, ref),
         "fd_blur1": frechet_distance(f_blur1, ref),
         "fd_blur2": frechet_distance(f_blur2, ref),

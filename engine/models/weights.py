@@ -39,11 +39,13 @@ def load_state(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]
 
 
 def build(config: dict[str, Any], part: str = "generator") -> nn.Module:
-    """The module a config describes: a GAN ``generator``/``discriminator`` or a ``vae``."""
+    """The module a config describes: a GAN ``generator``/``discriminator`` or a ``vae``.
+    A config's own ``part`` wins: a critic file says ``"part": "critic"`` (a discriminator)."""
     if config.get("kind") == "vae":
         return VAE(VaeConfig.from_dict(config))
     cfg = GanConfig.from_dict(config)
-    return Discriminator(cfg) if part == "discriminator" else Generator(cfg)
+    part = config.get("part", part)
+    return Discriminator(cfg) if part in ("discriminator", "critic") else Generator(cfg)
 
 
 def load_model(stem: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""`aigc train gan|vae --data DIR --out DIR [--size 64] [--epochs N] [--batch B] [--resume]`
-and `aigc train export RUN_DIR DEST` (the run's EMA generator / VAE as fp16 safetensors)."""
+"""`aigc train gan|vae --data DIR --out DIR [--size 64] [--epochs N] [--batch B] [--resume]`,
+`aigc train export RUN_DIR DEST` (the run's EMA generator / VAE as fp16 safetensors) and
+`aigc train critic --generator STEM --data DIR --out STEM` (a critic for serving-time selection)."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     vae.add_argument("--beta", type=float, default=1.0)
     vae.add_argument("--kl-warmup", type=int, default=2000, help="steps of linear KL warm-up")
     vae.add_argument("--recon", choices=("bce", "mse"), default="bce")
+    critic = sub.add_parser("critic", help="a discriminator trained against a finished GAN generator, "
+                                           "used to choose and refine outputs when serving")
+    critic.add_argument("--generator", required=True, help="generator stem, e.g. plugins/emoji/gan")
+    critic.add_argument("--data", required=True, help="the image folder the generator was trained on")
+    critic.add_argument("--out", required=True, help="critic stem to write, e.g. plugins/emoji/critic")
+    critic.add_argument("--steps", type=int, default=1500)
+    critic.add_argument("--batch", type=int, default=64)
+    critic.add_argument("--ndf", type=int, default=64)
+    critic.add_argument("--seed", type=int, default=0)
+    critic.add_argument("--quiet", action="store_true", help="no progress bar")
     exp = sub.add_parser("export", help="write a run's model as fp16 safetensors + JSON for serving")
     exp.add_argument("run_dir")
     exp.add_argument("dest", help="destination stem, e.g. plugins/emoji/gan")
@@ -64,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.training.data import load_image_folder
 
+    if args.family == "critic":
+        return _critic(args)
     try:
         data = load_image_folder(args.data, args.size, args.channels)
     except (FileNotFoundError, ValueError) as e:
@@ -89,5 +102,24 @@ def run(args: argparse.Namespace) -> int:
         cfg = VaeTrainConfig(width=args.width, beta=args.beta, kl_warmup=args.kl_warmup,
                              recon=args.recon, **common)
         report = VaeTrainer(cfg, data, resume=args.resume).run()
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}))
+    return 0
+
+
+def _critic(args: argparse.Namespace) -> int:
+    from engine.models.weights import load_model
+    from engine.training.critic_trainer import CriticTrainConfig, CriticTrainer
+    from engine.training.data import load_image_folder
+
+    try:
+        _, gen_config = load_model(args.generator)
+        data = load_image_folder(args.data, gen_config["size"], gen_config["channels"])
+        cfg = CriticTrainConfig(generator=args.generator, out=args.out, steps=args.steps, batch=args.batch,
+                                ndf=args.ndf, seed=args.seed, progress=not args.quiet)
+        trainer = CriticTrainer(cfg, data)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"aigc train critic: {e}", file=sys.stderr)
+        return 2
+    report = trainer.run()
     print(json.dumps({k: v for k, v in report.items() if k != "config"}))
     return 0

@@ -1,7 +1,8 @@
-"""Built-in plugin: `/emoji prompt:<text> count:<1-4> seed:<n> variety:<0-1>`.
+"""Built-in plugin: `/emoji prompt:<text> count:<1-4> seed:<n> variety:<0-1> quality:<best|draft>`.
 
 Draws 64x64 RGBA emoji with a conditional DCGAN trained on Noto Color Emoji (see
-MODEL_CARD.md); `model:vae` uses the conditional VAE instead. Follow-ups: reroll,
+MODEL_CARD.md); `model:vae` uses the conditional VAE instead; `quality:best` (the default)
+lets the GAN's critic choose and refine each output, `quality:draft` skips it. Follow-ups: reroll,
 variations (a neighbourhood of the output's latent) and morph (same latent, prompt
 embedding moved towards another prompt).
 """
@@ -77,6 +78,14 @@ EMOJI = sdk.Command(
                    description="Which model draws",
                    name_localizations={"zh-CN": "模型"},
                    description_localizations={"zh-CN": "使用哪个模型"}),
+        sdk.Option(name="quality", type="string", default="best",
+                   choices=[sdk.Choice(name="Best (critic picks and polishes)", value="best",
+                                       name_localizations={"zh-CN": "最佳（评审挑选并润色）"}),
+                            sdk.Choice(name="Draft (fastest)", value="draft",
+                                       name_localizations={"zh-CN": "草稿（最快）"})],
+                   description="Best: the GAN's critic picks the best of 8 drafts and polishes it",
+                   name_localizations={"zh-CN": "质量"},
+                   description_localizations={"zh-CN": "最佳：GAN 的评审从 8 个草稿中挑出最好的并润色"}),
     ],
 )
 

@@ -6,6 +6,16 @@ micro-batches of exactly CHUNK rows (zero-padded): CPU convolution kernels are c
 shape, and a batch of 3 can round differently from a batch of 1 (seen with the trained
 weights: 1-ulp differences that flipped uint8 pixels). With one fixed shape, a row's result
 depends neither on its position nor on its neighbours, so alone == inside any batch.
+
+Quality "best" (the default) uses the critic, ``critic.safetensors``: a discriminator
+trained against exactly these GAN weights (engine/training/critic_trainer.py), whose logit
+estimates log p_data(x)/p_g(x). Each output is the best of CANDIDATES latents drawn from its
+(seed, index) (discriminator-driven selection, Azadi et al. 2019), then REFINE_STEPS of
+gradient descent on the latent energy |z|^2/2 - critic(G(z)) (Che et al. 2020, DDLS, without
+the noise term, so it stays deterministic). Measured on 2,000 samples (MODEL_CARD.md), this
+lifts judge precision from 0.64 to 0.73 at equal recall. Variations choose among neighbours
+of the source's result; a morph starts from the source's result and is not re-selected, so
+its path stays smooth. Quality "draft" is one latent, no critic: the fastest path.
 """
 from __future__ import annotations
 
@@ -23,16 +33,21 @@ HERE = Path(__file__).resolve().parent
 MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two prompts
 VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's latent
 CHUNK = 8  # the one batch shape the networks ever see
+CANDIDATES = 8  # latents the critic chooses among, per GAN output (see the module docstring)
+REFINE_STEPS = 5  # latent gradient steps after the choice
+REFINE_STEP_SIZE = 0.05  # z <- z - step/2 * grad(|z|^2/2 - critic logit)
 
 
-def truncated_latent(nz: int, seed: int, index: int, variety: float) -> torch.Tensor:
-    """The latent of output (seed, index): N(0, I), truncated for variety < 1 by resampling
-    entries beyond a threshold (BigGAN's truncation trick) with a seeded generator."""
-    z = sdk.normal((1, nz), seed, index, "z")
+def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0) -> torch.Tensor:
+    """Candidate ``draw`` of output (seed, index): N(0, I), truncated for variety < 1 by
+    resampling entries beyond a threshold (BigGAN's truncation trick) with a seeded
+    generator. Draw 0 is the latent outputs had before there was a critic."""
+    extra = (draw,) if draw else ()
+    z = sdk.normal((1, nz), seed, index, "z", *extra)
     if variety >= 1.0:
         return z
     threshold = 0.1 + 1.9 * max(0.0, float(variety))
-    g = torch.Generator().manual_seed(sdk.derive_seed(seed, index, "truncate"))
+    g = torch.Generator().manual_seed(sdk.derive_seed(seed, index, "truncate", *extra))
     for _ in range(32):
         outside = z.abs() > threshold
         if not bool(outside.any()):
@@ -49,6 +64,25 @@ def to_image(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(a), "RGBA")
 
 
+def fixed_chunks(fn: Any, *rows: Any) -> torch.Tensor:
+    """fn over any number of rows in zero-padded micro-batches of exactly CHUNK rows.
+    ``rows`` are tensors (padded with zeros) or lists of prompts (padded with "")."""
+    n = len(rows[0])
+    out = []
+    for start in range(0, n, CHUNK):
+        part = []
+        for r in rows:
+            piece = r[start:start + CHUNK]
+            pad = CHUNK - len(piece)
+            if pad and isinstance(piece, torch.Tensor):
+                piece = torch.cat([piece, piece.new_zeros((pad,) + tuple(piece.shape[1:]))])
+            elif pad:
+                piece = list(piece) + [""] * pad
+            part.append(piece)
+        out.append(fn(*part)[:min(CHUNK, n - start)])
+    return torch.cat(out)
+
+
 class EmojiGenerator(sdk.Generator):
     name = "emoji"
     max_batch_size = 32
@@ -58,6 +92,8 @@ class EmojiGenerator(sdk.Generator):
         self.weights_dir = Path(weights_dir)
         self.models: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
         self.tokenizers: dict[str, Any] = {}
+        self.critic: torch.nn.Module | None = None
+        self.critic_tokenizer: Any = None
         self.device = "cpu"
 
     def available(self) -> list[str]:
@@ -71,13 +107,25 @@ class EmojiGenerator(sdk.Generator):
             self.tokenizers[kind] = sdk.prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
+        self.critic = None
+        if (self.weights_dir / "critic.safetensors").exists():
+            critic, config = sdk.load_model(self.weights_dir / "critic", device)
+            gan_version = self.models["gan"][1].get("version")
+            if config.get("generator_version") != gan_version:
+                # a critic judges the generator it was trained against, no other
+                raise ValueError(f"{self.weights_dir / 'critic.json'}: trained for GAN version "
+                                 f"{config.get('generator_version')!r}, but gan.json is {gan_version!r}; "
+                                 "retrain it (aigc train critic) or remove it")
+            self.critic, self.critic_tokenizer = critic.requires_grad_(False), sdk.prompt_encoder(config["tokenizer"])
+        for module, _ in self.models.values():
+            module.requires_grad_(False)  # refinement differentiates with respect to z alone
 
     def model_info(self) -> dict[str, str]:
         path = self.weights_dir / "gan.safetensors"
         version = self.models["gan"][1].get("version", "0") if "gan" in self.models else "0"
         return {"name": "emoji-dcgan", "version": str(version), "sha256": sdk.file_sha256(path)}
 
-    # -- one item ---------------------------------------------------------------------
+    # -- the networks, in fixed-shape micro-batches ------------------------------------
     def _cond(self, kind: str, prompt: str) -> torch.Tensor | None:
         module, _ = self.models[kind]
         tok = self.tokenizers[kind]
@@ -86,67 +134,143 @@ class EmojiGenerator(sdk.Generator):
         batch = {k: v.to(self.device) for k, v in tok.batch([prompt]).items()}
         return module.embed(batch)
 
-    def _latent(self, item: sdk.Item, nz: int, variety: float) -> torch.Tensor:
-        if item.action == "variations" and item.source is not None:
-            src = truncated_latent(nz, item.source[0], item.source[1], variety)
-            noise = item.noise((1, nz), "variation")
-            return math.cos(VARIATION_ANGLE) * src + math.sin(VARIATION_ANGLE) * noise
-        if item.action == "morph" and item.source is not None:
-            return truncated_latent(nz, item.source[0], item.source[1], variety)
-        return truncated_latent(nz, item.seed, item.index, variety)
-
-    def _prepare(self, item: sdk.Item) -> tuple[str, torch.Tensor, torch.Tensor | None, dict[str, Any]]:
-        """Latent, condition and meta of one item; each depends on the item alone."""
-        kind = str(item.options.get("model", "gan"))
-        if kind not in self.models:
-            kind = "gan"
-        _, config = self.models[kind]
-        prompt = str(item.options.get("prompt", ""))
-        variety = float(item.options.get("variety", 0.7))
-        z = self._latent(item, int(config["nz"]), variety).to(self.device)
-        cond = self._cond(kind, prompt)
-        meta: dict[str, Any] = {"model": kind, "prompt": prompt}
-        if item.action == "morph" and cond is not None:
-            t = 1.0 - (item.index % MORPH_STEPS) / MORPH_STEPS
-            target = str(item.action_options.get("to", prompt))
-            cond = torch.lerp(cond, self._cond(kind, target), t)
-            meta.update(to=target, t=t)
-        return kind, z, cond, meta
-
     def _decode(self, kind: str, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """Rows in [0, 1]."""
         module, _ = self.models[kind]
         if kind == "vae":
-            return module.decode(z, cond)
-        return (module(z, cond=cond) + 1.0) / 2.0
+            fn = lambda zc, cc=None: module.decode(zc, cc)  # noqa: E731
+        else:
+            fn = lambda zc, cc=None: (module(zc, cond=cc) + 1.0) / 2.0  # noqa: E731
+        return fixed_chunks(fn, z) if cond is None else fixed_chunks(fn, z, cond)
 
-    def _decode_fixed(self, kind: str, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """Decode any number of rows in zero-padded micro-batches of exactly CHUNK rows."""
-        out = []
-        for start in range(0, z.shape[0], CHUNK):
-            zc = z[start:start + CHUNK]
-            n = zc.shape[0]
-            pad = CHUNK - n
-            if pad:
-                zc = torch.cat([zc, zc.new_zeros(pad, zc.shape[1])])
-            cc = cond[start:start + CHUNK] if cond is not None else None
-            if cc is not None and pad:
-                cc = torch.cat([cc, cc.new_zeros(pad, cc.shape[1])])
-            out.append(self._decode(kind, zc, cc)[:n])
-        return torch.cat(out)
+    def _critic(self, x: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """The critic's logits for GAN images in [-1, 1] (one micro-batch)."""
+        assert self.critic is not None
+        batch = {k: v.to(self.device) for k, v in self.critic_tokenizer.batch(prompts).items()}
+        return self.critic(x, batch)
+
+    def _score(self, x: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """The critic's logit per row of GAN images in [0, 1]."""
+        return fixed_chunks(lambda xc, pc: self._critic(xc * 2.0 - 1.0, pc), x, prompts)
+
+    def _refine(self, z: torch.Tensor, cond: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """REFINE_STEPS of descent on E(z) = |z|^2/2 - critic(G(z)), row by row: the energy
+        is a sum over rows and no layer mixes rows, so each row's gradient is its own."""
+        module, _ = self.models["gan"]
+
+        def steps(zc: torch.Tensor, cc: torch.Tensor, pc: list[str]) -> torch.Tensor:
+            with torch.enable_grad():
+                for _ in range(REFINE_STEPS):
+                    zc = zc.detach().requires_grad_(True)
+                    energy = 0.5 * zc.pow(2).sum(1) - self._critic(module(zc, cond=cc), pc)
+                    (grad,) = torch.autograd.grad(energy.sum(), zc)
+                    zc = zc - 0.5 * REFINE_STEP_SIZE * grad
+            return zc.detach()
+
+        return fixed_chunks(steps, z, cond, prompts)
+
+    # -- latents ---------------------------------------------------------------------------
+    def _uses_critic(self, kind: str, item: sdk.Item) -> bool:
+        return (kind == "gan" and self.critic is not None and item.action != "morph"
+                and item.options.get("quality", "best") == "best")
+
+    def _candidates(self, item: sdk.Item, kind: str, nz: int, variety: float,
+                    source: torch.Tensor | None) -> torch.Tensor:
+        """(draws, nz): the latents this item's output is chosen among."""
+        n = CANDIDATES if self._uses_critic(kind, item) else 1
+        if item.action == "morph" and source is not None:
+            return source
+        if item.action == "variations" and source is not None:
+            noise = [item.noise((1, nz), "variation", *((j,) if j else ())) for j in range(n)]
+            return torch.cat([math.cos(VARIATION_ANGLE) * source + math.sin(VARIATION_ANGLE) * e for e in noise])
+        return torch.cat([truncated_latent(nz, item.seed, item.index, variety, j) for j in range(n)])
+
+    def _best(self, kind: str, items: list[sdk.Item], cands: list[torch.Tensor],
+              conds: list[torch.Tensor | None], prompts: list[str]) -> list[dict[str, Any]]:
+        """Per item: its image row, latent and (with the critic) pick and logit: the best of
+        its candidates by the critic, refined; or its only candidate, decoded."""
+        sizes = [c.shape[0] for c in cands]
+        z = torch.cat(cands).to(self.device)
+        cond = None if conds[0] is None else torch.cat([c.expand(n, -1) for c, n in zip(conds, sizes)])  # type: ignore[union-attr]
+        x = self._decode(kind, z, cond).float()
+        out, start = [], 0
+        for n in sizes:
+            out.append({"x": x[start:start + 1], "z": z[start:start + 1], "start": start, "n": n})
+            start += n
+        critic_rows = [i for i, it in enumerate(items) if self._uses_critic(kind, it)]
+        if not critic_rows:
+            return out
+        # choose: score every candidate of the items that use the critic
+        rows = [out[i]["start"] + j for i in critic_rows for j in range(sizes[i])]
+        scores = self._score(x[rows], [prompts[i] for i in critic_rows for _ in range(sizes[i])]).float()
+        at = 0
+        for i in critic_rows:
+            pick = int(scores[at:at + sizes[i]].argmax())
+            out[i].update(z=z[out[i]["start"] + pick:out[i]["start"] + pick + 1], pick=pick)
+            at += sizes[i]
+        # refine the picks, then decode and score the results
+        z_pick = torch.cat([out[i]["z"] for i in critic_rows])
+        c_pick = torch.cat([conds[i] for i in critic_rows])  # type: ignore[misc]
+        p_pick = [prompts[i] for i in critic_rows]
+        z_ref = self._refine(z_pick, c_pick, p_pick)
+        x_ref = self._decode(kind, z_ref, c_pick).float()
+        logits = self._score(x_ref, p_pick)
+        for r, i in enumerate(critic_rows):
+            out[i].update(x=x_ref[r:r + 1], z=z_ref[r:r + 1], logit=float(logits[r]))
+        return out
+
+    def _sources(self, kind: str, items: list[sdk.Item], nz: int) -> list[torch.Tensor | None]:
+        """The final latent of each action's source output, re-derived from its (seed, index)
+        exactly as that output was made."""
+        need = [i for i, it in enumerate(items) if it.action in ("variations", "morph") and it.source is not None]
+        found: list[torch.Tensor | None] = [None] * len(items)
+        if not need:
+            return found
+        srcs = [sdk.Item(command=items[i].command, options=items[i].options, seed=items[i].source[0],  # type: ignore[index]
+                         index=items[i].source[1]) for i in need]  # type: ignore[index]
+        prompts = [str(it.options.get("prompt", "")) for it in srcs]
+        cands = [self._candidates(it, kind, nz, float(it.options.get("variety", 0.7)), None) for it in srcs]
+        for i, best in zip(need, self._best(kind, srcs, cands, [self._cond(kind, p) for p in prompts], prompts)):
+            found[i] = best["z"].cpu()
+        return found
+
+    # -- a batch ---------------------------------------------------------------------------
+    def _kind(self, item: sdk.Item) -> str:
+        kind = str(item.options.get("model", "gan"))
+        return kind if kind in self.models else "gan"
+
+    def _generate_kind(self, kind: str, items: list[sdk.Item]) -> list[sdk.Output]:
+        nz = int(self.models[kind][1]["nz"])
+        sources = self._sources(kind, items, nz)
+        prompts, conds, cands, metas = [], [], [], []
+        for item, source in zip(items, sources):
+            prompt = str(item.options.get("prompt", ""))
+            cond = self._cond(kind, prompt)
+            meta: dict[str, Any] = {"model": kind, "prompt": prompt}
+            if item.action == "morph" and cond is not None:
+                t = 1.0 - (item.index % MORPH_STEPS) / MORPH_STEPS
+                target = str(item.action_options.get("to", prompt))
+                cond = torch.lerp(cond, self._cond(kind, target), t)
+                meta.update(to=target, t=t)
+            prompts.append(prompt)
+            conds.append(cond)
+            cands.append(self._candidates(item, kind, nz, float(item.options.get("variety", 0.7)), source))
+            metas.append(meta)
+        outputs = []
+        for best, meta in zip(self._best(kind, items, cands, conds, prompts), metas):
+            if "logit" in best:
+                meta.update(candidates=best["n"], pick=best["pick"], critic_logit=round(best["logit"], 3))
+            outputs.append(sdk.Output(data=to_image(best["x"].cpu()), meta=meta))
+        return outputs
 
     def generate(self, items: list[sdk.Item]) -> list[sdk.Output]:
-        """Items grouped by model kind, decoded in fixed-shape micro-batches (see above);
-        tests/plugins/test_emoji_plugin.py and tests/engine/test_determinism.py check
-        alone == in batch, pixel for pixel."""
-        with torch.inference_mode():
-            prepared = [self._prepare(item) for item in items]
+        """Items grouped by model kind; every row's result depends on that item alone
+        (tests/plugins/test_emoji_plugin.py and tests/engine/test_determinism.py check alone ==
+        in batch, pixel for pixel)."""
+        with torch.no_grad():  # not inference_mode: refinement differentiates inside
             outputs: list[sdk.Output | None] = [None] * len(items)
-            for kind in sorted({p[0] for p in prepared}):
-                idx = [i for i, p in enumerate(prepared) if p[0] == kind]
-                z = torch.cat([prepared[i][1] for i in idx])
-                conds = [prepared[i][2] for i in idx]
-                cond = None if conds[0] is None else torch.cat(conds)  # type: ignore[arg-type]
-                x = self._decode_fixed(kind, z, cond).float().cpu()
-                for row, i in enumerate(idx):
-                    outputs[i] = sdk.Output(data=to_image(x[row:row + 1]), meta=prepared[i][3])
+            for kind in sorted({self._kind(it) for it in items}):
+                idx = [i for i, it in enumerate(items) if self._kind(it) == kind]
+                for i, out in zip(idx, self._generate_kind(kind, [items[i] for i in idx])):
+                    outputs[i] = out
             return outputs  # type: ignore[return-value]

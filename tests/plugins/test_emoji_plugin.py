@@ -9,6 +9,7 @@ import torch
 
 from engine import sdk
 from engine.protocol import NAME_RE
+from plugins.emoji.generator import CANDIDATES, to_image
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +104,58 @@ def test_variations_are_deterministic_neighbours(gen):
     assert var_d < other_d
 
 
-def test_morph_starts_from_the_source_latent(gen):
-    src = _items(1, seed=3)[0]
+@pytest.mark.parametrize("quality", ["draft", "best"])
+def test_morph_starts_from_the_source_latent(gen, quality):
+    src = _items(1, seed=3, quality=quality)[0]
     morph = [sdk.Item(command="emoji", options=src.options, seed=50, index=i, action="morph",
                       source=(3, 0), action_options={"to": "red heart"}) for i in range(4)]
     outs = gen.generate(morph)
     assert [o.meta["t"] for o in outs] == [1.0, 0.75, 0.5, 0.25]
-    target = _px(gen.generate([sdk.Item(command="emoji", options={**src.options, "prompt": "red heart"},
-                                        seed=3, index=0)]))[0]
-    assert (np.asarray(outs[0].data) == target).all()  # t = 1: the target prompt, same latent
+    assert "critic_logit" not in outs[0].meta  # a morph path is never re-selected
+    if quality == "draft":
+        # t = 1: the target prompt on the same latent, i.e. a plain draft of the target prompt
+        target = _px(gen.generate([sdk.Item(command="emoji", options={**src.options, "prompt": "red heart"},
+                                            seed=3, index=0)]))[0]
+    else:
+        # the source's final (chosen and refined) latent under the target prompt
+        (z,) = gen._sources("gan", morph[:1], 100)
+        with torch.no_grad():
+            x = gen._decode("gan", z, gen._cond("gan", "red heart"))
+        target = np.asarray(to_image(x))
+    assert (np.asarray(outs[0].data) == target).all()
+
+
+def test_best_quality_is_the_critics_choice_refined(gen):
+    best = gen.generate(_items(8, seed=21))
+    draft = gen.generate(_items(8, seed=21, quality="draft"))
+    assert all(o.meta["candidates"] == CANDIDATES and 0 <= o.meta["pick"] < CANDIDATES for o in best)
+    assert all("critic_logit" not in o.meta for o in draft)
+    # the critic rates its choice above the draft (draw 0, one of the candidates it saw)
+    draft_logits = gen._score(torch.stack([torch.from_numpy(np.asarray(o.data).copy()).permute(2, 0, 1)
+                                           for o in draft]).float() / 255.0, ["grinning face"] * 8)
+    assert np.mean([o.meta["critic_logit"] for o in best]) > float(draft_logits.mean()) + 1.0
+    assert any(o.meta["pick"] != 0 for o in best)
+    assert not all((a == b).all() for a, b in zip(_px(best), _px(draft)))
+
+
+def test_a_critic_for_other_weights_is_refused(tmp_path):
+    import json
+    import shutil
+
+    from plugins.emoji.generator import HERE, EmojiGenerator
+
+    for name in ("gan.json", "gan.safetensors", "critic.safetensors"):
+        shutil.copy(HERE / name, tmp_path / name)
+    meta = json.loads((HERE / "critic.json").read_text())
+    (tmp_path / "critic.json").write_text(json.dumps({**meta, "generator_version": "step-1"}))
+    with pytest.raises(ValueError, match="critic.json: trained for GAN version 'step-1'"):
+        EmojiGenerator(tmp_path).load("cpu")
+    (tmp_path / "critic.json").unlink()
+    (tmp_path / "critic.safetensors").unlink()
+    g = EmojiGenerator(tmp_path)
+    g.load("cpu")  # no critic: every quality is a draft
+    (out,) = g.generate(_items(1))
+    assert "critic_logit" not in out.meta
 
 
 def test_model_card_sample_grid_layout():
