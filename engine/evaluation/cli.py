@@ -1,12 +1,14 @@
-"""`aigc eval --plugin emoji --model gan|vae [--samples N] [--option NAME=VALUE] --json`."""
+"""`aigc eval --plugin emoji --model gan|vae [--samples N] [--seeds S,S,...] [--option NAME=VALUE] --json`."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
@@ -23,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
     parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None, metavar="S,S,...",
+                        help="evaluate once per seed and report the mean of each figure, with its "
+                             "sd and per-seed values (k-NN precision/recall vary by a few hundredths)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                         help="a command option for every sample, e.g. quality=draft (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"aigc eval: --option {raw!r}: expected NAME=VALUE, e.g. quality=draft", file=sys.stderr)
             return 2
         options[name] = value
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    except ValueError:
+        print(f"aigc eval: --seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2,3",
+              file=sys.stderr)
+        return 2
     data_dir = Path(args.data) if args.data else cache_dir() / "data" / args.plugin
     if not (data_dir / "captions.jsonl").exists():
         if args.plugin != "emoji":
@@ -54,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
     data = load_image_folder(data_dir)
     judge = Path(args.judge) if args.judge else Path(__file__).resolve().parents[2] / "plugins" / args.plugin / "judge"
-    result = evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, args.seed,
-                      judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
-                      options=options)
+    runs = [evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, seed,
+                     judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
+                     options=options) for seed in seeds]
+    result = runs[0] if len(runs) == 1 else combine(runs, seeds)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(result))
@@ -64,3 +76,15 @@ def run(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
     return 0
+
+
+def combine(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """One result from several seeds: each float figure is the mean, with its sample sd and
+    the per-seed values alongside; everything else is taken from the first run."""
+    result = dict(runs[0])
+    floats = [k for k, v in runs[0].items() if isinstance(v, float)]
+    result.update({k: statistics.fmean(r[k] for r in runs) for k in floats})
+    result["seeds"] = seeds
+    result["sd"] = {k: statistics.stdev(r[k] for r in runs) for k in floats}
+    result["per_seed"] = {k: [r[k] for r in runs] for k in floats}
+    return result

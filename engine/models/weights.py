@@ -48,10 +48,10 @@ def build(config: dict[str, Any], part: str = "generator") -> nn.Module:
     return Discriminator(cfg) if part in ("discriminator", "critic") else Generator(cfg)
 
 
-def load_model(stem: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(stem: str | Path, device: str = "cpu", part: str = "generator") -> tuple[nn.Module, dict[str, Any]]:
     """Build the module from ``stem.json``, load ``stem.safetensors`` strictly, set eval()."""
     stem = Path(stem)
     config = json.loads(stem.with_suffix(".json").read_text())
-    module = build(config)
+    module = build(config, part)
     module.load_state_dict(load_state(stem.with_suffix(".safetensors"), device))
     return module.to(device).eval(), config

@@ -43,6 +43,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--ema", type=float, default=0.999)
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy; '' = off")
     gan.add_argument("--lr-decay", action="store_true")
+    gan.add_argument("--init-generator", default=None, metavar="STEM",
+                     help="fine-tune: start G (and its EMA) from these served weights, e.g. plugins/emoji/gan")
+    gan.add_argument("--init-discriminator", default=None, metavar="STEM",
+                     help="fine-tune: start D from these weights, e.g. a critic (needs --loss hinge: spectral norm)")
     vae = sub.add_parser("vae", help="convolutional VAE: reconstruction + beta * KL (with warm-up)")
     _common(vae)
     vae.add_argument("--nz", type=int, default=64)
@@ -94,8 +98,14 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, loss=args.loss, beta1=args.beta1, ema=args.ema,
-                             augment=args.augment, lr_decay=args.lr_decay, **common)
-        report = GanTrainer(cfg, data, resume=args.resume).run()
+                             augment=args.augment, lr_decay=args.lr_decay, init_generator=args.init_generator,
+                             init_discriminator=args.init_discriminator, **common)
+        try:
+            trainer = GanTrainer(cfg, data, resume=args.resume)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"aigc train: {e}", file=sys.stderr)
+            return 2
+        report = trainer.run()
     else:
         from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
 

@@ -19,7 +19,7 @@ import torch
 
 from engine.models.gan import Discriminator, GanConfig, Generator
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
-from engine.models.weights import save_model
+from engine.models.weights import load_model, save_model
 from engine.training import checkpoint as ckpt
 from engine.training.data import ImageSet, prompt_variants
 from engine.training.diffaugment import diff_augment
@@ -51,6 +51,8 @@ class GanTrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     minutes: float | None = None  # stop (and checkpoint) after this much wall time
+    init_generator: str | None = None  # warm start: a served generator stem (G and its EMA)
+    init_discriminator: str | None = None  # warm start: a discriminator stem (e.g. a critic)
     device: str = "auto"
     amp: bool = True  # mixed precision where it helps (CUDA)
     progress: bool = True
@@ -89,6 +91,11 @@ class GanTrainer:
         texts = data.captions + sorted(set(data.categories))
         tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
+        init: dict[str, Any] = {}
+        if cfg.init_generator:
+            # fine-tuning: the generator's own prompt encoder, not one rebuilt from the captions
+            init["g"], g_config = load_model(cfg.init_generator)
+            tokenizer = make_prompt_encoder(g_config["tokenizer"]) if g_config.get("tokenizer") else None
         if resume and stem.with_suffix(".json").exists():
             tensors, meta = ckpt.load_checkpoint(stem)
             tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
@@ -98,6 +105,7 @@ class GanTrainer:
         # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
         self.G = Generator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
         self.D = Discriminator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
+        self._warm_start(init)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.ema = EMA(self.G, cfg.ema)
@@ -110,6 +118,22 @@ class GanTrainer:
         self.history: list[dict[str, float]] = []
         if resume and stem.with_suffix(".json").exists():
             self._restore(tensors, meta)
+
+    def _warm_start(self, init: dict[str, Any]) -> None:
+        """Load --init-generator into G (the EMA copy is made from G after this) and
+        --init-discriminator into D; shapes must match the run's configuration."""
+        targets = [("g", self.G, "--init-generator"), ("d", self.D, "--init-discriminator")]
+        if self.cfg.init_discriminator:
+            init["d"], _ = load_model(self.cfg.init_discriminator, part="discriminator")
+        for key, module, flag in targets:
+            if key not in init:
+                continue
+            try:
+                module.load_state_dict(init[key].state_dict())
+            except RuntimeError as e:
+                first_line = str(e).splitlines()[0]
+                raise ValueError(f"{flag}: does not fit this run's model (check --ngf/--ndf, --nz, --size, "
+                                 f"and --loss hinge for a spectral-norm critic): {first_line}") from e
 
     # -- one training step ------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:

@@ -159,7 +159,10 @@ class EmojiGenerator(sdk.Generator):
         module, _ = self.models["gan"]
 
         def steps(zc: torch.Tensor, cc: torch.Tensor, pc: list[str]) -> torch.Tensor:
-            with torch.enable_grad():
+            # the engine calls generate() under inference_mode; autograd needs it off here,
+            # and tensors made under it cannot be differentiated, hence the clones
+            with torch.inference_mode(False), torch.enable_grad():
+                zc, cc = zc.clone(), cc.clone()
                 for _ in range(REFINE_STEPS):
                     zc = zc.detach().requires_grad_(True)
                     energy = 0.5 * zc.pow(2).sum(1) - self._critic(module(zc, cond=cc), pc)
@@ -267,7 +270,7 @@ class EmojiGenerator(sdk.Generator):
         """Items grouped by model kind; every row's result depends on that item alone
         (tests/plugins/test_emoji_plugin.py and tests/engine/test_determinism.py check alone ==
         in batch, pixel for pixel)."""
-        with torch.no_grad():  # not inference_mode: refinement differentiates inside
+        with torch.no_grad():
             outputs: list[sdk.Output | None] = [None] * len(items)
             for kind in sorted({self._kind(it) for it in items}):
                 idx = [i for i, it in enumerate(items) if self._kind(it) == kind]

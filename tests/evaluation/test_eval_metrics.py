@@ -81,7 +81,8 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert main(["data", "emoji", str(data), "--limit", "120"]) == 0
     capsys.readouterr()
     rc = main(["eval", "--plugin", "emoji", "--model", "gan", "--samples", "40", "--data", str(data),
-               "--judge", str(tmp_path / "judge"), "--judge-epochs", "2", "--json"])
+               "--judge", str(tmp_path / "judge"), "--judge-epochs", "2", "--seeds", "0,1",
+               "--option", "quality=draft", "--json"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("fd_floor", "fd_blur1", "fd_blur2", "fd_model", "precision", "recall", "cond_acc_balanced",
@@ -90,3 +91,26 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert 0 <= result["precision"] <= 1 and 0 <= result["novelty"] <= 1
     assert result["chance"] == pytest.approx(1 / len(result["classes"]))
     assert (tmp_path / "judge.safetensors").exists()  # trained once, then reused
+    assert result["seeds"] == [0, 1] and len(result["per_seed"]["recall"]) == 2
+    assert result["options"] == {"quality": "draft"}
+
+
+def test_combine_reports_means_sd_and_per_seed_values():
+    from engine.evaluation.cli import combine
+
+    runs = [{"precision": 0.6, "recall": 0.5, "classes": ["a"], "samples": 10},
+            {"precision": 0.8, "recall": 0.7, "classes": ["a"], "samples": 10}]
+    got = combine(runs, [0, 1])
+    assert got["precision"] == pytest.approx(0.7) and got["recall"] == pytest.approx(0.6)
+    assert got["sd"]["precision"] == pytest.approx(0.1414, abs=1e-4)
+    assert got["per_seed"]["recall"] == [0.5, 0.7] and got["seeds"] == [0, 1]
+    assert got["classes"] == ["a"] and got["samples"] == 10
+
+
+def test_aigc_eval_refuses_bad_seeds_and_options(tmp_path, capsys):
+    from aigc.cli import main
+
+    assert main(["eval", "--seeds", "0,x", "--data", str(tmp_path)]) == 2
+    assert "--seeds '0,x': expected comma-separated integers" in capsys.readouterr().err
+    assert main(["eval", "--option", "quality", "--data", str(tmp_path)]) == 2
+    assert "--option 'quality': expected NAME=VALUE" in capsys.readouterr().err

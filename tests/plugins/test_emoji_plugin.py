@@ -135,6 +135,8 @@ def test_best_quality_is_the_critics_choice_refined(gen):
                                            for o in draft]).float() / 255.0, ["grinning face"] * 8)
     assert np.mean([o.meta["critic_logit"] for o in best]) > float(draft_logits.mean()) + 1.0
     assert any(o.meta["pick"] != 0 for o in best)
+    with torch.inference_mode():  # as the engine calls it: refinement must still differentiate
+        assert all((a == b).all() for a, b in zip(_px(gen.generate(_items(8, seed=21))), _px(best)))
     assert not all((a == b).all() for a, b in zip(_px(best), _px(draft)))
 
 

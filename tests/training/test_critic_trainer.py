@@ -87,3 +87,32 @@ def test_a_critic_file_builds_a_discriminator(generator_stem, tmp_path):
     save_model(d, {**config, "spectral_norm": True, "part": "critic"}, tmp_path / "c")
     loaded, _ = load_model(tmp_path / "c")
     assert isinstance(loaded, Discriminator)
+
+
+def test_fine_tune_starts_from_the_generator_and_the_critic(folder, generator_stem, tmp_path):
+    data = load_image_folder(folder, size=16)
+    CriticTrainer(_cfg(generator_stem, tmp_path / "critic", steps=3), data).run()
+    base = dict(size=16, nz=8, ngf=8, ndf=8, cond_dim=8, batch=8, epochs=1, progress=False, loss="hinge")
+    tr = GanTrainer(GanTrainConfig(out=str(tmp_path / "ft"), init_generator=str(generator_stem),
+                                   init_discriminator=str(tmp_path / "critic"), **base), data)
+    g, g_config = load_model(generator_stem)
+    d, _ = load_model(tmp_path / "critic")
+    for module, ref in ((tr.G, g), (tr.ema.model, g), (tr.D, d)):
+        for (k, a), b in zip(module.state_dict().items(), ref.state_dict().values()):
+            assert torch.equal(a, b), k
+    assert tr.tokenizer.to_dict() == g_config["tokenizer"]
+    # a discriminator of another shape is refused, naming the flag
+    with pytest.raises(ValueError, match="--init-discriminator: does not fit"):
+        GanTrainer(GanTrainConfig(out=str(tmp_path / "x"), init_generator=str(generator_stem),
+                                  init_discriminator=str(tmp_path / "critic"), **{**base, "ndf": 16}), data)
+
+
+def test_fine_tune_cli_refuses_a_mismatched_discriminator(folder, generator_stem, tmp_path, capsys):
+    from aigc.cli import main
+
+    data = load_image_folder(folder, size=16)
+    CriticTrainer(_cfg(generator_stem, tmp_path / "critic", steps=3), data).run()
+    rc = main(["train", "gan", "--data", str(folder), "--out", str(tmp_path / "ft"), "--size", "16", "--nz", "8",
+               "--ngf", "8", "--ndf", "8", "--cond-dim", "8", "--loss", "bce", "--quiet",
+               "--init-generator", str(generator_stem), "--init-discriminator", str(tmp_path / "critic")])
+    assert rc == 2 and "--init-discriminator" in capsys.readouterr().err
