@@ -1,6 +1,7 @@
 """The model card's sample grids, through the served path (what users get).
 
     python -m plugins.emoji.sample_grid --model gan --out plugins/emoji/samples_gan.png
+    python -m plugins.emoji.sample_grid --model gan --quality draft --out plugins/emoji/samples_gan_draft.png
 
 Rows: the ten category prompts, then four specific prompts; columns: seeds 0-7; variety 0.7
 (the command's default); composited on white, the prompt written at the left.
@@ -19,12 +20,14 @@ SPECIFIC = ["grinning face", "red heart", "dog face", "flag fr"]
 LABEL_W, TILE, PAD = 150, 64, 2
 
 
-def sample_grid(generator: sdk.Generator, model: str, prompts: list[str], seeds: range, variety: float = 0.7) -> Image.Image:
+def sample_grid(generator: sdk.Generator, model: str, prompts: list[str], seeds: range, variety: float = 0.7,
+                quality: str = "best") -> Image.Image:
     cols = len(seeds)
     grid = Image.new("RGB", (LABEL_W + cols * (TILE + PAD) + PAD, len(prompts) * (TILE + PAD) + PAD), "white")
     draw = ImageDraw.Draw(grid)
     for r, prompt in enumerate(prompts):
-        items = [sdk.Item(command="emoji", options={"prompt": prompt, "variety": variety, "model": model},
+        items = [sdk.Item(command="emoji", options={"prompt": prompt, "variety": variety, "model": model,
+                                                   "quality": quality},
                           seed=s, index=0) for s in seeds]
         y = PAD + r * (TILE + PAD)
         draw.text((8, y + TILE // 2 - 6), prompt, fill="black")
@@ -39,13 +42,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("gan", "vae"), default="gan")
     ap.add_argument("--weights", default=None, help="folder with the model files (default: the plugin's)")
+    ap.add_argument("--quality", choices=("best", "draft"), default="best")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     from plugins.emoji.generator import HERE, EmojiGenerator
 
     gen = EmojiGenerator(Path(args.weights) if args.weights else HERE)
     gen.load("cpu")
-    sample_grid(gen, args.model, CATEGORIES + SPECIFIC, range(8)).save(args.out, optimize=True)
+    sample_grid(gen, args.model, CATEGORIES + SPECIFIC, range(8), quality=args.quality).save(args.out, optimize=True)
     print(f"wrote {args.out}")
 
 
