@@ -7,7 +7,11 @@ then measures in the same run:
   ceiling_rps     direct generate + PNG encode at the best batch size, no HTTP, no scheduler
   p50_ms/p99_ms   request latency at concurrency 32
   lone_overhead_ms  p50 of a lone HTTP request minus p50 of a direct batch-of-one call
-Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8]
+Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8] [--quality draft|best]
+
+The emoji quality is `draft` by default: one forward pass per output, so the figures show the
+engine's own overhead (HTTP, scheduler, batching). `best` adds the critic's selection and
+refinement (about 40x the compute per output), which hides that overhead behind the model.
 """
 from __future__ import annotations
 
@@ -29,8 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import free_port, percentile, start_engine, wait_ready  # noqa: E402
 
 
+QUALITY = "draft"  # set from --quality in main()
+
+
 async def one(session: aiohttp.ClientSession, base: str, headers: dict, seed: int) -> float:
-    body = {"command": "emoji", "options": {"prompt": "smiling face"}, "seed": seed, "count": 1}
+    body = {"command": "emoji", "options": {"prompt": "smiling face", "quality": QUALITY}, "seed": seed, "count": 1}
     t0 = time.perf_counter()
     async with session.post(f"{base}/v1/jobs?wait=60", json=body, headers=headers) as r:
         data = await r.json()
@@ -82,7 +89,7 @@ class Direct:
     def run(self, n: int, base: int) -> None:
         import torch
 
-        items = [self.sdk.Item(command="emoji", options={"prompt": "smiling face", "variety": 0.7,
+        items = [self.sdk.Item(command="emoji", options={"prompt": "smiling face", "variety": 0.7, "quality": QUALITY,
                                                           "model": "gan"}, seed=base + i, index=0)
                  for i in range(n)]
         with torch.inference_mode():
@@ -114,7 +121,10 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0, help="duration of each phase per round")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of interleaved phases")
+    ap.add_argument("--quality", choices=("draft", "best"), default="draft", help="the emoji command's quality")
     args = ap.parse_args()
+    global QUALITY
+    QUALITY = args.quality
     port, token = free_port(), secrets.token_urlsafe(16)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     direct = Direct()
@@ -154,6 +164,7 @@ async def main() -> None:
         "lone_p50_ms": round(percentile(lone, 0.5) * 1000, 2),
         "direct_single_p50_ms": round(percentile(single, 0.5) * 1000, 2),
         "lone_overhead_ms": round((percentile(lone, 0.5) - percentile(single, 0.5)) * 1000, 2),
+        "quality": args.quality,
         "rounds": args.rounds,
         "cpu_count": os.cpu_count(),
     }))
