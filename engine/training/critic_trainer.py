@@ -27,7 +27,7 @@ from engine.evaluation.judge import is_held_out
 from engine.models.gan import Discriminator, GanConfig
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.weights import load_model, save_model
-from engine.training.data import ImageSet, prompt_variants
+from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment
 from engine.training.gan_trainer import step_generator
 from engine.training.losses import d_loss
@@ -57,8 +57,9 @@ class CriticTrainer:
     def __init__(self, cfg: CriticTrainConfig, data: ImageSet) -> None:
         self.cfg = cfg
         self.G, gen_config = load_model(cfg.generator)
-        for p in self.G.parameters():
-            p.requires_grad_(False)
+        if gen_config.get("kind") != "gan":
+            raise ValueError(f"--generator {cfg.generator}: a critic needs a GAN generator, not {gen_config.get('kind')!r}")
+        self.G.requires_grad_(False)
         if self.G.embed is None:
             raise ValueError(f"--generator {cfg.generator}: a critic needs a conditional GAN generator")
         self.tokenizer = make_prompt_encoder(gen_config["tokenizer"])
@@ -73,21 +74,13 @@ class CriticTrainer:
         self.data = data
         self.history: list[dict[str, float]] = []
 
-    def _texts(self, idx: torch.Tensor, g: torch.Generator) -> list[str]:
-        """Each image's prompt drawn as in GAN training: caption, category, or both."""
-        texts = []
-        for j in idx.tolist():
-            variants = prompt_variants(self.data.captions[j], self.data.categories[j] if self.data.categories else None)
-            texts.append(variants[int(torch.randint(len(variants), (1,), generator=g))])
-        return texts
-
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
         g = step_generator(cfg.seed, step, 0)
         idx = self.train_idx[torch.randint(len(self.train_idx), (cfg.batch,), generator=g)]
-        texts = self._texts(idx, g)
+        texts = self.data.draw_prompts(idx, g)
         real = self.data.as_float(idx)
-        fake = self._fakes_for(len(texts), self.tokenizer.batch(texts), g)
+        fake = self._fakes(len(texts), self.tokenizer.batch(texts), g)
         # one batch of real and fake: augmented alike, scored against the same prompts
         x = diff_augment(torch.cat([real, fake]), cfg.augment, step_generator(cfg.seed, step, 3))
         logits = self.D(x, self.tokenizer.batch(texts + texts))
@@ -99,7 +92,7 @@ class CriticTrainer:
                                                    + (logits[cfg.batch:] < 0).float().mean()) / 2)}
 
     @torch.no_grad()
-    def _fakes_for(self, n: int, prompt: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+    def _fakes(self, n: int, prompt: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
         z = torch.randn(n, self.gen_config["nz"], generator=g)
         return self.G(z, prompt)
 
@@ -112,9 +105,9 @@ class CriticTrainer:
         real_scores, fake_scores = [], []
         for i in range(0, len(idx), 128):
             part = idx[i:i + 128]
-            prompt = self.tokenizer.batch(self._texts(part, g))
+            prompt = self.tokenizer.batch(self.data.draw_prompts(part, g))
             real_scores.append(self.D(self.data.as_float(part), prompt))
-            fake_scores.append(self.D(self._fakes_for(len(part), prompt, g), prompt))
+            fake_scores.append(self.D(self._fakes(len(part), prompt, g), prompt))
         self.D.train()
         return auc(torch.cat(real_scores), torch.cat(fake_scores))
 

@@ -35,6 +35,14 @@ class ImageSet:
         """Batch in [-1, 1] (the generator's tanh range)."""
         return self.images[idx].to(device).float().div_(127.5).sub_(1.0)
 
+    def draw_prompts(self, idx: torch.Tensor, g: torch.Generator) -> list[str]:
+        """Each image's training prompt, drawn with ``g`` from ``prompt_variants``."""
+        texts = []
+        for j in idx.tolist():
+            variants = prompt_variants(self.captions[j], self.categories[j] if self.categories else None)
+            texts.append(variants[int(torch.randint(len(variants), (1,), generator=g))])
+        return texts
+
 
 def _caption_from_name(path: Path) -> str:
     return re.sub(r"[_\-\s]+", " ", path.stem).strip().lower()

@@ -21,7 +21,7 @@ from engine.models.gan import Discriminator, GanConfig, Generator
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.weights import load_model, save_model
 from engine.training import checkpoint as ckpt
-from engine.training.data import ImageSet, prompt_variants
+from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
@@ -147,12 +147,7 @@ class GanTrainer:
         real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
         if self.tokenizer is None:
             return real, None
-        g = step_generator(self.cfg.seed, step, 1)
-        texts = []
-        for j in idx.tolist():
-            variants = prompt_variants(self.data.captions[j],
-                                       self.data.categories[j] if self.data.categories else None)
-            texts.append(variants[int(torch.randint(len(variants), (1,), generator=g))])
+        texts = self.data.draw_prompts(idx, step_generator(self.cfg.seed, step, 1))
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
 

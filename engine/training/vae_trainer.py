@@ -13,7 +13,7 @@ from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.vae import VAE, VaeConfig
 from engine.models.weights import save_model
 from engine.training import checkpoint as ckpt
-from engine.training.data import ImageSet, prompt_variants
+from engine.training.data import ImageSet
 from engine.training.gan_trainer import new_prompt_encoder, pick_device, step_generator
 from engine.training.grids import save_grid
 from engine.training.losses import kl_weight, vae_loss
@@ -80,11 +80,7 @@ class VaeTrainer:
         x = x.contiguous(memory_format=torch.channels_last)
         if self.tokenizer is None:
             return x, None
-        g = step_generator(self.cfg.seed, step, 1)
-        texts = []
-        for j in idx.tolist():
-            v = prompt_variants(self.data.captions[j], self.data.categories[j] if self.data.categories else None)
-            texts.append(v[int(torch.randint(len(v), (1,), generator=g))])
+        texts = self.data.draw_prompts(idx, step_generator(self.cfg.seed, step, 1))
         return x, {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
 
     def train_step(self, step: int) -> dict[str, float]:

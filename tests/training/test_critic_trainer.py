@@ -69,6 +69,15 @@ def test_unconditional_generator_is_refused(folder, tmp_path):
         CriticTrainer(_cfg(tmp_path / "generator", tmp_path / "critic"), load_image_folder(folder, size=16))
 
 
+def test_a_vae_is_refused_as_the_generator(folder, tmp_path):
+    from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
+
+    cfg = VaeTrainConfig(out=str(tmp_path), size=16, nz=4, width=8, cond_dim=4, batch=8, epochs=1, progress=False)
+    VaeTrainer(cfg, load_image_folder(folder, size=16)).save()
+    with pytest.raises(ValueError, match="--generator .*needs a GAN generator, not 'vae'"):
+        CriticTrainer(_cfg(tmp_path / "generator", tmp_path / "critic"), load_image_folder(folder, size=16))
+
+
 def test_train_critic_cli(folder, generator_stem, tmp_path, capsys):
     from aigc.cli import main
 
