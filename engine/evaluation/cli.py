@@ -24,8 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge", default=None, help="judge stem (default: plugins/<plugin>/judge)")
     parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
     parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", default=None, metavar="S,S,...",
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0)
+    seeds.add_argument("--seeds", default=None, metavar="S,S,...",
                         help="evaluate once per seed and report the mean of each figure, with its "
                              "sd and per-seed values (k-NN precision/recall vary by a few hundredths)")
     parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
@@ -65,9 +66,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
     data = load_image_folder(data_dir)
     judge = Path(args.judge) if args.judge else Path(__file__).resolve().parents[2] / "plugins" / args.plugin / "judge"
-    runs = [evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, seed,
-                     judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
-                     options=options) for seed in seeds]
+    from engine.validation import FieldError
+
+    try:
+        runs = [evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, seed,
+                         judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
+                         options=options) for seed in seeds]
+    except FieldError as e:
+        print(f"aigc eval: --option {e}", file=sys.stderr)
+        return 2
     result = runs[0] if len(runs) == 1 else combine(runs, seeds)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:

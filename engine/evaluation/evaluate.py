@@ -20,6 +20,7 @@ from engine.evaluation.judge import (balanced_accuracy, is_held_out, judge_outpu
                                      save_judge, train_judge)
 from engine.evaluation.metrics import frechet_distance, gaussian_blur, nearest_rmse, precision_recall
 from engine.training.data import ImageSet
+from engine.validation import validate_option_values
 
 
 @dataclass
@@ -76,6 +77,12 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     plugin's generator class must take it as its only argument); ``options``: more command
     options for every sample."""
     log = log or (lambda m: print(m, file=sys.stderr))
+    mod = importlib.import_module(f"plugins.{plugin}")
+    p = mod.plugin() if callable(mod.plugin) else mod.plugin
+    command = p.commands[0]
+    # the options every sample gets, checked as the engine checks a request (FieldError names the field)
+    validate_option_values([o for o in command.options if not o.job_field],
+                           {"prompt": "check", "variety": variety, "model": model, **(options or {})})
     torch.manual_seed(seed)
     s = split(data)
     judge = get_judge(s, judge_stem, log, judge_epochs)
@@ -89,9 +96,6 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     f_blur1, _ = judge_outputs(judge, gaussian_blur(held, 1.0))
     f_blur2, _ = judge_outputs(judge, gaussian_blur(held, 2.0))
 
-    mod = importlib.import_module(f"plugins.{plugin}")
-    p = mod.plugin() if callable(mod.plugin) else mod.plugin
-    command = p.commands[0]
     gen = next(x for x in p.generators if x.name == command.generator)
     if weights is not None:
         gen = type(gen)(Path(weights))

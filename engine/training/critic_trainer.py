@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from engine.evaluation.judge import is_held_out
+from engine.evaluation.judge import HELD_OUT_PERCENT, is_held_out
 from engine.models.gan import Discriminator, GanConfig
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.weights import load_model, save_model
+from engine.runtime import file_sha256
 from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment
 from engine.training.gan_trainer import step_generator
@@ -71,6 +72,9 @@ class CriticTrainer:
         held = torch.tensor([is_held_out(f) for f in data.files]) if data.files else torch.zeros(len(data), dtype=torch.bool)
         self.train_idx = torch.nonzero(~held).flatten()
         self.held_idx = torch.nonzero(held).flatten()
+        if not len(self.train_idx) or not len(self.held_idx):
+            raise ValueError(f"--data: the critic needs training and held-out images (split by a hash of the "
+                             f"file name, {HELD_OUT_PERCENT}% held out); got {len(self.train_idx)} and {len(self.held_idx)}")
         self.data = data
         self.history: list[dict[str, float]] = []
 
@@ -100,7 +104,7 @@ class CriticTrainer:
     def held_out_auc(self, n: int = 512) -> float:
         """AUC of the critic's logit, held-out real images against fresh fakes."""
         g = torch.Generator().manual_seed(self.cfg.seed + 1_000_003)
-        idx = self.held_idx[:n] if len(self.held_idx) else self.train_idx[:n]
+        idx = self.held_idx[:n]
         self.D.eval()
         real_scores, fake_scores = [], []
         for i in range(0, len(idx), 128):
@@ -131,6 +135,7 @@ class CriticTrainer:
 
     def save(self, report: dict[str, Any]) -> Path:
         meta = {**self.model_cfg.to_dict(), "part": "critic", "generator_version": self.gen_config.get("version"),
+                "generator_sha256": file_sha256(Path(self.cfg.generator).with_suffix(".safetensors")),
                 "trained_steps": self.cfg.steps, "held_out_auc": report["held_out_auc"],
                 "recipe": {k: v for k, v in asdict(self.cfg).items() if k not in ("progress",)}}
         path = save_model(self.D.eval(), meta, self.cfg.out, dtype=torch.float16)

@@ -92,6 +92,9 @@ class GanTrainer:
         tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
         init: dict[str, Any] = {}
+        if cfg.init_discriminator and not cfg.init_generator:
+            # D's prompt embedding rows belong to its generator's vocabulary
+            raise ValueError("--init-discriminator needs --init-generator (the prompt vocabulary comes from it)")
         if cfg.init_generator:
             # fine-tuning: the generator's own prompt encoder, not one rebuilt from the captions
             init["g"], g_config = load_model(cfg.init_generator)
@@ -132,7 +135,7 @@ class GanTrainer:
                 module.load_state_dict(init[key].state_dict())
             except RuntimeError as e:
                 first_line = str(e).splitlines()[0]
-                raise ValueError(f"{flag}: does not fit this run's model (check --ngf/--ndf, --nz, --size, "
+                raise ValueError(f"{flag}: does not fit this run's model (check --ngf/--ndf, --nz, --cond-dim, --size, "
                                  f"and --loss hinge for a spectral-norm critic): {first_line}") from e
 
     # -- one training step ------------------------------------------------------------

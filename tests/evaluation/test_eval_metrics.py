@@ -114,3 +114,7 @@ def test_aigc_eval_refuses_bad_seeds_and_options(tmp_path, capsys):
     assert "--seeds '0,x': expected comma-separated integers" in capsys.readouterr().err
     assert main(["eval", "--option", "quality", "--data", str(tmp_path)]) == 2
     assert "--option 'quality': expected NAME=VALUE" in capsys.readouterr().err
+    assert main(["eval", "--option", "quality=bset", "--data", str(tmp_path / "none")]) == 2
+    assert "--option options.quality: must be one of" in capsys.readouterr().err
+    assert main(["eval", "--option", "qualty=draft", "--data", str(tmp_path / "none")]) == 2
+    assert "options.qualty: is not an option of this command" in capsys.readouterr().err

@@ -149,15 +149,19 @@ def test_a_critic_for_other_weights_is_refused(tmp_path):
     for name in ("gan.json", "gan.safetensors", "critic.safetensors"):
         shutil.copy(HERE / name, tmp_path / name)
     meta = json.loads((HERE / "critic.json").read_text())
-    (tmp_path / "critic.json").write_text(json.dumps({**meta, "generator_version": "step-1"}))
-    with pytest.raises(ValueError, match="critic.json: trained for GAN version 'step-1'"):
+    (tmp_path / "critic.json").write_text(json.dumps({**meta, "generator_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="critic.json: generator_sha256 '0+' is not gan.safetensors"):
         EmojiGenerator(tmp_path).load("cpu")
+    (tmp_path / "critic.json").write_text(json.dumps(meta))
+    g = EmojiGenerator(tmp_path)
+    g.load("cpu")  # the same bytes, copied: accepted, and the critic is part of the model's identity
+    assert g.model_info()["critic_sha256"] == hashlib.sha256((HERE / "critic.safetensors").read_bytes()).hexdigest()
     (tmp_path / "critic.json").unlink()
     (tmp_path / "critic.safetensors").unlink()
     g = EmojiGenerator(tmp_path)
     g.load("cpu")  # no critic: every quality is a draft
     (out,) = g.generate(_items(1))
-    assert "critic_logit" not in out.meta
+    assert "critic_logit" not in out.meta and "critic_sha256" not in g.model_info()
 
 
 def test_model_card_sample_grid_layout():

@@ -3,11 +3,13 @@ selection. Tiny CPU runs: it learns to separate real from fake on images it neve
 runs are reproducible, and bad inputs are refused with the field named."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import torch
 
+from engine.evaluation.judge import is_held_out
 from engine.models.gan import Discriminator
 from engine.models.weights import load_model, save_model
 from engine.training.critic_trainer import CriticTrainConfig, CriticTrainer, auc
@@ -48,6 +50,7 @@ def test_critic_learns_to_tell_real_from_the_generators_fakes(folder, generator_
     assert meta["spectral_norm"] and meta["ndf"] == 8
     gen_meta = json.loads(generator_stem.with_suffix(".json").read_text())
     assert meta["generator_version"] == gen_meta["version"] and meta["tokenizer"] == gen_meta["tokenizer"]
+    assert meta["generator_sha256"] == hashlib.sha256(generator_stem.with_suffix(".safetensors").read_bytes()).hexdigest()
     # no BatchNorm: a row's score does not depend on its batch
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
 
@@ -125,3 +128,17 @@ def test_fine_tune_cli_refuses_a_mismatched_discriminator(folder, generator_stem
                "--ngf", "8", "--ndf", "8", "--cond-dim", "8", "--loss", "bce", "--quiet",
                "--init-generator", str(generator_stem), "--init-discriminator", str(tmp_path / "critic")])
     assert rc == 2 and "--init-discriminator" in capsys.readouterr().err
+
+
+def test_a_data_set_without_held_out_images_is_refused(folder, generator_stem, tmp_path):
+    data = load_image_folder(folder, size=16)
+    assert not is_held_out("img_00.png")
+    data.files = ["img_00.png"] * len(data)  # every image on the training side of the split
+    with pytest.raises(ValueError, match="--data: the critic needs training and held-out images"):
+        CriticTrainer(_cfg(generator_stem, tmp_path / "c"), data)
+
+
+def test_init_discriminator_alone_is_refused(folder, generator_stem, tmp_path):
+    with pytest.raises(ValueError, match="--init-discriminator needs --init-generator"):
+        GanTrainer(GanTrainConfig(out=str(tmp_path), init_discriminator=str(generator_stem), size=16, nz=8, ngf=8,
+                                  ndf=8, cond_dim=8, progress=False), load_image_folder(folder, size=16))
