@@ -95,6 +95,7 @@ class EmojiGenerator(sdk.Generator):
         self.tokenizers: dict[str, Any] = {}
         self.critic: torch.nn.Module | None = None
         self.critic_tokenizer: Any = None
+        self.weights_sha: dict[str, str] = {}  # file name -> sha256, hashed once at load
         self.device = "cpu"
 
     def available(self) -> list[str]:
@@ -111,7 +112,7 @@ class EmojiGenerator(sdk.Generator):
         self.critic = None
         if (self.weights_dir / "critic.safetensors").exists():
             critic, config = sdk.load_model(self.weights_dir / "critic", device)
-            gan_sha = sdk.file_sha256(self.weights_dir / "gan.safetensors")
+            gan_sha = self._sha("gan.safetensors")
             if config.get("generator_sha256") != gan_sha:
                 # a critic judges the generator it was trained against, byte for byte, no other
                 raise ValueError(f"{self.weights_dir / 'critic.json'}: generator_sha256 "
@@ -123,12 +124,16 @@ class EmojiGenerator(sdk.Generator):
         for module, _ in self.models.values():
             module.requires_grad_(False)  # refinement differentiates with respect to z alone
 
+    def _sha(self, name: str) -> str:
+        if name not in self.weights_sha:
+            self.weights_sha[name] = sdk.file_sha256(self.weights_dir / name)
+        return self.weights_sha[name]
+
     def model_info(self) -> dict[str, str]:
-        path = self.weights_dir / "gan.safetensors"
         version = self.models["gan"][1].get("version", "0") if "gan" in self.models else "0"
-        info = {"name": "emoji-dcgan", "version": str(version), "sha256": sdk.file_sha256(path)}
+        info = {"name": "emoji-dcgan", "version": str(version), "sha256": self._sha("gan.safetensors")}
         if self.critic is not None:  # quality:best outputs depend on it too
-            info["critic_sha256"] = sdk.file_sha256(self.weights_dir / "critic.safetensors")
+            info["critic_sha256"] = self._sha("critic.safetensors")
         return info
 
     # -- the networks, in fixed-shape micro-batches ------------------------------------
@@ -231,17 +236,25 @@ class EmojiGenerator(sdk.Generator):
     def _sources(self, kind: str, items: list[sdk.Item], nz: int) -> list[torch.Tensor | None]:
         """The final latent of each action's source output, re-derived from its (seed, index)
         exactly as that output was made."""
-        need = [i for i, it in enumerate(items) if it.action in ("variations", "morph") and it.source is not None]
-        found: list[torch.Tensor | None] = [None] * len(items)
-        if not need:
-            return found
-        srcs = [sdk.Item(command=items[i].command, options=items[i].options, seed=items[i].source[0],  # type: ignore[index]
-                         index=items[i].source[1]) for i in need]  # type: ignore[index]
+        # one computation per distinct source: a job's variations all share theirs
+        def key(it: sdk.Item) -> tuple[Any, ...] | None:
+            if it.action in ("variations", "morph") and it.source is not None:
+                return (it.source, repr(sorted(it.options.items())))
+            return None
+
+        keys: dict[tuple[Any, ...], sdk.Item] = {}
+        for it in items:
+            if (k := key(it)) is not None:
+                keys.setdefault(k, sdk.Item(command=it.command, options=it.options, seed=it.source[0],  # type: ignore[index]
+                                            index=it.source[1]))  # type: ignore[index]
+        if not keys:
+            return [None] * len(items)
+        srcs = list(keys.values())
         prompts = [str(it.options.get("prompt", "")) for it in srcs]
         cands = [self._candidates(it, kind, nz, float(it.options.get("variety", 0.7)), None) for it in srcs]
-        for i, best in zip(need, self._best(kind, srcs, cands, [self._cond(kind, p) for p in prompts], prompts)):
-            found[i] = best["z"].cpu()
-        return found
+        best = self._best(kind, srcs, cands, [self._cond(kind, p) for p in prompts], prompts)
+        latent = {key: b["z"].cpu() for key, b in zip(keys, best)}
+        return [latent.get(k) if (k := key(it)) is not None else None for it in items]
 
     # -- a batch ---------------------------------------------------------------------------
     def _kind(self, item: sdk.Item) -> str:
