@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -121,13 +122,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")  # first: the pragmas below may wait on other processes
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes in WAL mode
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _set_wal(cursor: Any, attempts: int = 100) -> None:
+    """Switch a new file to WAL. When several processes open a new file at once, SQLite can
+    answer "database is locked" to the switch at once, without its busy handler (seen with
+    three stores opening together), so retry; a file already in WAL needs no switch."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as e:  # the driver's OperationalError (sqlite3's, through the async adapter)
+            if "locked" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)  # in the driver's connection thread, not on the event loop
