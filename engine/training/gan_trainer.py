@@ -26,7 +26,7 @@ from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
 from engine.training.losses import d_loss, g_loss
-from engine.training.run_loop import run_training
+from engine.training.run_loop import end_step, run_training
 
 
 @dataclass
@@ -51,6 +51,7 @@ class GanTrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     minutes: float | None = None  # stop (and checkpoint) after this much wall time
+    stop_at: int | None = None  # stop (and checkpoint) at this step; the schedule is unchanged
     init_generator: str | None = None  # warm start: a served generator stem (G and its EMA)
     init_discriminator: str | None = None  # warm start: a discriminator stem (e.g. a critic)
     device: str = "auto"
@@ -117,6 +118,7 @@ class GanTrainer:
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.steps_per_epoch = max(1, len(data) // cfg.batch)
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.end_step = end_step(cfg.stop_at, self.total_steps)
         self.step = 0
         self.history: list[dict[str, float]] = []
         if resume and stem.with_suffix(".json").exists():

@@ -10,8 +10,20 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 
+def end_step(stop_at: int | None, total_steps: int) -> int:
+    """The step a run stops at: the schedule's end, or --stop-at, which ends the run early
+    without changing the schedule (the learning-rate decay still counts to total_steps), so a
+    checkpoint from the middle of a schedule can be reproduced by one command."""
+    if stop_at is None:
+        return total_steps
+    if not 1 <= stop_at <= total_steps:
+        raise ValueError(f"--stop-at: must be between 1 and the schedule's {total_steps} steps "
+                         f"(--epochs × steps per epoch), got {stop_at}")
+    return stop_at
+
+
 def run_training(trainer: Any, kind: str, postfix: Callable[[dict[str, float]], dict[str, str]]) -> dict[str, Any]:
-    """``trainer`` has cfg, out, device, step, total_steps, steps_per_epoch, history,
+    """``trainer`` has cfg, out, device, step, total_steps, end_step, steps_per_epoch, history,
     train_step(step), save() and save_samples(); ``postfix`` formats its losses for the bar."""
     cfg = trainer.cfg
     trainer.out.mkdir(parents=True, exist_ok=True)
@@ -20,7 +32,7 @@ def run_training(trainer: Any, kind: str, postfix: Callable[[dict[str, float]], 
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, disable=not cfg.progress,
                desc=f"{kind} {cfg.size}px", unit="step", dynamic_ncols=True)
     last: dict[str, float] = {}
-    while trainer.step < trainer.total_steps:
+    while trainer.step < trainer.end_step:
         last = trainer.train_step(trainer.step)
         trainer.step += 1
         ips = (trainer.step - start_step) * cfg.batch / (time.perf_counter() - t0)

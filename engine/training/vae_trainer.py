@@ -17,7 +17,7 @@ from engine.training.data import ImageSet
 from engine.training.gan_trainer import new_prompt_encoder, pick_device, step_generator
 from engine.training.grids import save_grid
 from engine.training.losses import kl_weight, vae_loss
-from engine.training.run_loop import run_training
+from engine.training.run_loop import end_step, run_training
 
 
 @dataclass
@@ -39,6 +39,7 @@ class VaeTrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     minutes: float | None = None
+    stop_at: int | None = None  # stop (and checkpoint) at this step; the schedule is unchanged
     device: str = "auto"
     amp: bool = True  # accepted for a uniform CLI; the VAE trains in fp32 (BCE needs it)
     progress: bool = True
@@ -64,6 +65,7 @@ class VaeTrainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.steps_per_epoch = max(1, len(data) // cfg.batch)
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.end_step = end_step(cfg.stop_at, self.total_steps)
         self.step = 0
         self.history: list[dict[str, float]] = []
         if resume and stem.with_suffix(".json").exists():

@@ -81,6 +81,36 @@ def test_gan_resume_is_exact(folder, tmp_path):
         assert torch.equal(a, b)
 
 
+def test_stop_at_ends_early_without_changing_the_schedule(folder, tmp_path):
+    """--stop-at 6 of a 12-step decaying schedule, then resumed to the end, is the straight
+    run exactly: the LR decay counted to 12 steps all along (a 6-step schedule would have
+    decayed from step 3)."""
+    data = load_image_folder(folder, size=16)
+    straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, lr_decay=True), data)
+    straight.run()
+    stopped = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, lr_decay=True, stop_at=6), data)
+    report = stopped.run()
+    assert report["steps"] == 6 and stopped.total_steps == 12
+    _, config = load_model(tmp_path / "b" / "generator")
+    assert config["trained_steps"] == 6
+    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, lr_decay=True), data, resume=True)
+    resumed.run()
+    for a, b in zip(straight.ema.model.state_dict().values(), resumed.ema.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["gan", "vae"])
+@pytest.mark.parametrize("stop_at", ["0", "5"])
+def test_stop_at_outside_the_schedule_is_refused(folder, tmp_path, capsys, family, stop_at):
+    from aigc.cli import main
+
+    rc = main(["train", family, "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
+               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--stop-at", stop_at])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--stop-at: must be between 1 and the schedule's 4 steps" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_vae_run_lowers_reconstruction_and_resumes_exactly(folder, tmp_path):
     data = load_image_folder(folder, size=16)
     cfg = dict(size=16, nz=4, width=8, cond_dim=4, batch=8, progress=False, kl_warmup=10,
