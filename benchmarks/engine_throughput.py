@@ -10,8 +10,8 @@ then measures in the same run:
 Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8] [--quality draft|best]
 
 The emoji quality is `draft` by default: one forward pass per output, so the figures show the
-engine's own overhead (HTTP, scheduler, batching). `best` adds the critic's selection and
-refinement (about 40x the compute per output), which hides that overhead behind the model.
+engine's own overhead (HTTP, scheduler, batching). `best` adds the critic's choice among 8
+candidates (several times the compute per output), which hides that overhead behind the model.
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     vae.add_argument("--kl-warmup", type=int, default=2000, help="steps of linear KL warm-up")
     vae.add_argument("--recon", choices=("bce", "mse"), default="bce")
     critic = sub.add_parser("critic", help="a discriminator trained against a finished GAN generator, "
-                                           "used to choose and refine outputs when serving")
+                                           "used to choose outputs when serving")
     critic.add_argument("--generator", required=True, help="generator stem, e.g. plugins/emoji/gan")
     critic.add_argument("--data", required=True, help="the image folder the generator was trained on")
     critic.add_argument("--out", required=True, help="critic stem to write, e.g. plugins/emoji/critic")

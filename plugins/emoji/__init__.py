@@ -2,7 +2,7 @@
 
 Draws 64x64 RGBA emoji with a conditional DCGAN trained on Noto Color Emoji (see
 MODEL_CARD.md); `model:vae` uses the conditional VAE instead; `quality:best` (the default)
-lets the GAN's critic choose and refine each output, `quality:draft` skips it. Follow-ups: reroll,
+lets the GAN's critic choose each output among 8 drafts, `quality:draft` skips it. Follow-ups: reroll,
 variations (a neighbourhood of the output's latent) and morph (same latent, prompt
 embedding moved towards another prompt).
 """
@@ -79,13 +79,13 @@ EMOJI = sdk.Command(
                    name_localizations={"zh-CN": "模型"},
                    description_localizations={"zh-CN": "使用哪个模型"}),
         sdk.Option(name="quality", type="string", default="best",
-                   choices=[sdk.Choice(name="Best (critic picks and polishes)", value="best",
-                                       name_localizations={"zh-CN": "最佳（评审挑选并润色）"}),
+                   choices=[sdk.Choice(name="Best (critic picks among 8)", value="best",
+                                       name_localizations={"zh-CN": "最佳（评审从 8 个中挑选）"}),
                             sdk.Choice(name="Draft (fastest)", value="draft",
                                        name_localizations={"zh-CN": "草稿（最快）"})],
-                   description="Best: the GAN's critic picks the best of 8 drafts and polishes it",
+                   description="Best: the GAN's critic picks the best of 8 drafts",
                    name_localizations={"zh-CN": "质量"},
-                   description_localizations={"zh-CN": "最佳：GAN 的评审从 8 个草稿中挑出最好的并润色"}),
+                   description_localizations={"zh-CN": "最佳：GAN 的评审从 8 个草稿中挑出最好的"}),
     ],
 )
 

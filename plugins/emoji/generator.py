@@ -9,12 +9,13 @@ depends neither on its position nor on its neighbours, so alone == inside any ba
 
 Quality "best" (the default) uses the critic, ``critic.safetensors``: a discriminator
 trained against exactly these GAN weights (engine/training/critic_trainer.py), whose logit
-estimates log p_data(x)/p_g(x). Each output is the best of CANDIDATES latents drawn from its
-(seed, index) (discriminator-driven selection, Azadi et al. 2019), then REFINE_STEPS of
-gradient descent on the latent energy |z|^2/2 - critic(G(z)) (Che et al. 2020, DDLS, without
-the noise term, so it stays deterministic). Measured through this path (MODEL_CARD.md, mean
-of four eval seeds), judge precision goes from 0.63 to 0.71 and conditioning accuracy from
-0.67 to 0.72, with recall about the same (0.51). Variations choose among neighbours
+estimates log p_data(x)/p_g(x). Each output is the one of CANDIDATES latents drawn from its
+(seed, index) with the lowest energy PRIOR_WEIGHT * |z|^2/2 - critic(G(z))
+(discriminator-driven selection, Azadi et al. 2019; the energy is DDLS's, Che et al. 2020,
+with the prior down-weighted). MODEL_CARD.md has the figures and the ablation: the critic's
+pick alone mostly improves FD; the prior term adds precision; gradient refinement of the
+pick, which helped the previous generator, cost this one recall and was dropped.
+Variations choose among neighbours
 of the source's result; a morph starts from the source's result and is not re-selected, so
 its path stays smooth. Quality "draft" is one latent, no critic: the fastest path.
 """
@@ -35,8 +36,7 @@ MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two promp
 VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's latent
 CHUNK = 8  # the one batch shape the networks ever see
 CANDIDATES = 8  # latents the critic chooses among, per GAN output (see the module docstring)
-REFINE_STEPS = 5  # latent gradient steps after the choice
-REFINE_STEP_SIZE = 0.05  # z <- z - step/2 * grad(|z|^2/2 - critic logit)
+PRIOR_WEIGHT = 0.3  # of the latent prior in the choice; 0: the critic alone, 1: DDLS's energy
 
 
 def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0) -> torch.Tensor:
@@ -122,7 +122,7 @@ class EmojiGenerator(sdk.Generator):
                 raise ValueError(f"{self.weights_dir / 'critic.json'}: a critic needs a conditional GAN")
             self.critic, self.critic_tokenizer = critic.requires_grad_(False), sdk.prompt_encoder(config["tokenizer"])
         for module, _ in self.models.values():
-            module.requires_grad_(False)  # refinement differentiates with respect to z alone
+            module.requires_grad_(False)
 
     def _sha(self, name: str) -> str:
         if name not in self.weights_sha:
@@ -164,25 +164,6 @@ class EmojiGenerator(sdk.Generator):
         """The critic's logit per row of GAN images in [0, 1]."""
         return fixed_chunks(lambda xc, pc: self._critic(xc * 2.0 - 1.0, pc), x, prompts)
 
-    def _refine(self, z: torch.Tensor, cond: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        """REFINE_STEPS of descent on E(z) = |z|^2/2 - critic(G(z)), row by row: the energy
-        is a sum over rows and no layer mixes rows, so each row's gradient is its own."""
-        module, _ = self.models["gan"]
-
-        def steps(zc: torch.Tensor, cc: torch.Tensor, pc: list[str]) -> torch.Tensor:
-            # the engine calls generate() under inference_mode; autograd needs it off here,
-            # and tensors made under it cannot be differentiated, hence the clones
-            with torch.inference_mode(False), torch.enable_grad():
-                zc, cc = zc.clone(), cc.clone()
-                for _ in range(REFINE_STEPS):
-                    zc = zc.detach().requires_grad_(True)
-                    energy = 0.5 * zc.pow(2).sum(1) - self._critic(module(zc, cond=cc), pc)
-                    (grad,) = torch.autograd.grad(energy.sum(), zc)
-                    zc = zc - 0.5 * REFINE_STEP_SIZE * grad
-            return zc.detach()
-
-        return fixed_chunks(steps, z, cond, prompts)
-
     # -- latents ---------------------------------------------------------------------------
     def _uses_critic(self, kind: str, item: sdk.Item) -> bool:
         return (kind == "gan" and self.critic is not None and item.action != "morph"
@@ -201,8 +182,8 @@ class EmojiGenerator(sdk.Generator):
 
     def _best(self, kind: str, items: list[sdk.Item], cands: list[torch.Tensor],
               conds: list[torch.Tensor | None], prompts: list[str]) -> list[dict[str, Any]]:
-        """Per item: its image row, latent and (with the critic) pick and logit: the best of
-        its candidates by the critic, refined; or its only candidate, decoded."""
+        """Per item: its image row, latent and (with the critic) pick and logit: the
+        lowest-energy of its candidates; or its only candidate."""
         sizes = [c.shape[0] for c in cands]
         z = torch.cat(cands).to(self.device)
         cond = None if conds[0] is None else torch.cat([c.expand(n, -1) for c, n in zip(conds, sizes)])  # type: ignore[union-attr]
@@ -214,23 +195,16 @@ class EmojiGenerator(sdk.Generator):
         critic_rows = [i for i, it in enumerate(items) if self._uses_critic(kind, it)]
         if not critic_rows:
             return out
-        # choose: score every candidate of the items that use the critic
+        # score every candidate of the items that use the critic; each takes its lowest energy
         rows = [out[i]["start"] + j for i in critic_rows for j in range(sizes[i])]
-        scores = self._score(x[rows], [prompts[i] for i in critic_rows for _ in range(sizes[i])]).float()
+        logits = self._score(x[rows], [prompts[i] for i in critic_rows for _ in range(sizes[i])]).float()
+        energy = PRIOR_WEIGHT * 0.5 * z[rows].float().pow(2).sum(1) - logits
         at = 0
         for i in critic_rows:
-            pick = int(scores[at:at + sizes[i]].argmax())
-            out[i].update(z=z[out[i]["start"] + pick:out[i]["start"] + pick + 1], pick=pick)
+            pick = int(energy[at:at + sizes[i]].argmin())
+            row = out[i]["start"] + pick
+            out[i].update(x=x[row:row + 1], z=z[row:row + 1], pick=pick, logit=float(logits[at + pick]))
             at += sizes[i]
-        # refine the picks, then decode and score the results
-        z_pick = torch.cat([out[i]["z"] for i in critic_rows])
-        c_pick = torch.cat([conds[i] for i in critic_rows])  # type: ignore[misc]
-        p_pick = [prompts[i] for i in critic_rows]
-        z_ref = self._refine(z_pick, c_pick, p_pick)
-        x_ref = self._decode(kind, z_ref, c_pick).float()
-        logits = self._score(x_ref, p_pick)
-        for r, i in enumerate(critic_rows):
-            out[i].update(x=x_ref[r:r + 1], z=z_ref[r:r + 1], logit=float(logits[r]))
         return out
 
     def _sources(self, kind: str, items: list[sdk.Item], nz: int) -> list[torch.Tensor | None]:

@@ -9,7 +9,7 @@ import torch
 
 from engine import sdk
 from engine.protocol import NAME_RE
-from plugins.emoji.generator import CANDIDATES, to_image
+from plugins.emoji.generator import CANDIDATES, PRIOR_WEIGHT, to_image, truncated_latent
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_output_is_64px_rgba_and_model_info_hashes_the_weights(gen):
 @pytest.mark.parametrize(("model", "quality", "n"), [("gan", "draft", 32), ("gan", "best", 12), ("vae", "draft", 32)])
 def test_alone_equals_inside_any_batch(gen, model, quality, n):
     torch.set_num_threads(2)
-    items = _items(n, model=model, quality=quality)  # best: 8 candidates and refinement per item
+    items = _items(n, model=model, quality=quality)  # best: 8 candidates per item
     alone = _px([gen.generate([it])[0] for it in items])
     for bs in (3, 5, n):  # 3 and 5 once gave 1-ulp differences that flipped pixels
         batched = []
@@ -117,7 +117,7 @@ def test_morph_starts_from_the_source_latent(gen, quality):
         target = _px(gen.generate([sdk.Item(command="emoji", options={**src.options, "prompt": "red heart"},
                                             seed=3, index=0)]))[0]
     else:
-        # the source's final (chosen and refined) latent under the target prompt
+        # the source's chosen latent under the target prompt
         (z,) = gen._sources("gan", morph[:1], 100)
         with torch.no_grad():
             x = gen._decode("gan", z, gen._cond("gan", "red heart"))
@@ -125,17 +125,27 @@ def test_morph_starts_from_the_source_latent(gen, quality):
     assert (np.asarray(outs[0].data) == target).all()
 
 
-def test_best_quality_is_the_critics_choice_refined(gen):
+def test_best_quality_is_the_lowest_energy_candidate(gen):
     best = gen.generate(_items(8, seed=21))
     draft = gen.generate(_items(8, seed=21, quality="draft"))
     assert all(o.meta["candidates"] == CANDIDATES and 0 <= o.meta["pick"] < CANDIDATES for o in best)
     assert all("critic_logit" not in o.meta for o in draft)
-    # the critic rates its choice above the draft (draw 0, one of the candidates it saw)
+    assert any(o.meta["pick"] != 0 for o in best)
+    # by hand, for every item: decode its candidates, score them, take the lowest energy
+    for item, out in zip(_items(8, seed=21), best):
+        z = torch.cat([truncated_latent(100, item.seed, item.index, 0.7, j) for j in range(CANDIDATES)])
+        with torch.no_grad():
+            x = gen._decode("gan", z, gen._cond("gan", "grinning face").expand(CANDIDATES, -1)).float()
+            logits = gen._score(x, ["grinning face"] * CANDIDATES).float()
+        energy = PRIOR_WEIGHT * 0.5 * z.pow(2).sum(1) - logits
+        pick = int(energy.argmin())
+        assert out.meta["pick"] == pick and out.meta["critic_logit"] == round(float(logits[pick]), 3)
+        assert (np.asarray(out.data) == np.asarray(to_image(x[pick:pick + 1]))).all()
+    # the critic rates its choices above the drafts (draw 0, one of the candidates it saw)
     draft_logits = gen._score(torch.stack([torch.from_numpy(np.asarray(o.data).copy()).permute(2, 0, 1)
                                            for o in draft]).float() / 255.0, ["grinning face"] * 8)
-    assert np.mean([o.meta["critic_logit"] for o in best]) > float(draft_logits.mean()) + 1.0
-    assert any(o.meta["pick"] != 0 for o in best)
-    with torch.inference_mode():  # as the engine calls it: refinement must still differentiate
+    assert np.mean([o.meta["critic_logit"] for o in best]) > float(draft_logits.mean())
+    with torch.inference_mode():  # as the engine calls it
         assert all((a == b).all() for a, b in zip(_px(gen.generate(_items(8, seed=21))), _px(best)))
     assert not all((a == b).all() for a, b in zip(_px(best), _px(draft)))
 
