@@ -15,9 +15,9 @@ estimates log p_data(x)/p_g(x). Each output is the one of CANDIDATES latents dra
 with the prior down-weighted). MODEL_CARD.md has the figures and the ablation: the critic's
 pick alone mostly improves FD; the prior term adds precision; gradient refinement of the
 pick, which helped the previous generator, cost this one recall and was dropped.
-Variations choose among neighbours
-of the source's result; a morph starts from the source's result and is not re-selected, so
-its path stays smooth. Quality "draft" is one latent, no critic: the fastest path.
+Variations choose among neighbours of the source's result; a morph starts from the source's
+result and is not re-selected, so its path stays smooth. Quality "draft" is one latent, no
+critic: the fastest path.
 """
 from __future__ import annotations
 
@@ -121,8 +121,6 @@ class EmojiGenerator(sdk.Generator):
             if self.tokenizers["gan"] is None:
                 raise ValueError(f"{self.weights_dir / 'critic.json'}: a critic needs a conditional GAN")
             self.critic, self.critic_tokenizer = critic.requires_grad_(False), sdk.prompt_encoder(config["tokenizer"])
-        for module, _ in self.models.values():
-            module.requires_grad_(False)
 
     def _sha(self, name: str) -> str:
         if name not in self.weights_sha:
