@@ -105,7 +105,7 @@ class EmojiGenerator(sdk.Generator):
         self.device = device
         for kind in self.available():
             module, config = sdk.load_model(self.weights_dir / kind, device)
-            self.models[kind] = (module, config)
+            self.models[kind] = (module.requires_grad_(False), config)  # inference only, in any caller
             self.tokenizers[kind] = sdk.prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
