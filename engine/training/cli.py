@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -102,23 +103,19 @@ def run(args: argparse.Namespace) -> int:
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, loss=args.loss, beta1=args.beta1, ema=args.ema,
                              augment=args.augment, lr_decay=args.lr_decay, init_generator=args.init_generator,
                              init_discriminator=args.init_discriminator, **common)
-        try:
-            trainer = GanTrainer(cfg, data, resume=args.resume)
-        except (FileNotFoundError, ValueError) as e:
-            print(f"aigc train: {e}", file=sys.stderr)
-            return 2
-        report = trainer.run()
+        make: Any = lambda: GanTrainer(cfg, data, resume=args.resume)  # noqa: E731
     else:
         from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
 
-        cfg = VaeTrainConfig(width=args.width, beta=args.beta, kl_warmup=args.kl_warmup,
-                             recon=args.recon, **common)
-        try:
-            vae_trainer = VaeTrainer(cfg, data, resume=args.resume)
-        except ValueError as e:
-            print(f"aigc train: {e}", file=sys.stderr)
-            return 2
-        report = vae_trainer.run()
+        vae_cfg = VaeTrainConfig(width=args.width, beta=args.beta, kl_warmup=args.kl_warmup,
+                                 recon=args.recon, **common)
+        make = lambda: VaeTrainer(vae_cfg, data, resume=args.resume)  # noqa: E731
+    try:  # a bad flag (--init-*, --stop-at) is refused before any training, naming the flag
+        trainer = make()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"aigc train: {e}", file=sys.stderr)
+        return 2
+    report = trainer.run()
     print(json.dumps({k: v for k, v in report.items() if k != "config"}))
     return 0
 
