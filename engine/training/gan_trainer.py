@@ -47,6 +47,8 @@ class GanTrainConfig:
     lr_decay: bool = False  # linear decay to 0 over the second half of the run
     ema: float = 0.999
     augment: str = "color,translation,cutout"  # "" turns DiffAugment off
+    r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images; 0: off
+    r1_every: int = 16  # lazy regularisation (StyleGAN2): every k steps, weighted by k
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -93,6 +95,9 @@ class GanTrainer:
         tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
         init: dict[str, Any] = {}
+        if cfg.r1 < 0 or cfg.r1_every < 1:
+            raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}" if cfg.r1 < 0
+                             else f"r1_every: must be >= 1, got {cfg.r1_every}")
         if cfg.init_discriminator and not cfg.init_generator:
             # D's prompt embedding rows belong to its generator's vocabulary
             raise ValueError("--init-discriminator needs --init-generator (the prompt vocabulary comes from it)")
@@ -120,6 +125,7 @@ class GanTrainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.end_step = end_step(cfg.stop_at, self.total_steps)
         self.step = 0
+        self.last_r1 = 0.0
         self.history: list[dict[str, float]] = []
         if resume and stem.with_suffix(".json").exists():
             self._restore(tensors, meta)
@@ -178,6 +184,7 @@ class GanTrainer:
         self.scaler_d.scale(err_d).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
+        penalty = self._r1_step(real, prompt, step) if cfg.r1 > 0 and step % cfg.r1_every == 0 else None
 
         # (2) Update G: L_G = -E[log D(G(z))]
         with self._autocast():
@@ -188,9 +195,33 @@ class GanTrainer:
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         self.ema.update(self.G, step)
-        return {"loss_d": err_d.item(), "loss_g": err_g.item(),
-                "d_x": torch.sigmoid(real_logits.float()).mean().item(),
-                "d_g_z": torch.sigmoid(fake_logits.float()).mean().item()}
+        out = {"loss_d": err_d.item(), "loss_g": err_g.item(),
+               "d_x": torch.sigmoid(real_logits.float()).mean().item(),
+               "d_g_z": torch.sigmoid(fake_logits.float()).mean().item(),
+               # ADA's overfitting signal: the share of (augmented) real images D calls real
+               "r_t": (real_logits.float() > 0).float().mean().item()}
+        if penalty is not None:
+            self.last_r1 = penalty
+        if cfg.r1 > 0:  # the latest value, so the history (every 50 steps) carries it
+            out["r1"] = self.last_r1
+        return out
+
+    def _r1_step(self, real: torch.Tensor, prompt: dict[str, torch.Tensor] | None, step: int) -> float:
+        """R1 (Mescheder et al. 2018): gamma/2 * E|grad_x D(x)|^2 at real images, through the
+        same augmentation D sees. Keeps D smooth where the data is, so it cannot memorise the
+        small set as sharply. Lazy, as in StyleGAN2: every r1_every steps, weighted by r1_every."""
+        cfg = self.cfg
+        x = real.detach().requires_grad_(True)
+        with self._autocast():
+            logits = self.D(diff_augment(x, cfg.augment, step_generator(cfg.seed, step, 4)), prompt)
+        (grad,) = torch.autograd.grad(self.scaler_d.scale(logits.float().sum()), x, create_graph=True)
+        grad = grad / self.scaler_d.get_scale() if self.amp else grad
+        sq = grad.float().pow(2).flatten(1).sum(dim=1).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(sq * (cfg.r1 / 2) * cfg.r1_every).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        return sq.item()
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -221,7 +252,7 @@ class GanTrainer:
         tensors.update(t_g)
         tensors.update(t_d)
         meta = {"step": self.step, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
-                "opt_g": groups_g, "opt_d": groups_d, "history": self.history,
+                "opt_g": groups_g, "opt_d": groups_d, "history": self.history, "last_r1": self.last_r1,
                 "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict()}
         ckpt.save_checkpoint(self.out / "checkpoint", tensors, meta)
         # the EMA generator alone, ready to serve
@@ -238,3 +269,4 @@ class GanTrainer:
             self.scaler_d.load_state_dict(meta["scaler_d"])
         self.step = int(meta["step"])
         self.history = list(meta.get("history", []))
+        self.last_r1 = float(meta.get("last_r1", 0.0))

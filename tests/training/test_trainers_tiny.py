@@ -66,12 +66,13 @@ def test_gan_run_writes_safetensors_checkpoint_samples_and_report(folder, tmp_pa
     assert json.loads((tmp_path / "report.json").read_text())["kind"] == "gan"
 
 
-def test_gan_resume_is_exact(folder, tmp_path):
+@pytest.mark.parametrize("r1", [0.0, 1.0])
+def test_gan_resume_is_exact(folder, tmp_path, r1):
     data = load_image_folder(folder, size=16)
-    straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3), data)
+    straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, r1=r1, r1_every=3), data)
     straight.run()
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3), data, resume=True)
+    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, r1=r1, r1_every=3), data).run()
+    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, r1=r1, r1_every=3), data, resume=True)
     assert resumed.step == 4
     resumed.run()
     for name in ("G", "D"):
@@ -79,6 +80,41 @@ def test_gan_resume_is_exact(folder, tmp_path):
             assert torch.equal(a, b), (name, k)
     for a, b in zip(straight.ema.model.state_dict().values(), resumed.ema.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_and_flattens_d_at_real_images(folder, tmp_path):
+    """The R1 step reports E|grad_x D(aug(x))|^2 (the same augmentation draw recomputed here),
+    and descending it with a large gamma makes D flatter at the real images."""
+    from engine.training.gan_trainer import step_generator
+
+    data = load_image_folder(folder, size=16)
+    tr = GanTrainer(_gan_cfg(tmp_path, r1=50.0, r1_every=1, lr=1e-3), data)
+    real, prompt = tr.batch(0)
+
+    def grad_sq(step: int) -> float:
+        x = real.clone().requires_grad_(True)
+        logits = tr.D(diff_augment(x, tr.cfg.augment, step_generator(tr.cfg.seed, step, 4)), prompt)
+        (g,) = torch.autograd.grad(logits.sum(), x)
+        return g.pow(2).flatten(1).sum(dim=1).mean().item()
+
+    state = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    expected = grad_sq(0)
+    tr.D.load_state_dict(state)  # grad_sq's forward moved BatchNorm's running statistics only
+    first = tr._r1_step(real, prompt, 0)
+    assert first == pytest.approx(expected, rel=1e-4)
+    for step in range(1, 8):
+        last = tr._r1_step(real, prompt, step)
+    assert last < 0.5 * first
+
+
+def test_negative_r1_is_refused(folder, tmp_path, capsys):
+    from aigc.cli import main
+
+    rc = main(["train", "gan", "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
+               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--r1", "-1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--r1: must be >= 0" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_stop_at_ends_early_without_changing_the_schedule(folder, tmp_path):
