@@ -95,9 +95,10 @@ class GanTrainer:
         tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
         init: dict[str, Any] = {}
-        if cfg.r1 < 0 or cfg.r1_every < 1:
-            raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}" if cfg.r1 < 0
-                             else f"r1_every: must be >= 1, got {cfg.r1_every}")
+        if cfg.r1 < 0:
+            raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
+        if cfg.r1_every < 1:
+            raise ValueError(f"r1_every: must be >= 1, got {cfg.r1_every}")
         if cfg.init_discriminator and not cfg.init_generator:
             # D's prompt embedding rows belong to its generator's vocabulary
             raise ValueError("--init-discriminator needs --init-generator (the prompt vocabulary comes from it)")
@@ -180,31 +181,31 @@ class GanTrainer:
             real_logits = self.D(diff_augment(real, cfg.augment, aug_g), prompt)
             fake_logits = self.D(diff_augment(fake.detach(), cfg.augment, aug_g), prompt)
             err_d = d_loss(real_logits.float(), fake_logits.float(), cfg.loss)
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(err_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-        penalty = self._r1_step(real, prompt, step) if cfg.r1 > 0 and step % cfg.r1_every == 0 else None
+        self._descend(err_d, self.opt_d, self.scaler_d)
+        if cfg.r1 > 0 and step % cfg.r1_every == 0:
+            self._r1_step(real, prompt, step)
 
         # (2) Update G: L_G = -E[log D(G(z))]
         with self._autocast():
             gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
             err_g = g_loss(gen_logits.float(), cfg.loss)
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(err_g).backward()
-        self.scaler_g.step(self.opt_g)
-        self.scaler_g.update()
+        self._descend(err_g, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
         out = {"loss_d": err_d.item(), "loss_g": err_g.item(),
                "d_x": torch.sigmoid(real_logits.float()).mean().item(),
                "d_g_z": torch.sigmoid(fake_logits.float()).mean().item(),
                # ADA's overfitting signal: the share of (augmented) real images D calls real
                "r_t": (real_logits.float() > 0).float().mean().item()}
-        if penalty is not None:
-            self.last_r1 = penalty
         if cfg.r1 > 0:  # the latest value, so the history (every 50 steps) carries it
             out["r1"] = self.last_r1
         return out
+
+    @staticmethod
+    def _descend(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     def _r1_step(self, real: torch.Tensor, prompt: dict[str, torch.Tensor] | None, step: int) -> float:
         """R1 (Mescheder et al. 2018): gamma/2 * E|grad_x D(x)|^2 at real images, through the
@@ -215,13 +216,10 @@ class GanTrainer:
         with self._autocast():
             logits = self.D(diff_augment(x, cfg.augment, step_generator(cfg.seed, step, 4)), prompt)
         (grad,) = torch.autograd.grad(self.scaler_d.scale(logits.float().sum()), x, create_graph=True)
-        grad = grad / self.scaler_d.get_scale() if self.amp else grad
-        sq = grad.float().pow(2).flatten(1).sum(dim=1).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(sq * (cfg.r1 / 2) * cfg.r1_every).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
-        return sq.item()
+        sq = (grad / self.scaler_d.get_scale()).float().pow(2).flatten(1).sum(dim=1).mean()  # scale 1 without AMP
+        self._descend(sq * (cfg.r1 / 2) * cfg.r1_every, self.opt_d, self.scaler_d)
+        self.last_r1 = sq.item()
+        return self.last_r1
 
     # -- the run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
