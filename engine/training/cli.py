@@ -46,6 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--ema", type=float, default=0.999)
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy; '' = off")
     gan.add_argument("--lr-decay", action="store_true")
+    gan.add_argument("--balance", type=float, default=0.0, metavar="ALPHA",
+                     help="draw images with weight count(category)^-ALPHA: 1 = equal categories, 0.5 = square root, 0 = off")
     gan.add_argument("--r1", type=float, default=0.0, metavar="GAMMA",
                      help="R1 penalty weight on D's gradient at real images (lazy, every 16 steps); 0 = off")
     gan.add_argument("--init-generator", default=None, metavar="STEM",
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, loss=args.loss, beta1=args.beta1, ema=args.ema,
-                             augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, init_generator=args.init_generator,
+                             augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
+                             init_generator=args.init_generator,
                              init_discriminator=args.init_discriminator, **common)
         make: Any = lambda: GanTrainer(cfg, data, resume=args.resume)  # noqa: E731
     else:

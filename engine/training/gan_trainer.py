@@ -11,6 +11,7 @@ from a generator seeded by (seed, step), so a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class GanTrainConfig:
     augment: str = "color,translation,cutout"  # "" turns DiffAugment off
     r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images; 0: off
     r1_every: int = 16  # lazy regularisation (StyleGAN2): every k steps, weighted by k
+    balance: float = 0.0  # category balancing: draw images with weight count(category)^-balance; 0: off
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -81,6 +83,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def category_weights(categories: list[str], alpha: float) -> torch.Tensor:
+    """Per-image draw weights count(category)^-alpha: alpha 1 gives every category the same
+    share of each batch, 0.5 (square root) a middle way; the skin-tone variants make
+    "person" about half the emoji set."""
+    counts = Counter(categories)
+    return torch.tensor([counts[c] ** -alpha for c in categories], dtype=torch.float64)
+
+
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     """A CPU generator for one stream (data, noise, augment) of one step."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 8 + stream)
@@ -97,6 +107,10 @@ class GanTrainer:
         init: dict[str, Any] = {}
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
+        if not 0.0 <= cfg.balance <= 1.0:
+            raise ValueError(f"--balance: must be between 0 (off) and 1 (equal categories), got {cfg.balance}")
+        if cfg.balance > 0 and not data.categories:
+            raise ValueError("--balance: needs a category per image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1_every < 1:
             raise ValueError(f"r1_every: must be >= 1, got {cfg.r1_every}")
         if cfg.init_discriminator and not cfg.init_generator:
@@ -123,6 +137,7 @@ class GanTrainer:
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.steps_per_epoch = max(1, len(data) // cfg.batch)
+        self.draw_weights = category_weights(data.categories, cfg.balance) if cfg.balance > 0 else None
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.end_step = end_step(cfg.stop_at, self.total_steps)
         self.step = 0
@@ -151,11 +166,19 @@ class GanTrainer:
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
-    def batch(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-        """The real batch of a step: an epoch-seeded permutation, so no state is needed."""
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """Which images a step trains on: an epoch-seeded permutation (or, with --balance, a
+        step-seeded weighted draw), so no state is needed."""
+        if self.draw_weights is not None:
+            return torch.multinomial(self.draw_weights, self.cfg.batch, replacement=False,
+                                     generator=step_generator(self.cfg.seed, step, 5))
         epoch, i = divmod(step, self.steps_per_epoch)
         perm = torch.randperm(len(self.data), generator=step_generator(self.cfg.seed, epoch, 0))
-        idx = perm[i * self.cfg.batch:(i + 1) * self.cfg.batch]
+        return perm[i * self.cfg.batch:(i + 1) * self.cfg.batch]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """The real batch of a step, with the prompts it is conditioned on."""
+        idx = self.batch_indices(step)
         real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
         if self.tokenizer is None:
             return real, None

@@ -117,6 +117,59 @@ def test_negative_r1_is_refused(folder, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def _draw_counts(tr: GanTrainer, steps: range) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for step in steps:
+        for j in tr.batch_indices(step).tolist():
+            counts[tr.data.categories[j]] = counts.get(tr.data.categories[j], 0) + 1
+    return counts
+
+
+def test_balance_evens_out_categories_and_off_keeps_the_epoch_permutation(folder, tmp_path):
+    data = load_image_folder(folder, size=16)
+    data.categories = ["many"] * 28 + ["few"] * 4  # 7:1, like person against the small classes
+    off = GanTrainer(_gan_cfg(tmp_path / "off", batch=4), data)
+    for epoch in range(3):  # off: every image exactly once per epoch, as before
+        steps = range(epoch * off.steps_per_epoch, (epoch + 1) * off.steps_per_epoch)
+        assert sorted(j for s in steps for j in off.batch_indices(s).tolist()) == list(range(32))
+    full = GanTrainer(_gan_cfg(tmp_path / "full", batch=4, balance=1.0), data)
+    counts = _draw_counts(full, range(300))
+    assert 0.4 < counts["few"] / 1200 < 0.6, counts  # off: 4 / 32 = 0.125
+    sqrt = _draw_counts(GanTrainer(_gan_cfg(tmp_path / "sqrt", batch=4, balance=0.5), data), range(300))
+    assert 0.15 < sqrt["few"] / 1200 < counts["few"] / 1200, sqrt  # between off and equal
+    # stateless: a step's draw depends on (seed, step) only, so resume stays exact
+    again = GanTrainer(_gan_cfg(tmp_path / "again", batch=4, balance=1.0), data)
+    assert torch.equal(again.batch_indices(17), full.batch_indices(17))
+    assert not torch.equal(full.batch_indices(17), full.batch_indices(18))
+    assert len(set(full.batch_indices(5).tolist())) == 4  # no image twice in one batch
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("1.5", "--balance: must be between 0 (off) and 1 (equal categories), got 1.5"),
+    ("-0.5", "--balance: must be between 0 (off) and 1 (equal categories), got -0.5"),
+])
+def test_balance_out_of_range_is_refused(folder, tmp_path, capsys, flag, message):
+    from aigc.cli import main
+
+    rc = main(["train", "gan", "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
+               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--balance", flag])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_balance_without_categories_is_refused(tmp_path, capsys):
+    from aigc.cli import main
+
+    for name in ("red_heart.png", "blue_car.png"):  # captions from file names: no categories
+        Image.fromarray(np.full((16, 16, 4), 200, np.uint8), "RGBA").save(tmp_path / name)
+    rc = main(["train", "gan", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--size", "16",
+               "--epochs", "1", "--batch", "2", "--nz", "8", "--quiet", "--balance", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--balance: needs a category per image" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_stop_at_ends_early_without_changing_the_schedule(folder, tmp_path):
     """--stop-at 6 of a 12-step decaying schedule, then resumed to the end, is the straight
     run exactly: the LR decay counted to 12 steps all along (a 6-step schedule would have
