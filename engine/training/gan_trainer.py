@@ -170,7 +170,7 @@ class GanTrainer:
         """Which images a step trains on: an epoch-seeded permutation (or, with --balance, a
         step-seeded weighted draw), so no state is needed."""
         if self.draw_weights is not None:
-            return torch.multinomial(self.draw_weights, self.cfg.batch, replacement=False,
+            return torch.multinomial(self.draw_weights, min(self.cfg.batch, len(self.data)), replacement=False,
                                      generator=step_generator(self.cfg.seed, step, 5))
         epoch, i = divmod(step, self.steps_per_epoch)
         perm = torch.randperm(len(self.data), generator=step_generator(self.cfg.seed, epoch, 0))
