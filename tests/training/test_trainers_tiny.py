@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -107,22 +108,23 @@ def test_r1_penalty_is_the_squared_input_gradient_and_flattens_d_at_real_images(
     assert last < 0.5 * first
 
 
-def test_negative_r1_is_refused(folder, tmp_path, capsys):
+def _train_cli(data, out, capsys, *flags, family: str = "gan", batch: str = "8") -> tuple[int, str]:
+    """`aigc train FAMILY` on a tiny folder with extra flags: (exit code, stderr)."""
     from aigc.cli import main
 
-    rc = main(["train", "gan", "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
-               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--r1", "-1"])
-    err = capsys.readouterr().err
+    rc = main(["train", family, "--data", str(data), "--out", str(out), "--size", "16",
+               "--epochs", "1", "--batch", batch, "--nz", "8", "--quiet", *flags])
+    return rc, capsys.readouterr().err
+
+
+def test_negative_r1_is_refused(folder, tmp_path, capsys):
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, "--r1", "-1")
     assert rc == 2 and "--r1: must be >= 0" in err, err
     assert not (tmp_path / "run").exists()
 
 
-def _draw_counts(tr: GanTrainer, steps: range) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for step in steps:
-        for j in tr.batch_indices(step).tolist():
-            counts[tr.data.categories[j]] = counts.get(tr.data.categories[j], 0) + 1
-    return counts
+def _draw_counts(tr: GanTrainer, steps: range) -> Counter[str]:
+    return Counter(tr.data.categories[j] for step in steps for j in tr.batch_indices(step).tolist())
 
 
 def test_balance_evens_out_categories_and_off_keeps_the_epoch_permutation(folder, tmp_path):
@@ -149,23 +151,15 @@ def test_balance_evens_out_categories_and_off_keeps_the_epoch_permutation(folder
     ("-0.5", "--balance: must be between 0 (off) and 1 (equal categories), got -0.5"),
 ])
 def test_balance_out_of_range_is_refused(folder, tmp_path, capsys, flag, message):
-    from aigc.cli import main
-
-    rc = main(["train", "gan", "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
-               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--balance", flag])
-    err = capsys.readouterr().err
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, "--balance", flag)
     assert rc == 2 and message in err, err
     assert not (tmp_path / "run").exists()
 
 
 def test_balance_without_categories_is_refused(tmp_path, capsys):
-    from aigc.cli import main
-
     for name in ("red_heart.png", "blue_car.png"):  # captions from file names: no categories
         Image.fromarray(np.full((16, 16, 4), 200, np.uint8), "RGBA").save(tmp_path / name)
-    rc = main(["train", "gan", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--size", "16",
-               "--epochs", "1", "--batch", "2", "--nz", "8", "--quiet", "--balance", "1"])
-    err = capsys.readouterr().err
+    rc, err = _train_cli(tmp_path, tmp_path / "run", capsys, "--balance", "1", batch="2")
     assert rc == 2 and "--balance: needs a category per image" in err, err
     assert not (tmp_path / "run").exists()
 
@@ -191,11 +185,7 @@ def test_stop_at_ends_early_without_changing_the_schedule(folder, tmp_path):
 @pytest.mark.parametrize("family", ["gan", "vae"])
 @pytest.mark.parametrize("stop_at", ["0", "5"])
 def test_stop_at_outside_the_schedule_is_refused(folder, tmp_path, capsys, family, stop_at):
-    from aigc.cli import main
-
-    rc = main(["train", family, "--data", str(folder), "--out", str(tmp_path / "run"), "--size", "16",
-               "--epochs", "1", "--batch", "8", "--nz", "8", "--quiet", "--stop-at", stop_at])
-    err = capsys.readouterr().err
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, "--stop-at", stop_at, family=family)
     assert rc == 2 and "--stop-at: must be between 1 and the schedule's 4 steps" in err, err
     assert not (tmp_path / "run").exists()
 
