@@ -45,6 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--beta1", type=float, default=0.5)
     gan.add_argument("--ema", type=float, default=0.999)
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy; '' = off")
+    gan.add_argument("--snapshot-every", type=int, default=0, metavar="K",
+                     help="keep the raw generator every K steps, for `export --ema-steps`; 0: off")
     gan.add_argument("--lr-decay", action="store_true")
     gan.add_argument("--balance", type=float, default=0.0, metavar="ALPHA",
                      help="draw images with weight count(category)^-ALPHA: 1 = equal categories, 0.5 = square root, 0 = off")
@@ -74,13 +76,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     exp = sub.add_parser("export", help="write a run's model as fp16 safetensors + JSON for serving")
     exp.add_argument("run_dir")
     exp.add_argument("dest", help="destination stem, e.g. plugins/emoji/gan")
+    exp.add_argument("--ema-steps", type=float, default=None, metavar="H",
+                     help="GAN: rebuild the EMA with this length in steps from the run's snapshots")
+    exp.add_argument("--at", type=int, default=None, metavar="STEP",
+                     help="with --ema-steps: the snapshot the average ends at (default: the last)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.family == "export":
         from engine.training.export import export_run
 
-        path = export_run(args.run_dir, args.dest)
+        try:
+            path = export_run(args.run_dir, args.dest, args.ema_steps, args.at)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"aigc train export: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {path} and {Path(path).with_suffix('.json')}")
         return 0
 
@@ -105,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, loss=args.loss, beta1=args.beta1, ema=args.ema,
+                             snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
                              init_generator=args.init_generator,
                              init_discriminator=args.init_discriminator, **common)

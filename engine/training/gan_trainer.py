@@ -27,6 +27,7 @@ from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
 from engine.training.losses import d_loss, g_loss
+from engine.training.posthoc_ema import snapshot_stem
 from engine.training.run_loop import end_step, run_training
 
 
@@ -47,6 +48,7 @@ class GanTrainConfig:
     beta1: float = 0.5
     lr_decay: bool = False  # linear decay to 0 over the second half of the run
     ema: float = 0.999
+    snapshot_every: int = 0  # save the raw G every k steps (OUT/snapshots) for post-hoc EMA; 0: off
     augment: str = "color,translation,cutout"  # "" turns DiffAugment off
     r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images; 0: off
     r1_every: int = 16  # lazy regularisation (StyleGAN2): every k steps, weighted by k
@@ -109,6 +111,8 @@ class GanTrainer:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
             raise ValueError(f"--balance: must be between 0 (off) and 1 (equal categories), got {cfg.balance}")
+        if cfg.snapshot_every < 0:
+            raise ValueError(f"--snapshot-every: must be >= 0 steps (0 = off), got {cfg.snapshot_every}")
         if cfg.balance > 0 and not data.categories:
             raise ValueError("--balance: needs a category per image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1_every < 1:
@@ -214,6 +218,8 @@ class GanTrainer:
             err_g = g_loss(gen_logits.float(), cfg.loss)
         self._descend(err_g, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
+        if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0:
+            self.save_snapshot(step + 1)
         out = {"loss_d": err_d.item(), "loss_g": err_g.item(),
                "d_x": torch.sigmoid(real_logits.float()).mean().item(),
                "d_g_z": torch.sigmoid(fake_logits.float()).mean().item(),
@@ -278,6 +284,13 @@ class GanTrainer:
         ckpt.save_checkpoint(self.out / "checkpoint", tensors, meta)
         # the EMA generator alone, ready to serve
         save_model(self.ema.model, self.model_json(), self.out / "generator")
+
+    def save_snapshot(self, step: int) -> Path:
+        """The raw generator after ``step`` steps, in full precision: what `aigc train export
+        --ema-steps` averages (engine/training/posthoc_ema.py). A resumed run rewrites the
+        same bytes, so a run killed between a snapshot and a checkpoint loses nothing."""
+        return save_model(self.G, {**self.model_cfg.to_dict(), "version": f"raw-{step}", "trained_steps": step},
+                          snapshot_stem(self.out, step))
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         ckpt.restore_module(self.G, "g", tensors)
