@@ -43,7 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--ndf", type=int, default=64)
     gan.add_argument("--loss", choices=("bce", "hinge"), default="bce")
     gan.add_argument("--beta1", type=float, default=0.5)
-    gan.add_argument("--ema", type=float, default=0.999)
+    gan.add_argument("--ema", type=float, default=0.999,
+                     help="EMA decay cap; the warm-up decay (1+step)/(10+step) is lower until step ~9/(1-EMA)")
     gan.add_argument("--augment", default="color,translation,cutout", help="DiffAugment policy; '' = off")
     gan.add_argument("--snapshot-every", type=int, default=0, metavar="K",
                      help="keep the raw generator every K steps, for `export --ema-steps`; 0: off")
