@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -36,13 +36,13 @@ def snapshot_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(m.group(1)) for m in names if m)
 
 
-def ema_weights(states: list[tuple[int, dict[str, torch.Tensor]]], ema_steps: float) -> dict[str, torch.Tensor]:
+def ema_weights(states: Iterable[tuple[int, dict[str, torch.Tensor]]], ema_steps: float) -> dict[str, torch.Tensor]:
     """The EMA (per-step decay 1 - 1/ema_steps) of float tensors given at increasing steps,
-    started from the first state; accumulated in float64."""
-    (first_step, first), *rest = states
+    started from the first state; accumulated in float64, one state in memory at a time."""
+    states = iter(states)
+    prev, first = next(states)
     acc = {k: v.double() for k, v in first.items() if v.is_floating_point()}
-    prev = first_step
-    for step, state in rest:
+    for step, state in states:
         keep = math.exp((step - prev) * math.log1p(-1.0 / ema_steps)) if ema_steps > 1 else 0.0
         for k in acc:
             acc[k].mul_(keep).add_(state[k].double(), alpha=1.0 - keep)
@@ -65,7 +65,7 @@ def posthoc_ema(run_dir: str | Path, ema_steps: float, at: int | None = None) ->
                          f"(it has {len(steps)}, from step {steps[0]} to {steps[-1]})")
     module, config = load_model(snapshot_stem(run_dir, at))
     used = [s for s in steps if s <= at]
-    averaged = ema_weights([(s, load_state(snapshot_stem(run_dir, s).with_suffix(".safetensors"))) for s in used],
+    averaged = ema_weights(((s, load_state(snapshot_stem(run_dir, s).with_suffix(".safetensors"))) for s in used),
                            ema_steps)
     state = module.state_dict()
     for name, value in averaged.items():

@@ -123,6 +123,12 @@ def test_negative_r1_is_refused(folder, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_negative_snapshot_every_is_refused(folder, tmp_path, capsys):
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, "--snapshot-every", "-1")
+    assert rc == 2 and "--snapshot-every: must be >= 0" in err
+    assert not (tmp_path / "run").exists()
+
+
 def _draw_counts(tr: GanTrainer, steps: range) -> Counter[str]:
     return Counter(tr.data.categories[j] for step in steps for j in tr.batch_indices(step).tolist())
 
