@@ -17,6 +17,12 @@ from engine.models.config_base import ModelConfig
 from engine.models.prompt_encoder import prompt_embedding
 
 
+# "resize": nearest-neighbour doubling then a 3x3 conv (Odena et al. 2016, "Deconvolution and
+# checkerboard artifacts"): every output pixel sees the same number of weights, so the
+# stride-2 transposed conv's checkerboard cannot form. It costs about 2.25x the generator's FLOPs.
+UPSAMPLE_MODES = ("transposed", "resize")
+
+
 @dataclass
 class GanConfig(ModelConfig):
     KIND = "gan"
@@ -28,6 +34,11 @@ class GanConfig(ModelConfig):
     cond_dim: int = 0  # 0: unconditional
     tokenizer: dict[str, Any] | None = None  # PromptTokenizer.to_dict() when conditional
     spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
+    upsample: str = "transposed"  # generator: "transposed" (DCGAN) or "resize" (nearest + 3x3 conv)
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -43,15 +54,23 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def up_stack(in_dim: int, out_channels: int, width: int, n_up: int, out_act: nn.Module) -> nn.Sequential:
-    """in_dim x 1 x 1 -> out_channels x 2^(n_up+2) x 2^(n_up+2) with transposed convs."""
+def _double(c_in: int, c_out: int, mode: str) -> list[nn.Module]:
+    """One 2x upsampling conv: a stride-2 transposed conv, or nearest resize + 3x3 conv."""
+    if mode == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+
+
+def up_stack(in_dim: int, out_channels: int, width: int, n_up: int, out_act: nn.Module,
+             mode: str = "transposed") -> nn.Sequential:
+    """in_dim x 1 x 1 -> out_channels x 2^(n_up+2) x 2^(n_up+2); ``mode``: UPSAMPLE_MODES."""
     ch = width * 2 ** (n_up - 1)
     layers: list[nn.Module] = [nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False),
                                nn.BatchNorm2d(ch), nn.ReLU(True)]
     for _ in range(n_up - 1):
-        layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+        layers += [*_double(ch, ch // 2, mode), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
         ch //= 2
-    layers += [nn.ConvTranspose2d(ch, out_channels, 4, 2, 1, bias=False), out_act]
+    layers += [*_double(ch, out_channels, mode), out_act]
     return nn.Sequential(*layers)
 
 
@@ -77,7 +96,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.embed = (prompt_embedding(cfg.tokenizer, cfg.cond_dim)
                       if cfg.conditional else None)
-        self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh())
+        self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh(), cfg.upsample)
         dcgan_init(self.main)
 
     def forward(self, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None,

@@ -41,6 +41,7 @@ class GanTrainConfig:
     nz: int = 100
     ngf: int = 64
     ndf: int = 64
+    upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
     cond_dim: int = 64  # 0: unconditional
     prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
     loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
@@ -68,7 +69,27 @@ class GanTrainConfig:
         return GanConfig(size=self.size, channels=self.channels, nz=self.nz, ngf=self.ngf, ndf=self.ndf,
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
-                         spectral_norm=self.loss == "hinge")
+                         spectral_norm=self.loss == "hinge", upsample=self.upsample)
+
+
+# the architecture flags a resumed run must repeat: {GanConfig field: its `aigc train gan` flag}
+ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf",
+                      "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample"}
+
+
+def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
+    """--resume with different architecture flags would fail deep in load_state_dict; say which."""
+    defaults = GanConfig()
+
+    def shown(field: str, value: Any) -> Any:  # spectral norm is what --loss hinge switches on
+        return ("hinge" if value else "bce") if field == "spectral_norm" else value
+
+    diffs = [f"{flag} (checkpoint: {shown(field, old)!r}, now: {shown(field, getattr(now, field))!r})"
+             for field, flag in ARCHITECTURE_FLAGS.items()
+             if (old := saved.get(field, getattr(defaults, field))) != getattr(now, field)]
+    if diffs:
+        raise ValueError("--resume: the checkpoint was trained with other architecture flags; repeat them: "
+                         + "; ".join(diffs))
 
 
 def new_prompt_encoder(kind: str, texts: list[str]) -> Any:
@@ -129,6 +150,8 @@ class GanTrainer:
             tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
         self.tokenizer = tokenizer
         self.model_cfg = cfg.model_config(tokenizer)
+        if resume and stem.with_suffix(".json").exists():
+            refuse_architecture_change(meta["model"], self.model_cfg)
         torch.manual_seed(cfg.seed)  # weight init
         # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
         self.G = Generator(self.model_cfg).to(self.device, memory_format=torch.channels_last)

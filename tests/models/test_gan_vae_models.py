@@ -28,6 +28,27 @@ def test_gan_shapes(size, channels):
     assert d(x).shape == (3,)
 
 
+def test_resize_upsampling_has_no_checkerboard_and_bad_modes_are_refused():
+    """From a constant feature map, nearest resize + 3x3 conv gives a constant interior; a
+    stride-2 transposed conv gives the period-2 pattern that shows as a checkerboard."""
+    from engine.models.gan import _double
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 4, 8, 8)
+    for mode, uniform in (("resize", True), ("transposed", False)):
+        layer = torch.nn.Sequential(*_double(4, 3, mode))
+        torch.nn.init.normal_(layer[-1].weight, 0.0, 0.02)
+        inner = layer(flat)[0, :, 2:-2, 2:-2].detach()
+        assert inner.shape == (3, 12, 12)
+        assert torch.allclose(inner, inner[:, :1, :1].expand_as(inner), atol=1e-6) is uniform, mode
+    cfg = GanConfig(size=32, nz=8, ngf=8, upsample="resize")
+    g = Generator(cfg).eval()
+    assert g(torch.randn(2, 8)).shape == (2, 4, 32, 32)
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules()) == 1  # only 1x1 -> 4x4
+    with pytest.raises(ValueError, match="upsample must be one of transposed, resize, got 'bilinear'"):
+        GanConfig(upsample="bilinear")
+
+
 def test_size_must_be_a_power_of_two():
     with pytest.raises(ValueError):
         GanConfig(size=48).n_up

@@ -129,6 +129,26 @@ def test_negative_snapshot_every_is_refused(folder, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, capsys):
+    from aigc.cli import main
+
+    flags = ("--upsample", "resize", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
+    assert _train_cli(folder, tmp_path / "a", capsys, *flags)[0] == 0
+    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--stop-at", "2")[0] == 0
+    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--resume")[0] == 0
+    a, b = (load_model(tmp_path / run / "generator")[0].state_dict() for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main(["train", "export", str(tmp_path / "a"), str(tmp_path / "served" / "gan")]) == 0
+    g, config = load_model(tmp_path / "served" / "gan")
+    assert config["upsample"] == "resize" and g(torch.randn(1, 8), cond=torch.zeros(1, 64)).shape == (1, 4, 16, 16)
+    rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--loss", "hinge", "--resume")
+    assert rc == 2 and "--upsample (checkpoint: 'resize', now: 'transposed')" in err, err
+    assert "--loss (checkpoint: 'bce', now: 'hinge')" in err and "--ngf" not in err
+    with pytest.raises(SystemExit):
+        _train_cli(folder, tmp_path / "c", capsys, "--upsample", "bilinear")
+    assert "--upsample: invalid choice: 'bilinear'" in capsys.readouterr().err
+
+
 def _draw_counts(tr: GanTrainer, steps: range) -> Counter[str]:
     return Counter(tr.data.categories[j] for step in steps for j in tr.batch_indices(step).tolist())
 
