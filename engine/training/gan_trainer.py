@@ -79,14 +79,14 @@ ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", 
 
 def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
     """--resume with different architecture flags would fail deep in load_state_dict; say which."""
-    defaults = GanConfig()
-
-    def shown(field: str, value: Any) -> Any:  # spectral norm is what --loss hinge switches on
-        return ("hinge" if value else "bce") if field == "spectral_norm" else value
-
-    diffs = [f"{flag} (checkpoint: {shown(field, old)!r}, now: {shown(field, getattr(now, field))!r})"
-             for field, flag in ARCHITECTURE_FLAGS.items()
-             if (old := saved.get(field, getattr(defaults, field))) != getattr(now, field)]
+    old = {**GanConfig().to_dict(), **saved}  # checkpoints from before a field existed hold its default
+    diffs = []
+    for field, flag in ARCHITECTURE_FLAGS.items():
+        was, is_ = old[field], getattr(now, field)
+        if was != is_:
+            if field == "spectral_norm":  # what --loss hinge switches on
+                was, is_ = ("hinge" if was else "bce"), ("hinge" if is_ else "bce")
+            diffs.append(f"{flag} (checkpoint: {was!r}, now: {is_!r})")
     if diffs:
         raise ValueError("--resume: the checkpoint was trained with other architecture flags; repeat them: "
                          + "; ".join(diffs))

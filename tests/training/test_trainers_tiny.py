@@ -144,6 +144,11 @@ def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, c
     rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--loss", "hinge", "--resume")
     assert rc == 2 and "--upsample (checkpoint: 'resize', now: 'transposed')" in err, err
     assert "--loss (checkpoint: 'bce', now: 'hinge')" in err and "--ngf" not in err
+    from engine.models.gan import GanConfig
+    from engine.training.gan_trainer import refuse_architecture_change
+
+    before_the_flag = {k: v for k, v in GanConfig(ngf=8).to_dict().items() if k != "upsample"}
+    refuse_architecture_change(before_the_flag, GanConfig(ngf=8))  # older checkpoints resume as transposed
     with pytest.raises(SystemExit):
         _train_cli(folder, tmp_path / "c", capsys, "--upsample", "bilinear")
     assert "--upsample: invalid choice: 'bilinear'" in capsys.readouterr().err
