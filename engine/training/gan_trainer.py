@@ -127,6 +127,7 @@ class GanTrainer:
         texts = data.captions + sorted(set(data.categories))
         tokenizer = new_prompt_encoder(cfg.prompt_encoder, texts) if cfg.cond_dim > 0 else None
         stem = self.out / "checkpoint"
+        resuming = resume and stem.with_suffix(".json").exists()
         init: dict[str, Any] = {}
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
@@ -145,12 +146,12 @@ class GanTrainer:
             # fine-tuning: the generator's own prompt encoder, not one rebuilt from the captions
             init["g"], g_config = load_model(cfg.init_generator)
             tokenizer = make_prompt_encoder(g_config["tokenizer"]) if g_config.get("tokenizer") else None
-        if resume and stem.with_suffix(".json").exists():
+        if resuming:
             tensors, meta = ckpt.load_checkpoint(stem)
             tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
         self.tokenizer = tokenizer
         self.model_cfg = cfg.model_config(tokenizer)
-        if resume and stem.with_suffix(".json").exists():
+        if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
         torch.manual_seed(cfg.seed)  # weight init
         # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
@@ -170,7 +171,7 @@ class GanTrainer:
         self.step = 0
         self.last_r1 = 0.0
         self.history: list[dict[str, float]] = []
-        if resume and stem.with_suffix(".json").exists():
+        if resuming:
             self._restore(tensors, meta)
 
     def _warm_start(self, init: dict[str, Any]) -> None:
