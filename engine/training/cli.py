@@ -54,6 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--lr-decay", action="store_true")
     gan.add_argument("--balance", type=float, default=0.0, metavar="ALPHA",
                      help="draw images with weight count(category)^-ALPHA: 1 = equal categories, 0.5 = square root, 0 = off")
+    gan.add_argument("--topk", type=float, default=1.0, metavar="NU",
+                     help="top-k G updates: G learns from the k fakes D rates highest, k shrinking from the "
+                          "batch by --topk-decay per epoch down to NU * batch; 1 = off (Sinha et al. 2020)")
+    gan.add_argument("--topk-decay", type=float, default=0.99, metavar="GAMMA")
     gan.add_argument("--r1", type=float, default=0.0, metavar="GAMMA",
                      help="R1 penalty weight on D's gradient at real images (lazy, every 16 steps); 0 = off")
     gan.add_argument("--init-generator", default=None, metavar="STEM",
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
+                             topk=args.topk, topk_decay=args.topk_decay,
                              init_generator=args.init_generator,
                              init_discriminator=args.init_discriminator, **common)
         make: Any = lambda: GanTrainer(cfg, data, resume=args.resume)  # noqa: E731

@@ -11,6 +11,7 @@ from a generator seeded by (seed, step), so a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
-from engine.training.losses import d_loss, g_loss
+from engine.training.losses import d_loss, g_loss_top_k
 from engine.training.posthoc_ema import snapshot_stem
 from engine.training.run_loop import end_step, run_training
 
@@ -54,6 +55,8 @@ class GanTrainConfig:
     r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images; 0: off
     r1_every: int = 16  # lazy regularisation (StyleGAN2): every k steps, weighted by k
     balance: float = 0.0  # category balancing: draw images with weight count(category)^-balance; 0: off
+    topk: float = 1.0  # top-k G updates: the smallest share of each batch G learns from; 1: off
+    topk_decay: float = 0.99  # k = max(topk * batch, batch * topk_decay^epoch) (Sinha et al. 2020)
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -114,6 +117,14 @@ def category_weights(categories: list[str], alpha: float) -> torch.Tensor:
     return torch.tensor([counts[c] ** -alpha for c in categories], dtype=torch.float64)
 
 
+def topk_count(batch: int, epoch: int, keep: float, decay: float) -> int:
+    """How many fakes G learns from in an epoch (top-k training, Sinha et al. 2020): all of
+    them at first, then a share shrinking by ``decay`` per epoch down to ``keep``. Late in
+    training, the fakes D already rejects most confidently send gradients that pull G
+    towards the modes it covers worst; dropping them trades a little coverage for precision."""
+    return max(math.ceil(keep * batch), min(batch, round(batch * decay ** epoch)))
+
+
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     """A CPU generator for one stream (data, noise, augment) of one step."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 8 + stream)
@@ -133,6 +144,10 @@ class GanTrainer:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
             raise ValueError(f"--balance: must be between 0 (off) and 1 (equal categories), got {cfg.balance}")
+        if not 0.0 < cfg.topk <= 1.0:
+            raise ValueError(f"--topk: the share of fakes G keeps must be in (0, 1] (1 = off), got {cfg.topk}")
+        if not 0.0 < cfg.topk_decay <= 1.0:
+            raise ValueError(f"--topk-decay: the per-epoch decay of k must be in (0, 1], got {cfg.topk_decay}")
         if cfg.snapshot_every < 0:
             raise ValueError(f"--snapshot-every: must be >= 0 steps (0 = off), got {cfg.snapshot_every}")
         if cfg.balance > 0 and not data.categories:
@@ -236,10 +251,11 @@ class GanTrainer:
         if cfg.r1 > 0 and step % cfg.r1_every == 0:
             self._r1_step(real, prompt, step)
 
-        # (2) Update G: L_G = -E[log D(G(z))]
+        # (2) Update G: L_G = -E[log D(G(z))], over the k fakes D rates highest (all by default)
         with self._autocast():
             gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
-            err_g = g_loss(gen_logits.float(), cfg.loss)
+            k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay) if cfg.topk < 1 else b
+            err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
         self._descend(err_g, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
         if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0:

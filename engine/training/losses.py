@@ -31,6 +31,15 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     raise ValueError(f"unknown GAN loss {kind!r} (bce or hinge)")
 
 
+def g_loss_top_k(fake_logits: torch.Tensor, k: int, kind: str = "bce") -> torch.Tensor:
+    """L_G over only the k fakes D rates highest (top-k training, Sinha et al. 2020); the
+    rest send G no gradient. k = the batch is the plain L_G, same bits."""
+    n = fake_logits.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"top-k: k must be between 1 and the batch ({n}), got {k}")
+    return g_loss(fake_logits if k == n else fake_logits.topk(k).values, kind)
+
+
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) summed over latent dims, averaged over the batch."""
     return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()

@@ -3,20 +3,23 @@ round-trip through safetensors, and a resumed run continues exactly."""
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 from safetensors import safe_open
 
 from engine.models.weights import load_model
 from engine.training.data import load_image_folder
 from engine.training.diffaugment import diff_augment
-from engine.training.gan_trainer import GanTrainConfig, GanTrainer
-from engine.training.losses import d_loss, g_loss
+from engine.training.gan_trainer import GanTrainConfig, GanTrainer, topk_count
+from engine.training.losses import d_loss, g_loss, g_loss_top_k
 from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
 
 
@@ -192,6 +195,70 @@ def test_balance_without_categories_is_refused(tmp_path, capsys):
         Image.fromarray(np.full((16, 16, 4), 200, np.uint8), "RGBA").save(tmp_path / name)
     rc, err = _train_cli(tmp_path, tmp_path / "run", capsys, "--balance", "1", batch="2")
     assert rc == 2 and "--balance: needs a category per image" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_top_k_g_loss_learns_only_from_the_fakes_d_rates_highest():
+    logits = torch.tensor([0.5, -2.0, 3.0, -0.1, 1.0], requires_grad=True)
+    loss = g_loss_top_k(logits, 2)
+    # the two highest logits, 3.0 and 1.0: -(log sigmoid(3) + log sigmoid(1)) / 2
+    assert loss.item() == pytest.approx((math.log1p(math.exp(-3.0)) + math.log1p(math.exp(-1.0))) / 2, rel=1e-6)
+    loss.backward()
+    assert (logits.grad != 0).tolist() == [False, False, True, False, True]
+    assert g_loss_top_k(logits, 2, "hinge").item() == pytest.approx(-2.0)
+    assert torch.equal(g_loss_top_k(logits, 5), g_loss(logits))  # k = batch: the plain loss, same bits
+    for k in (0, 6):
+        with pytest.raises(ValueError, match=rf"top-k: k must be between 1 and the batch \(5\), got {k}"):
+            g_loss_top_k(logits, k)
+
+
+@given(batch=st.integers(1, 512), keep=st.floats(0.01, 1.0), decay=st.floats(0.5, 1.0), epoch=st.integers(0, 2000))
+def test_topk_count_shrinks_from_the_batch_to_its_floor(batch, keep, decay, epoch):
+    floor = math.ceil(keep * batch)
+    k = topk_count(batch, epoch, keep, decay)
+    assert topk_count(batch, 0, keep, decay) == batch
+    assert floor <= k <= batch
+    assert topk_count(batch, epoch + 1, keep, decay) <= k
+    if decay ** epoch * batch <= floor - 0.5:
+        assert k == floor
+
+
+def test_topk_run_is_plain_in_its_first_epoch_then_differs_and_resumes_exactly(folder, tmp_path):
+    """32 images, batch 8: 4 steps an epoch; k = 8, then 4 from epoch 1 (keep 0.5, decay 0.5)."""
+    data = load_image_folder(folder, size=16)
+    topk = dict(topk=0.5, topk_decay=0.5)
+
+    def g_weights(tr: GanTrainer) -> list[torch.Tensor]:
+        return list(tr.G.state_dict().values())
+
+    plain1 = GanTrainer(_gan_cfg(tmp_path / "p1", epochs=1), data)
+    plain1.run()
+    topk1 = GanTrainer(_gan_cfg(tmp_path / "t1", epochs=1, **topk), data)
+    topk1.run()
+    assert all(torch.equal(a, b) for a, b in zip(g_weights(plain1), g_weights(topk1)))
+
+    straight = GanTrainer(_gan_cfg(tmp_path / "t3", epochs=3, **topk), data)
+    straight.run()
+    plain3 = GanTrainer(_gan_cfg(tmp_path / "p3", epochs=3), data)
+    plain3.run()
+    assert not all(torch.equal(a, b) for a, b in zip(g_weights(plain3), g_weights(straight)))
+    resumed = GanTrainer(_gan_cfg(tmp_path / "t1", epochs=3, **topk), data, resume=True)
+    assert resumed.step == 4
+    resumed.run()
+    for name in ("G", "D"):
+        for (k, a), b in zip(getattr(straight, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--topk", "0", "--topk: the share of fakes G keeps must be in (0, 1] (1 = off), got 0.0"),
+    ("--topk", "1.5", "--topk: the share of fakes G keeps must be in (0, 1] (1 = off), got 1.5"),
+    ("--topk-decay", "0", "--topk-decay: the per-epoch decay of k must be in (0, 1], got 0.0"),
+    ("--topk-decay", "1.01", "--topk-decay: the per-epoch decay of k must be in (0, 1], got 1.01"),
+])
+def test_topk_out_of_range_is_refused(folder, tmp_path, capsys, flag, value, message):
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, flag, value)
+    assert rc == 2 and message in err, err
     assert not (tmp_path / "run").exists()
 
 
