@@ -5,7 +5,9 @@ has, so the floor (held-out real), the blur references and the model are compara
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -44,17 +46,27 @@ def split(data: ImageSet) -> Split:
                  train_captions=[c for c, h in zip(data.captions, ho.tolist()) if not h])
 
 
+def labels_sha256(s: Split) -> str:
+    """What the judge learnt from: the category of every training image, in order. The same
+    class names and count are not enough: relabelling images (a category rule fixed) keeps
+    both and still changes what the judge's classes mean."""
+    labels = [s.classes[i] for i in s.train_labels.tolist()]
+    return hashlib.sha256(json.dumps(labels).encode()).hexdigest()
+
+
 def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
+    fingerprint = labels_sha256(s)
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
-        if meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]:
+        if (meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]
+                and meta.get("labels_sha256", fingerprint) == fingerprint):
             return judge
-        log(f"judge at {stem} was trained on another data set; training a new one")
+        log(f"judge at {stem} was trained on another data set or other categories; training a new one")
     t0 = time.perf_counter()
     judge = train_judge(s.train, s.train_labels, s.classes, epochs=epochs, log=log)
     save_judge(judge, stem, {"recipe": f"engine.evaluation.judge.train_judge(epochs={epochs}, batch=64, seed=0, "
                                        "lr=2e-3) on the training split",
-                             "train_wall_s": round(time.perf_counter() - t0, 1)})
+                             "train_wall_s": round(time.perf_counter() - t0, 1), "labels_sha256": fingerprint})
     return judge
 
 

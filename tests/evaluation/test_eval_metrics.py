@@ -95,6 +95,27 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert result["options"] == {"quality": "draft"}
 
 
+def test_judge_is_retrained_when_the_categories_change_not_only_the_class_names(tmp_path):
+    from engine.evaluation.evaluate import Split, get_judge
+
+    images = torch.zeros(64, 4, 64, 64, dtype=torch.uint8)  # one batch: one judge step an epoch
+    images[::2, 0] = images[1::2, 2] = images[:, 3] = 255
+
+    def split_with(labels: list[int]) -> Split:
+        return Split(train=images, held_out=images[:2], train_labels=torch.tensor(labels),
+                     held_out_labels=torch.tensor(labels[:2]), classes=["red", "blue"], train_captions=[""] * 64)
+
+    logs: list[str] = []
+    stem = tmp_path / "judge"
+    get_judge(split_with([0, 1] * 32), stem, logs.append, epochs=1)
+    trained = (stem.with_suffix(".json").stat().st_mtime_ns, len(logs))
+    get_judge(split_with([0, 1] * 32), stem, logs.append, epochs=1)  # the same labels: reused
+    assert (stem.with_suffix(".json").stat().st_mtime_ns, len(logs)) == trained
+    get_judge(split_with([0, 1] * 31 + [1, 0]), stem, logs.append, epochs=1)  # two images relabelled
+    assert "trained on another data set or other categories" in " ".join(logs[trained[1]:])
+    assert json.loads(stem.with_suffix(".json").read_text())["labels_sha256"] != ""
+
+
 def test_combine_reports_means_sd_and_per_seed_values():
     from engine.evaluation.cli import combine
 
