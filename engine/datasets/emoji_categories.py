@@ -41,7 +41,7 @@ RULES: list[tuple[str, frozenset[str]]] = [
         melon cherries cherry peach mango pineapple coconut kiwifruit tomato aubergine eggplant
         avocado broccoli cucumber carrot corn pepper garlic onion potato bread croissant
         baguette bagel pancakes waffle cheese meat poultry bacon hamburger fries pizza hot
-        hotdog sandwich taco burrito tamale falafel egg cooking pot stew fondue bowl salad
+        hotdog sandwich taco maize burrito tamale falafel egg cooking pot stew fondue bowl salad
         popcorn butter salt canned bento rice cracker curry ramen spaghetti sweet potato
         oden sushi fried shrimp fish cake moon dango dumpling fortune takeout oyster ice cream
         shaved doughnut cookie birthday shortcake cupcake pie chocolate candy lollipop custard
@@ -76,8 +76,19 @@ RULES: list[tuple[str, frozenset[str]]] = [
 MIN_SHARE = 1 / 96
 
 
+# Person emoji whose names carry a hand keyword: pairs (`man handshake woman`, `two men holding
+# hands`) and `happy person raising one hand` picture people, not hands, and with their tone
+# pairs they would be a third of "hand" (and the GAN would draw them for `hand`).
+PERSON_NOUNS = frozenset({"man", "men", "woman", "women", "adult", "person", "people", "boy", "girl"})
+PEOPLE_WITH_HANDS = frozenset({"handshake", "holding"})
+
+
 def categorize(caption: str) -> str:
     ws = set(words(caption.replace("-", " ")))
+    if caption.startswith("ear of "):  # ear of rice / maize (and the farmer ZWJ sequences built on it)
+        ws.discard("ear")
+    if ws & PERSON_NOUNS and (ws & PEOPLE_WITH_HANDS or "raising one hand" in caption):
+        return "person"
     for name, keys in RULES:
         if ws & keys:
             return name

@@ -27,6 +27,28 @@ def test_categories_rules_and_merging():
     assert merge_small(["a"] * 5 + ["b"], min_class=2) == ["a"] * 5 + ["object"]
 
 
+@pytest.mark.parametrize("caption, category", [
+    # pictures of people whose names carry a hand keyword
+    ("man handshake woman medium skin tone, dark skin tone", "person"),
+    ("adult handshake adult", "person"),
+    ("two women holding hands light skin tone", "person"),
+    ("man and woman holding hands", "person"),
+    ("happy person raising one hand medium-dark skin tone", "person"),
+    ("female sign happy person raising one hand", "person"),
+    ("ear of rice woman", "person"),  # the farmer ZWJ sequence, captioned by its parts
+    # and what stays or becomes something else
+    ("ear of rice", "food"),
+    ("ear of maize", "food"),
+    ("ear", "hand"),
+    ("handshake medium skin tone", "hand"),
+    ("person with folded hands", "hand"),  # the glyph is two hands
+    ("person raising both hands in celebration dark skin tone", "hand"),
+    ("waving hand sign", "hand"),
+])
+def test_people_named_after_hands_are_person(caption, category):
+    assert categorize(caption) == category
+
+
 def test_missing_font_says_how_to_install(tmp_path):
     with pytest.raises(FontMissing, match="apt-get install fonts-noto-color-emoji"):
         find_font(str(tmp_path / "nope.ttf"))
