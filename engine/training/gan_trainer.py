@@ -121,7 +121,9 @@ def topk_count(batch: int, epoch: int, keep: float, decay: float) -> int:
     """How many fakes G learns from in an epoch (top-k training, Sinha et al. 2020): all of
     them at first, then a share shrinking by ``decay`` per epoch down to ``keep``. Late in
     training, the fakes D already rejects most confidently send gradients that pull G
-    towards the modes it covers worst; dropping them trades a little coverage for precision."""
+    towards the modes it covers worst; dropping them is meant to trade coverage for precision.
+    In a conditional GAN they include the fakes that miss their prompt, so conditioning
+    suffers (measured: plugins/emoji/MODEL_CARD.md, session 9)."""
     return max(math.ceil(keep * batch), min(batch, round(batch * decay ** epoch)))
 
 
