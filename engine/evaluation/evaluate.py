@@ -59,7 +59,7 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
         if (meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]
-                and meta.get("labels_sha256", fingerprint) == fingerprint):
+                and meta.get("labels_sha256", fingerprint) == fingerprint):  # older judges: no hash kept
             return judge
         log(f"judge at {stem} was trained on another data set or other categories; training a new one")
     t0 = time.perf_counter()

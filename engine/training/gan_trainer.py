@@ -256,7 +256,7 @@ class GanTrainer:
         # (2) Update G: L_G = -E[log D(G(z))], over the k fakes D rates highest (all by default)
         with self._autocast():
             gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
-            k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay) if cfg.topk < 1 else b
+            k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1
             err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
         self._descend(err_g, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)

@@ -29,6 +29,12 @@ def _gan_cfg(out, epochs=2, **kw) -> GanTrainConfig:
     return GanTrainConfig(**{**base, **kw})
 
 
+def _assert_same_g_and_d(straight: GanTrainer, resumed: GanTrainer) -> None:
+    for name in ("G", "D"):
+        for (k, a), b in zip(getattr(straight, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
+            assert torch.equal(a, b), (name, k)
+
+
 def test_gan_step_moves_both_losses_the_right_way(folder, tmp_path):
     data = load_image_folder(folder, size=16)
     tr = GanTrainer(_gan_cfg(tmp_path, augment=""), data)
@@ -79,9 +85,7 @@ def test_gan_resume_is_exact(folder, tmp_path, r1):
     resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, r1=r1, r1_every=3), data, resume=True)
     assert resumed.step == 4
     resumed.run()
-    for name in ("G", "D"):
-        for (k, a), b in zip(getattr(straight, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
-            assert torch.equal(a, b), (name, k)
+    _assert_same_g_and_d(straight, resumed)
     for a, b in zip(straight.ema.model.state_dict().values(), resumed.ema.model.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -245,9 +249,7 @@ def test_topk_run_is_plain_in_its_first_epoch_then_differs_and_resumes_exactly(f
     resumed = GanTrainer(_gan_cfg(tmp_path / "t1", epochs=3, **topk), data, resume=True)
     assert resumed.step == 4
     resumed.run()
-    for name in ("G", "D"):
-        for (k, a), b in zip(getattr(straight, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
-            assert torch.equal(a, b), (name, k)
+    _assert_same_g_and_d(straight, resumed)
 
 
 @pytest.mark.parametrize("flag, value, message", [
