@@ -1,8 +1,9 @@
 """DCGAN-style generator and discriminator (Radford et al. 2015), optionally conditional.
 
 Sizes are powers of two from 16 up; 64x64 is the default, matching pytorch/examples dcgan.
-Conditioning: the generator concatenates a prompt embedding to z; the discriminator is a
-projection discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>.
+Conditioning: the generator concatenates a prompt embedding to z (and, with ``cond_norm``,
+lets it set every BatchNorm's scale and shift); the discriminator is a projection
+discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>.
 """
 from __future__ import annotations
 
@@ -35,10 +36,13 @@ class GanConfig(ModelConfig):
     tokenizer: dict[str, Any] | None = None  # PromptTokenizer.to_dict() when conditional
     spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
     upsample: str = "transposed"  # generator: "transposed" (DCGAN) or "resize" (nearest + 3x3 conv)
+    cond_norm: bool = False  # generator: conditional BatchNorm (the prompt sets each layer's scale/shift)
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+        if self.cond_norm and self.cond_dim <= 0:
+            raise ValueError("cond_norm needs a conditional model (cond_dim > 0)")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -49,7 +53,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(w, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -90,6 +94,22 @@ def down_stack(in_channels: int, width: int, n_up: int, batchnorm: bool = True,
     return nn.Sequential(*layers), ch
 
 
+class CondBatchNorm2d(nn.Module):
+    """BatchNorm whose scale and shift are functions of the prompt embedding (conditional BN,
+    de Vries et al. 2017, as in SN-GAN's and BigGAN's generators): the prompt reaches every
+    layer instead of only the input. Scale is 1 + linear(cond), so it starts near plain BN."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(cond_dim, channels)
+        self.shift = nn.Linear(cond_dim, channels)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 + self.gain(cond)
+        return self.norm(x) * scale[:, :, None, None] + self.shift(cond)[:, :, None, None]
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
@@ -97,6 +117,10 @@ class Generator(nn.Module):
         self.embed = (prompt_embedding(cfg.tokenizer, cfg.cond_dim)
                       if cfg.conditional else None)
         self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh(), cfg.upsample)
+        if cfg.cond_norm:  # same stack, its BatchNorms made conditional (so plain G's keys are unchanged)
+            for i, layer in enumerate(self.main):
+                if isinstance(layer, nn.BatchNorm2d):
+                    self.main[i] = CondBatchNorm2d(layer.num_features, cfg.cond_dim)
         dcgan_init(self.main)
 
     def forward(self, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None,
@@ -106,7 +130,12 @@ class Generator(nn.Module):
             if cond is None:
                 cond = self.embed(prompt)
             z = torch.cat([z, cond], dim=1)
-        return self.main(z[:, :, None, None])
+        if not self.cfg.cond_norm:
+            return self.main(z[:, :, None, None])
+        h = z[:, :, None, None]
+        for layer in self.main:
+            h = layer(h, cond) if isinstance(layer, CondBatchNorm2d) else layer(h)
+        return h
 
 
 class Discriminator(nn.Module):

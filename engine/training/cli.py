@@ -44,6 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--upsample", choices=("transposed", "resize"), default="transposed",
                      help="generator upsampling: transposed (DCGAN's stride-2 transposed convs) or "
                           "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G)")
+    gan.add_argument("--cond-norm", action="store_true",
+                     help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
     gan.add_argument("--loss", choices=("bce", "hinge"), default="bce")
     gan.add_argument("--beta1", type=float, default=0.5)
     gan.add_argument("--ema", type=float, default=0.999,
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.family == "gan":
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
-        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, loss=args.loss, beta1=args.beta1, ema=args.ema,
+        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm, loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
                              topk=args.topk, topk_decay=args.topk_decay,

@@ -43,6 +43,7 @@ class GanTrainConfig:
     ngf: int = 64
     ndf: int = 64
     upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
+    cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
     cond_dim: int = 64  # 0: unconditional
     prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
     loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
@@ -72,12 +73,14 @@ class GanTrainConfig:
         return GanConfig(size=self.size, channels=self.channels, nz=self.nz, ngf=self.ngf, ndf=self.ndf,
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
-                         spectral_norm=self.loss == "hinge", upsample=self.upsample)
+                         spectral_norm=self.loss == "hinge", upsample=self.upsample,
+                         cond_norm=self.cond_norm)
 
 
 # the architecture flags a resumed run must repeat: {GanConfig field: its `aigc train gan` flag}
 ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf",
-                      "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample"}
+                      "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample",
+                      "cond_norm": "--cond-norm"}
 
 
 def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
@@ -152,6 +155,8 @@ class GanTrainer:
             raise ValueError(f"--topk-decay: the per-epoch decay of k must be in (0, 1], got {cfg.topk_decay}")
         if cfg.snapshot_every < 0:
             raise ValueError(f"--snapshot-every: must be >= 0 steps (0 = off), got {cfg.snapshot_every}")
+        if cfg.cond_norm and cfg.cond_dim <= 0:
+            raise ValueError("--cond-norm: needs a conditional model (--cond-dim > 0)")
         if cfg.balance > 0 and not data.categories:
             raise ValueError("--balance: needs a category per image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1_every < 1:

@@ -49,6 +49,25 @@ def test_resize_upsampling_has_no_checkerboard_and_bad_modes_are_refused():
         GanConfig(upsample="bilinear")
 
 
+def test_cond_norm_keeps_plain_keys_and_starts_as_plain_batchnorm():
+    from engine.models.gan import CondBatchNorm2d
+
+    tok = _tok().to_dict()
+    plain = Generator(GanConfig(size=16, nz=8, ngf=8, cond_dim=4, tokenizer=tok))
+    cbn = Generator(GanConfig(size=16, nz=8, ngf=8, cond_dim=4, tokenizer=tok, cond_norm=True))
+    assert sum(isinstance(m, CondBatchNorm2d) for m in cbn.modules()) == 2  # 16x16: two BatchNorms
+    # convs keep their names, so the shipped (plain) weights' keys mean the same thing
+    convs = {k for k in plain.state_dict() if "main.0." in k or "main.3." in k}
+    assert convs and convs <= set(cbn.state_dict())
+    layer = CondBatchNorm2d(3, 4)
+    torch.nn.init.zeros_(layer.gain.weight), torch.nn.init.zeros_(layer.gain.bias)
+    torch.nn.init.zeros_(layer.shift.weight), torch.nn.init.zeros_(layer.shift.bias)
+    x = torch.randn(5, 3, 4, 4)
+    assert torch.allclose(layer(x, torch.randn(5, 4)), torch.nn.BatchNorm2d(3, affine=False)(x), atol=1e-6)
+    with pytest.raises(ValueError, match=r"cond_norm needs a conditional model \(cond_dim > 0\)"):
+        GanConfig(cond_norm=True)
+
+
 def test_size_must_be_a_power_of_two():
     with pytest.raises(ValueError):
         GanConfig(size=48).n_up

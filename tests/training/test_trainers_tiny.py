@@ -161,6 +161,30 @@ def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, c
     assert "--upsample: invalid choice: 'bilinear'" in capsys.readouterr().err
 
 
+def test_cond_norm_generator_trains_resumes_exactly_and_exports(folder, tmp_path, capsys):
+    from aigc.cli import main
+    from engine.models.gan import CondBatchNorm2d
+
+    flags = ("--cond-norm", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
+    assert _train_cli(folder, tmp_path / "a", capsys, *flags)[0] == 0
+    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--stop-at", "2")[0] == 0
+    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--resume")[0] == 0
+    a, b = (load_model(tmp_path / run / "generator")[0].state_dict() for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main(["train", "export", str(tmp_path / "a"), str(tmp_path / "served" / "gan")]) == 0
+    g, config = load_model(tmp_path / "served" / "gan")
+    assert config["cond_norm"] is True and sum(isinstance(m, CondBatchNorm2d) for m in g.modules()) == 2
+    # the prompt now reaches past the input: the same z under two conditions differs at every layer
+    g = g.float().eval()
+    z = torch.randn(1, 8)
+    assert not torch.allclose(g(z, cond=torch.zeros(1, 64)), g(z, cond=torch.ones(1, 64)))
+    rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--resume")
+    assert rc == 2 and "--cond-norm (checkpoint: True, now: False)" in err, err
+    rc, err = _train_cli(folder, tmp_path / "c", capsys, "--cond-norm", "--cond-dim", "0")
+    assert rc == 2 and "--cond-norm: needs a conditional model (--cond-dim > 0)" in err, err
+    assert not (tmp_path / "c").exists()
+
+
 def _draw_counts(tr: GanTrainer, steps: range) -> Counter[str]:
     return Counter(tr.data.categories[j] for step in steps for j in tr.batch_indices(step).tolist())
 
