@@ -6,6 +6,7 @@ import json
 import math
 import warnings
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,17 +137,23 @@ def test_negative_snapshot_every_is_refused(folder, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, capsys):
+def _exact_resume_then_export(folder, tmp_path, capsys, *flags) -> tuple[Any, dict[str, Any]]:
+    """A tiny run with ``flags`` whole (tmp/a) and in two pieces (tmp/b: --stop-at, --resume)
+    must end with equal weights; returns run a's exported generator and its config."""
     from aigc.cli import main
 
-    flags = ("--upsample", "resize", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
     assert _train_cli(folder, tmp_path / "a", capsys, *flags)[0] == 0
     assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--stop-at", "2")[0] == 0
     assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--resume")[0] == 0
     a, b = (load_model(tmp_path / run / "generator")[0].state_dict() for run in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert main(["train", "export", str(tmp_path / "a"), str(tmp_path / "served" / "gan")]) == 0
-    g, config = load_model(tmp_path / "served" / "gan")
+    return load_model(tmp_path / "served" / "gan")
+
+
+def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, capsys):
+    flags = ("--upsample", "resize", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
+    g, config = _exact_resume_then_export(folder, tmp_path, capsys, *flags)
     assert config["upsample"] == "resize" and g(torch.randn(1, 8), cond=torch.zeros(1, 64)).shape == (1, 4, 16, 16)
     rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--loss", "hinge", "--resume")
     assert rc == 2 and "--upsample (checkpoint: 'resize', now: 'transposed')" in err, err
@@ -162,22 +169,15 @@ def test_resize_generator_trains_resumes_exactly_and_exports(folder, tmp_path, c
 
 
 def test_cond_norm_generator_trains_resumes_exactly_and_exports(folder, tmp_path, capsys):
-    from aigc.cli import main
     from engine.models.gan import CondBatchNorm2d
 
     flags = ("--cond-norm", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
-    assert _train_cli(folder, tmp_path / "a", capsys, *flags)[0] == 0
-    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--stop-at", "2")[0] == 0
-    assert _train_cli(folder, tmp_path / "b", capsys, *flags, "--resume")[0] == 0
-    a, b = (load_model(tmp_path / run / "generator")[0].state_dict() for run in ("a", "b"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert main(["train", "export", str(tmp_path / "a"), str(tmp_path / "served" / "gan")]) == 0
-    g, config = load_model(tmp_path / "served" / "gan")
+    g, config = _exact_resume_then_export(folder, tmp_path, capsys, *flags)
     assert config["cond_norm"] is True and sum(isinstance(m, CondBatchNorm2d) for m in g.modules()) == 2
-    # the prompt now reaches past the input: the same z under two conditions differs at every layer
-    g = g.float().eval()
-    z = torch.randn(1, 8)
-    assert not torch.allclose(g(z, cond=torch.zeros(1, 64)), g(z, cond=torch.ones(1, 64)))
+    # the prompt reaches past the input: an exported layer's scale and shift follow the condition
+    last = [m for m in g.float().eval().modules() if isinstance(m, CondBatchNorm2d)][-1]
+    h = torch.randn(2, last.norm.num_features, 8, 8)
+    assert not torch.allclose(last(h, torch.zeros(2, 64)), last(h, torch.ones(2, 64)))
     rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--resume")
     assert rc == 2 and "--cond-norm (checkpoint: True, now: False)" in err, err
     rc, err = _train_cli(folder, tmp_path / "c", capsys, "--cond-norm", "--cond-dim", "0")
