@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.family == "gan":
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
-        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm, loss=args.loss, beta1=args.beta1, ema=args.ema,
+        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
+                             loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
                              topk=args.topk, topk_decay=args.topk_decay,

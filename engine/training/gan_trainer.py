@@ -210,7 +210,7 @@ class GanTrainer:
             except RuntimeError as e:
                 first_line = str(e).splitlines()[0]
                 raise ValueError(f"{flag}: does not fit this run's model (check --ngf/--ndf, --nz, --cond-dim, --size, "
-                                 f"and --loss hinge for a spectral-norm critic): {first_line}") from e
+                                 f"--upsample, --cond-norm, and --loss hinge for a spectral-norm critic): {first_line}") from e
 
     # -- one training step ------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:

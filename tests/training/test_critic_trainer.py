@@ -117,6 +117,10 @@ def test_fine_tune_starts_from_the_generator_and_the_critic(folder, generator_st
     with pytest.raises(ValueError, match="--init-discriminator: does not fit"):
         GanTrainer(GanTrainConfig(out=str(tmp_path / "x"), init_generator=str(generator_stem),
                                   init_discriminator=str(tmp_path / "critic"), **{**base, "ndf": 16}), data)
+    # so is a plain generator for a --cond-norm run, and the hint names that flag
+    with pytest.raises(ValueError, match="--init-generator: does not fit .*--cond-norm"):
+        GanTrainer(GanTrainConfig(out=str(tmp_path / "y"), init_generator=str(generator_stem), cond_norm=True,
+                                  **base), data)
 
 
 def test_fine_tune_cli_refuses_a_mismatched_discriminator(folder, generator_stem, tmp_path, capsys):
