@@ -11,10 +11,10 @@ Quality "best" (the default) uses the critic, ``critic.safetensors``: a discrimi
 trained against exactly these GAN weights (engine/training/critic_trainer.py), whose logit
 estimates log p_data(x)/p_g(x). Each output is the one of CANDIDATES latents drawn from its
 (seed, index) with the lowest energy PRIOR_WEIGHT * |z|^2/2 - critic(G(z))
-(discriminator-driven selection, Azadi et al. 2019; the energy is DDLS's, Che et al. 2020,
-with the prior down-weighted). MODEL_CARD.md has the figures and the ablation: the critic's
-pick alone mostly improves FD; the prior term adds precision; gradient refinement of the
-pick, which helped the previous generator, cost this one recall and was dropped.
+(discriminator-driven selection, Azadi et al. 2019; with PRIOR_WEIGHT 1 the energy is DDLS's,
+Che et al. 2020: the latent density the critic's correction implies). MODEL_CARD.md has the
+figures and the ablation: the critic's pick alone mostly improves FD; the prior term adds
+precision; gradient refinement of the pick cost recall and was dropped.
 Variations choose among neighbours of the source's result; a morph starts from the source's
 result and is not re-selected, so its path stays smooth. Quality "draft" is one latent, no
 critic: the fastest path.
@@ -36,7 +36,7 @@ MORPH_STEPS = 4  # morph output i is the point t = 1 - i/4 between the two promp
 VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's latent
 CHUNK = 8  # the one batch shape the networks ever see
 CANDIDATES = 8  # latents the critic chooses among, per GAN output (see the module docstring)
-PRIOR_WEIGHT = 0.3  # of the latent prior in the choice; 0: the critic alone, 1: DDLS's energy
+PRIOR_WEIGHT = 1.0  # of the latent prior in the choice; 0: the critic alone, 1: DDLS's energy
 
 
 def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0) -> torch.Tensor:
