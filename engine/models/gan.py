@@ -130,8 +130,6 @@ class Generator(nn.Module):
             if cond is None:
                 cond = self.embed(prompt)
             z = torch.cat([z, cond], dim=1)
-        if not self.cfg.cond_norm:
-            return self.main(z[:, :, None, None])
         h = z[:, :, None, None]
         for layer in self.main:
             h = layer(h, cond) if isinstance(layer, CondBatchNorm2d) else layer(h)
