@@ -36,6 +36,10 @@ class EmulatorConfig:
     allowed_privileged_intents: int = 0
     shard_count: int = 1  # what GET /gateway/bot recommends
     heartbeat_interval_ms: int = 41250
+    # A real gateway's ACK comes a network round trip after the heartbeat. discord.py measures
+    # latency from when its keep-alive thread sees the send finish; an ACK on loopback can beat
+    # that thread, and then reads as a whole interval late ("Can't keep up ... 41.3s behind").
+    heartbeat_ack_delay_ms: int = 50
     ack_deadline_s: float = 3.0  # initial response window
     token_ttl_s: float = 15 * 60.0  # interaction token lifetime
     attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT

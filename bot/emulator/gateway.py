@@ -232,7 +232,9 @@ class GatewayHub:
 
     async def _on_frame(self, conn: Connection, op: int, d: Any) -> tuple[int, str] | None:
         if op == HEARTBEAT:
-            self._send_raw(conn, conn.session, {"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+            ack = {"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None}
+            asyncio.get_running_loop().call_later(self.config.heartbeat_ack_delay_ms / 1000.0,
+                                                  self._send_raw, conn, conn.session, ack)
             return None
         if op == IDENTIFY:
             if conn.session is not None:

@@ -158,6 +158,24 @@ async def test_privileged_intents_need_configuration(emu: Emulator) -> None:
     assert emu.recorder.events(direction="recv", op=2)
 
 
+async def test_heartbeat_latency_is_a_round_trip_not_an_interval(world, caplog) -> None:
+    # discord.py sets its send time after the keep-alive thread sees the send finish; an ACK that
+    # beats it reads as one whole interval late ("Can't keep up", at every heartbeat of `aigc up`
+    # before the emulator waited a round trip). Latency must read as that round trip.
+    cfg = EmulatorConfig(heartbeat_interval_ms=400)
+    async with Emulator(cfg) as emu2:
+        restore = point_discordpy_at(emu2.api_base, emu2.gateway_url)
+        try:
+            client = BotClient()
+            async with running(client, emu2):
+                await asyncio.sleep(1.5)  # three heartbeats from the keep-alive thread
+                assert len(emu2.recorder.events(direction="send", op=11)) >= 3
+                assert 0.04 <= client.latency < 0.3, client.latency
+        finally:
+            restore()
+    assert "Can't keep up" not in caplog.text
+
+
 async def test_privileged_intents_allowed_when_configured(world) -> None:
     cfg = EmulatorConfig(allowed_privileged_intents=PRIVILEGED_INTENTS)
     async with Emulator(cfg) as emu2:
