@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", default="emoji")
     parser.add_argument("--model", choices=("gan", "vae"), default="gan")
     parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--variety", type=float, default=1.0, help="1.0: no truncation")
+    parser.add_argument("--variety", type=float, default=None,
+                        help="default: the command's own default, what users get (emoji: 0.7); 1.0: no truncation")
     parser.add_argument("--data", default=None, help="data set folder (default: built into the cache)")
     parser.add_argument("--judge", default=None, help="judge stem (default: plugins/<plugin>/judge)")
     parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
@@ -35,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.evaluation.evaluate import evaluate
+    from engine.evaluation.evaluate import evaluate, served_options
     from engine.training.data import load_image_folder
 
     t0 = time.perf_counter()
@@ -52,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc eval: --seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2,3",
               file=sys.stderr)
         return 2
+    from engine.validation import FieldError
+
+    try:  # bad options are refused before the data set is built or a sample drawn
+        served_options(args.plugin, args.model, args.variety, options)
+    except FieldError as e:
+        flag = "--variety" if e.field == "options.variety" and args.variety is not None else "--option"
+        print(f"aigc eval: {flag} {e}", file=sys.stderr)
+        return 2
     data_dir = Path(args.data) if args.data else cache_dir() / "data" / args.plugin
     if not (data_dir / "captions.jsonl").exists():
         if args.plugin != "emoji":
@@ -66,15 +75,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     data = load_image_folder(data_dir)
     judge = Path(args.judge) if args.judge else Path(__file__).resolve().parents[2] / "plugins" / args.plugin / "judge"
-    from engine.validation import FieldError
-
-    try:
-        runs = [evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, seed,
-                         judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
-                         options=options) for seed in seeds]
-    except FieldError as e:
-        print(f"aigc eval: --option {e}", file=sys.stderr)
-        return 2
+    runs = [evaluate(args.plugin, args.model, data, judge, args.samples, args.variety, seed,
+                     judge_epochs=args.judge_epochs, weights=Path(args.weights) if args.weights else None,
+                     options=options) for seed in seeds]
     result = runs[0] if len(runs) == 1 else combine(runs, seeds)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     if args.json:

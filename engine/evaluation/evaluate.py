@@ -70,31 +70,41 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
     return judge
 
 
-def generate_images(generator: sdk.Generator, command: str, prompts: list[str], model: str,
-                    variety: float, seed: int = 0, options: dict[str, Any] | None = None) -> torch.Tensor:
+def generate_images(generator: sdk.Generator, command: str, prompts: list[str], options: dict[str, Any],
+                    seed: int = 0) -> torch.Tensor:
     """Samples through the serving path (exactly what users get), as uint8 (N, 4, 64, 64).
-    ``options``: more command options (e.g. the emoji plugin's quality)."""
-    items = [sdk.Item(command=command, options={"prompt": p, "variety": variety, "model": model, **(options or {})},
-                      seed=seed, index=i) for i, p in enumerate(prompts)]
+    ``options``: the command's options for every sample (all but the prompt), as validated."""
+    items = [sdk.Item(command=command, options={**options, "prompt": p}, seed=seed, index=i)
+             for i, p in enumerate(prompts)]
     out = []
     for i in range(0, len(items), generator.max_batch_size):
         out += [np.asarray(o.data.convert("RGBA")) for o in generator.generate(items[i:i + generator.max_batch_size])]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
-def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
-             variety: float = 1.0, seed: int = 0, log: Any = None, judge_epochs: int = 10,
-             weights: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``weights``: a folder with the model files to use instead of the plugin's own (the
-    plugin's generator class must take it as its only argument); ``options``: more command
-    options for every sample."""
-    log = log or (lambda m: print(m, file=sys.stderr))
+def served_options(plugin: str, model: str, variety: float | None = None,
+                   options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The plugin, and the options every sample gets (all but the prompt): checked and
+    completed with the command's defaults as the engine does for a request. Raises
+    FieldError naming the field; cheap, so callers check before any compute."""
     mod = importlib.import_module(f"plugins.{plugin}")
     p = mod.plugin() if callable(mod.plugin) else mod.plugin
+    asked = {"prompt": "check", "model": model, **({} if variety is None else {"variety": variety}), **(options or {})}
+    served = validate_option_values([o for o in p.commands[0].options if not o.job_field], asked)
+    served.pop("prompt")
+    return p, served
+
+
+def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
+             variety: float | None = None, seed: int = 0, log: Any = None, judge_epochs: int = 10,
+             weights: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``variety``: None, the command's default (what a user gets without the option); 1.0,
+    no truncation. ``weights``: a folder with the model files to use instead of the plugin's
+    own (the plugin's generator class must take it as its only argument); ``options``: more
+    command options for every sample. Options left out take the command's defaults."""
+    log = log or (lambda m: print(m, file=sys.stderr))
+    p, served = served_options(plugin, model, variety, options)
     command = p.commands[0]
-    # the options every sample gets, checked as the engine checks a request (FieldError names the field)
-    validate_option_values([o for o in command.options if not o.job_field],
-                           {"prompt": "check", "variety": variety, "model": model, **(options or {})})
     torch.manual_seed(seed)
     s = split(data)
     judge = get_judge(s, judge_stem, log, judge_epochs)
@@ -114,8 +124,7 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     gen.load("cpu")
     # unconditional quality: prompts drawn like the training captions
     cap_idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()
-    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], model, variety, seed,
-                           options)
+    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], served, seed)
     f_fake, _ = judge_outputs(judge, fake)
     precision, recall = precision_recall(f_train, f_fake, k=3)
     # calibration: k-NN precision is outlier-sensitive (a few isolated real images have huge
@@ -127,7 +136,7 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     # conditioning: equal numbers of samples per category prompt
     per = max(1, samples // (2 * k))
     cond_prompts = [c for c in s.classes for _ in range(per)]
-    cond = generate_images(gen, command.name, cond_prompts, model, variety, seed + 1, options)
+    cond = generate_images(gen, command.name, cond_prompts, served, seed + 1)
     _, pred_cond = judge_outputs(judge, cond)
     target = torch.tensor([s.classes.index(c) for c in cond_prompts])
     # novelty: a sample is a near-copy when it is closer to a training image than a real
@@ -135,7 +144,7 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     copy_threshold = float(((gaussian_blur(held, 1.0) - held).flatten(1).pow(2).mean(1).sqrt()).median())
     novelty = float((nearest_rmse(fake.float() / 255.0, s.train.float() / 255.0) > copy_threshold).double().mean())
     return {
-        "plugin": plugin, "model": model, "samples": samples, "variety": variety, "options": options or {},
+        "plugin": plugin, "model": model, "samples": samples, "variety": served.get("variety"), "options": served,
         "classes": s.classes,
         "fd_floor": frechet_distance(f_ho, ref),
         "fd_blur1": frechet_distance(f_blur1, ref),

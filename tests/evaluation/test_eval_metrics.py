@@ -92,7 +92,11 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert result["chance"] == pytest.approx(1 / len(result["classes"]))
     assert (tmp_path / "judge.safetensors").exists()  # trained once, then reused
     assert result["seeds"] == [0, 1] and len(result["per_seed"]["recall"]) == 2
-    assert result["options"] == {"quality": "draft"}
+    # options left out are the command's defaults, what a user gets: variety 0.7 (truncated)
+    assert result["options"]["quality"] == "draft" and result["variety"] == 0.7 == result["options"]["variety"]
+    rc = main(["eval", "--plugin", "emoji", "--model", "gan", "--samples", "40", "--data", str(data),
+               "--judge", str(tmp_path / "judge"), "--variety", "1", "--option", "quality=draft", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["variety"] == 1.0
 
 
 def test_judge_is_retrained_when_the_categories_change_not_only_the_class_names(tmp_path):
@@ -139,3 +143,6 @@ def test_aigc_eval_refuses_bad_seeds_and_options(tmp_path, capsys):
     assert "--option options.quality: must be one of" in capsys.readouterr().err
     assert main(["eval", "--option", "qualty=draft", "--data", str(tmp_path / "none")]) == 2
     assert "options.qualty: is not an option of this command" in capsys.readouterr().err
+    assert main(["eval", "--variety", "1.5", "--data", str(tmp_path / "none")]) == 2
+    assert "--variety options.variety: must be" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # refused before any data set was built
