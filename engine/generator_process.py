@@ -39,6 +39,19 @@ class GeneratorProcessError(RuntimeError):
     """The child failed to start, died, or raised; the message says which."""
 
 
+class GeneratorUnavailable(GeneratorProcessError):
+    """No child to run the batch: it is backing off after repeated crashes, or could not
+    start. Nothing ran; the batch can be tried again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GeneratorDied(GeneratorProcessError):
+    """The child died (or was stopped as stuck) while it held this batch."""
+
+
 def _import_plugin(name: str, source: str) -> Plugin:
     from engine.registry import ENTRY_POINT_GROUP, _resolve
 
@@ -110,12 +123,17 @@ class GeneratorProcess(Generator):
     """Stands in for a plugin's generator: same name and batch sizes; ``generate`` runs in
     the child. Calls are serialised (the scheduler runs one batch per generator at a time).
 
-    A child that dies is started again on the next call, at most ``MAX_RESTARTS`` times per
-    ``RESTART_WINDOW_S``; beyond that, calls fail at once until the window has passed (a
-    child that cannot start, or crashes on every batch, must not stall its lane with loads)."""
+    A child that dies is started again on the next call: at once up to ``MAX_RESTARTS`` times
+    per ``RESTART_WINDOW_S``, then only after a back-off that doubles with each further
+    restart in the window (``BACKOFF_S`` up to ``BACKOFF_MAX_S``). Meanwhile calls raise
+    ``GeneratorUnavailable`` at once with the seconds left, and the engine keeps the batch
+    queued (a child that cannot start, or crashes on every batch, must not stall its lane
+    with loads, nor turn a crash loop into lost jobs)."""
 
     MAX_RESTARTS = 3
     RESTART_WINDOW_S = 60.0
+    BACKOFF_S = 1.0
+    BACKOFF_MAX_S = 30.0
 
     def __init__(self, inner: Generator, plugin: str, source: str, threads: int = 0) -> None:
         self.name = inner.name
@@ -216,28 +234,40 @@ class GeneratorProcess(Generator):
                 self._conn.send((items, encodes, busy))
                 if timeout_s is not None and not self._conn.poll(max(0.0, timeout_s)):
                     self._stop_now()
-                    raise GeneratorProcessError(f"generator process for {self.name!r} did not answer "
-                                                f"in {timeout_s:.0f} s and was stopped; the next batch starts a new one")
+                    raise GeneratorDied(f"generator process for {self.name!r} did not answer "
+                                        f"in {timeout_s:.0f} s and was stopped; the next batch starts a new one")
                 kind, payload = self._conn.recv()
             except (EOFError, OSError):
                 code = self._proc.poll()
                 self._stop()
-                raise GeneratorProcessError(f"generator process for {self.name!r} died (exit code {code}); "
-                                            "the next batch starts a new one") from None
+                raise GeneratorDied(f"generator process for {self.name!r} died (exit code {code}); "
+                                    "the next batch starts a new one") from None
         if kind != "ok":
             raise GeneratorProcessError(payload)
         return payload
 
-    def _restart(self) -> None:
+    def backoff_left(self) -> float:
+        """Seconds before the next restart may happen (0: now)."""
         now = time.monotonic()
         self._restarts = [t for t in self._restarts if now - t < self.RESTART_WINDOW_S]
-        if len(self._restarts) >= self.MAX_RESTARTS:
-            wait = self.RESTART_WINDOW_S - (now - self._restarts[0])
-            raise GeneratorProcessError(f"generator {self.name!r} was restarted {len(self._restarts)} times in "
-                                        f"{self.RESTART_WINDOW_S:.0f} s; not again for {wait:.0f} s")
-        self._restarts.append(now)
+        extra = len(self._restarts) - self.MAX_RESTARTS
+        if extra < 0 or not self._restarts:
+            return 0.0
+        delay = min(self.BACKOFF_MAX_S, self.BACKOFF_S * 2 ** extra)
+        return max(0.0, self._restarts[-1] + delay - now)
+
+    def _restart(self) -> None:
+        wait = self.backoff_left()
+        if wait > 0:
+            raise GeneratorUnavailable(f"generator {self.name!r} was restarted {len(self._restarts)} times in "
+                                       f"{self.RESTART_WINDOW_S:.0f} s; not again for {wait:.0f} s", wait)
         log.warning("restarting generator process", extra={"generator": self.name})
-        self._start()
+        try:
+            self._start()
+        except GeneratorProcessError as e:  # nothing ran: the batch waits for the next try
+            self._restarts.append(time.monotonic())
+            raise GeneratorUnavailable(f"{e}; trying again", max(self.BACKOFF_S, self.backoff_left())) from None
+        self._restarts.append(time.monotonic())  # the back-off counts from a child's start-up
 
     def _stop_now(self) -> None:
         if self._proc is not None:

@@ -35,6 +35,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     subscribers: set[asyncio.Queue] = field(default_factory=set)
+    crashes: dict[int, int] = field(default_factory=dict)  # output -> generator deaths under it
     # Set when the job finishes: waiting needs no per-event views (the hot path of ?wait=).
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
 

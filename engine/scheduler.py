@@ -9,6 +9,11 @@ Vocabulary follows Triton's dynamic batcher:
 - *queue policy*: two priority levels (``high`` drains first); inside a level, requesters take
   turns one item at a time, so one user's burst cannot starve another; the queue is bounded
   (in items) and a full queue refuses new jobs.
+- *retry*: an item whose generator could not run it (its process down, or died under it)
+  comes back as ``Requeue`` instead of a result. It goes back to the front of its lane, which
+  pauses for the back-off the generator asked for; items of a batch that crashed run alone
+  next (``solo``) so that one poisonous item cannot take its neighbours down with it. Items
+  wait so until their job's deadline; nothing accepted is failed for the crash alone.
 
 The scheduler knows nothing of HTTP: ingress (HTTP today, a stream consumer tomorrow) calls
 ``submit``. A batch goes through two stages, each on its lane's own worker thread:
@@ -39,6 +44,15 @@ class QueueFull(Exception):
         super().__init__(f"the queue for {generator} is full")
         self.generator = generator
         self.retry_after = retry_after
+
+
+class Requeue(Exception):
+    """Not a result: run this item again later, after ``after_s`` (the lane pauses), alone
+    when ``solo``. An exception so that the finishing stage passes it through untouched."""
+
+    def __init__(self, reason: str, after_s: float = 0.0, solo: bool = False):
+        super().__init__(reason)
+        self.reason, self.after_s, self.solo = reason, after_s, solo
 
 
 class RoundRobin:
@@ -92,6 +106,9 @@ class Lane:
     capacity: int
     max_queue_delay_s: float
     levels: dict[str, RoundRobin] = field(default_factory=lambda: {lv: RoundRobin() for lv in LEVELS})
+    retry: deque[tuple[Job, int, bool]] = field(default_factory=deque)  # (job, index, solo), first out
+    paused_until: float = 0.0  # time.monotonic() before which the generator must not be called
+    pause_reason: str = ""
     queued_items: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     executor: ThreadPoolExecutor | None = None
@@ -107,6 +124,15 @@ class Lane:
 
     def take(self, n: int) -> list[tuple[Job, int]]:
         batch: list[tuple[Job, int]] = []
+        while self.retry and len(batch) < n:
+            job, index, solo = self.retry[0]
+            if solo and batch:
+                break
+            self.retry.popleft()
+            batch.append((job, index))
+            if solo:
+                self.queued_items -= 1
+                return batch
         for level in LEVELS:
             rr = self.levels[level]
             while len(batch) < n and (got := rr.take_one()) is not None:
@@ -119,7 +145,11 @@ class Lane:
         if removed:
             self.queued_items -= job.pending_items
             job.next_index = job.count
-        return removed
+        retried = [r for r in self.retry if r[0] is job]
+        if retried:
+            self.retry = deque(r for r in self.retry if r[0] is not job)
+            self.queued_items -= len(retried)
+        return removed or bool(retried)
 
     def batch_size(self) -> int:
         """How many items to take now: the largest preferred size that the queue fills
@@ -141,7 +171,8 @@ ResultFn = Callable[[Job, int, Any], None]
 class Scheduler:
     def __init__(self, generators: dict[str, Generator], execute: ExecuteFn, on_result: ResultFn,
                  *, finish: FinishFn, capacity: int = 256, max_queue_delay_ms: float = 0.0,
-                 on_batch: Callable[[str, int, float], None] | None = None):
+                 on_batch: Callable[[str, int, float], None] | None = None,
+                 on_expire: Callable[[Job], None] | None = None):
         """``execute(generator, batch, busy)`` returns one output (or exception) per item;
         ``busy`` says more work is in hand (items queued, or the previous batch still being
         finished). ``finish`` turns outputs into results (or exceptions) per item;
@@ -150,6 +181,7 @@ class Scheduler:
         self.finish = finish
         self.on_result = on_result
         self.on_batch = on_batch
+        self.on_expire = on_expire
         self.lanes = {name: Lane(g, capacity, max_queue_delay_ms / 1000)
                       for name, g in generators.items()}
         self._closing = False
@@ -183,10 +215,10 @@ class Scheduler:
 
     def submit(self, job: Job) -> None:
         lane = self.lanes[job.spec.generator]
-        if lane.queued_items + job.count > lane.capacity:
+        if lane.queued_items + job.pending_items > lane.capacity:
             raise QueueFull(lane.name, self.retry_after(lane))
         lane.levels[job.priority].push(job)
-        lane.queued_items += job.count
+        lane.queued_items += job.pending_items
         self._update_positions(lane)
         lane.wakeup.set()
 
@@ -206,8 +238,15 @@ class Scheduler:
         return self.lanes[generator].queued_items
 
     def queued_jobs(self) -> list[Job]:
-        return [j for lane in self.lanes.values() for rr in lane.levels.values()
-                for dq in rr.by_requester.values() for j in dq]
+        jobs = {id(j): j for lane in self.lanes.values() for rr in lane.levels.values()
+                for dq in rr.by_requester.values() for j in dq}
+        jobs.update((id(j), j) for lane in self.lanes.values() for j, _, _ in lane.retry)
+        return list(jobs.values())
+
+    def paused(self) -> dict[str, str]:
+        """Lanes whose generator is backing off now, with the reason."""
+        now = time.monotonic()
+        return {name: lane.pause_reason for name, lane in self.lanes.items() if lane.paused_until > now}
 
     # ---- worker ---------------------------------------------------------------------
 
@@ -220,6 +259,11 @@ class Scheduler:
                 return
             if lane.queued_items == 0:
                 lane.wakeup.clear()
+                continue
+            if lane.paused_until > time.monotonic():  # the generator is backing off
+                await asyncio.sleep(min(1.0, lane.paused_until - time.monotonic()))
+                if lane.queued_items:
+                    self.expire_overdue()
                 continue
             if lane.max_queue_delay_s > 0 and lane.queued_items < lane.target_batch():
                 # Bounded wait for a preferred batch; new arrivals set the event again.
@@ -275,13 +319,26 @@ class Scheduler:
 
     def _deliver(self, lane: Lane, batch: list[tuple[Job, int]], results: list[Any], dt: float) -> None:
         lane.item_seconds = 0.8 * lane.item_seconds + 0.2 * dt / len(batch)
+        if not any(isinstance(r, Requeue) for r in results):
+            lane.pause_reason = ""  # the generator works again
         if self.on_batch:
             self.on_batch(lane.name, len(batch), dt)
         for (job, index), result in zip(batch, results):
+            if isinstance(result, Requeue) and not job.status.terminal:
+                self._requeue(lane, job, index, result)
+                continue
             try:
                 self.on_result(job, index, result)
             except Exception:  # one job's bookkeeping must not take the lane down
                 log.exception("delivering a result failed", extra={"generator": lane.name, "job": job.id})
+
+    def _requeue(self, lane: Lane, job: Job, index: int, r: Requeue) -> None:
+        lane.retry.append((job, index, r.solo))
+        lane.queued_items += 1
+        if r.after_s > 0:
+            lane.paused_until = max(lane.paused_until, time.monotonic() + r.after_s)
+            lane.pause_reason = r.reason
+        lane.wakeup.set()
 
     def _drop_expired(self, batch: list[tuple[Job, int]]) -> list[tuple[Job, int]]:
         now = time.monotonic()
@@ -297,8 +354,12 @@ class Scheduler:
 
     def expire(self, job: Job) -> None:
         self.cancel(job)
+        lane = self.lanes[job.spec.generator]
+        why = f" (generator {lane.name}: {lane.pause_reason})" if lane.pause_reason else ""
         job.finish(JobStatus.failed, ErrorInfo(code="deadline_exceeded",
-                                               message="the job did not finish before its deadline"))
+                                               message=f"the job did not finish before its deadline{why}"))
+        if self.on_expire:
+            self.on_expire(job)
 
     def expire_overdue(self) -> int:
         """Fail queued jobs past their deadline (called periodically)."""

@@ -95,9 +95,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE_KEY]
-    body = {"ready": engine.ready, "device": engine.device}
-    return web.json_response(body, status=200 if engine.ready else 503)
+    ready, backing_off = request.app[ENGINE_KEY].readiness()
+    body: dict[str, Any] = {"ready": ready, "device": request.app[ENGINE_KEY].device}
+    if backing_off:  # jobs for these generators wait in the queue until they are back
+        body["unavailable"] = backing_off
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -139,11 +141,11 @@ def _wait_param(request: web.Request) -> float:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return _json(request.app[ENGINE_KEY].get(request.match_info["id"]).view())
+    return _json((await request.app[ENGINE_KEY].get(request.match_info["id"])).view())
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    return _json(request.app[ENGINE_KEY].cancel(request.match_info["id"]).view())
+    return _json((await request.app[ENGINE_KEY].cancel(request.match_info["id"])).view())
 
 
 async def job_events(request: web.Request) -> web.StreamResponse:
@@ -170,10 +172,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
 
 async def get_artifact(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE_KEY]
-    art = engine.artifacts.get(request.match_info["id"])
-    if art is None:
-        raise EngineError(404, "not_found", "no such artifact (it may have expired)", "id")
+    art = await request.app[ENGINE_KEY].artifact(request.match_info["id"])
     return web.Response(body=art.data, headers={
         "Content-Type": art.mime, "Content-Disposition": f'inline; filename="{art.filename}"',
         "ETag": f'"{art.sha256}"', "Cache-Control": "private, max-age=3600"})

@@ -6,6 +6,7 @@ knows about HTTP beyond the status code an error maps to.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -16,10 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from engine.artifacts import ArtifactStore
+from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.config import EngineSettings
-from engine.generator_process import GeneratorProcess
-from engine.group_writer import GroupWriter
+from engine.generator_process import GeneratorDied, GeneratorProcess, GeneratorUnavailable
 from engine.jobs import Job
 from engine.journal import Journal, JournalEntry
 from engine.metrics import EngineMetrics
@@ -28,7 +28,7 @@ from engine.protocol import (
     JobRequest, JobStatus, JobView,
 )
 from engine.registry import Registry, build_registry
-from engine.scheduler import QueueFull, Scheduler
+from engine.scheduler import QueueFull, Requeue, Scheduler
 from engine.sdk import EncodeContext, Generator, Output, Plugin
 from engine.validation import FieldError, validate_job_options, validate_option_values
 
@@ -56,6 +56,7 @@ class EngineError(Exception):
 
 
 STUCK_CHILD_S = 60.0  # a generator process silent this long on a batch is killed
+MAX_CRASHES_PER_OUTPUT = 3  # an output whose generator process died under it this often fails
 
 
 @dataclass
@@ -101,7 +102,6 @@ class Engine:
         self.near_misses = NearMissTracker()
         self.output_checks = None  # built at start from the plugins (and optional classifiers)
         self.ledger = None  # provenance ledger: sha256 of every artifact -> job, model, time
-        self._ledger_writer: GroupWriter | None = None
         self.metrics = EngineMetrics()
         self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
         self.registry: Registry | None = None
@@ -114,6 +114,7 @@ class Engine:
         self.ready = False
         self._janitor: asyncio.Task | None = None
         self._warming: asyncio.Task | None = None
+        self._remaking = asyncio.Semaphore(1)  # artifacts made again on demand, one at a time
         # One lock per idempotency key: retries of one request serialise, others do not wait.
         self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -137,12 +138,11 @@ class Engine:
                                            *(c for lp in self.registry.plugins.values()
                                              for c in lp.plugin.output_checks)])
         self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
-        self._ledger_writer = GroupWriter(self._record, name="ledger")
         self.model_info = {name: {k: str(v) for k, v in g.model_info().items()}
                            for name, g in self.registry.generators.items()}
         self.scheduler = Scheduler(self.registry.generators, self._generate, self._on_result, finish=self._finish,
                                    capacity=s.queue_max, max_queue_delay_ms=s.max_queue_delay_ms,
-                                   on_batch=self._on_batch)
+                                   on_batch=self._on_batch, on_expire=self._finished)
         self.scheduler.start()
         self.journal = Journal(Path(s.data_dir) / "engine-journal.sqlite3")
         await self._replay()
@@ -154,6 +154,12 @@ class Engine:
             self._warming = loop.create_task(self._warm_then_ready())
         else:
             self._set_ready()
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready once warm, and while no generator is backing off after crashes (its jobs
+        wait in the queue meanwhile); the reasons per generator otherwise."""
+        paused = self.scheduler.paused() if self.scheduler else {}
+        return self.ready and not paused, paused
 
     def _set_ready(self) -> None:
         self.ready = True
@@ -175,8 +181,6 @@ class Engine:
             await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
         if self.journal:
             self.journal.close()
-        if self._ledger_writer:
-            self._ledger_writer.close()  # every artifact served is recorded first
         if self.ledger:
             self.ledger.close()
 
@@ -228,8 +232,8 @@ class Engine:
                     return self.jobs[self.by_key[key]]
                 assert self.journal is not None
                 old = await self.journal.by_idempotency_key(key)
-                if old is not None:
-                    job = self.jobs.get(old.id) or self._job_from_entry(old)
+                if old is not None:  # kept for job_ttl_s, also across restarts
+                    job = self.jobs.get(old.id) or self._remember(self._job_from_entry(old))
                     if job is not None:
                         return job
                 return await self._accept(req)
@@ -314,9 +318,7 @@ class Engine:
         """What a file's labels and the provenance ledger say about it (POST /v1/verify)."""
         from engine.provenance import verify
 
-        def run() -> Any:
-            if self._ledger_writer is not None:  # what this engine made is recorded first
-                self._ledger_writer.flush()
+        def run() -> Any:  # every served artifact is in the ledger already (_commit)
             return verify(data, self.ledger, ledger_status=None if self.ledger else "no ledger")
 
         return await asyncio.get_running_loop().run_in_executor(None, run)
@@ -381,6 +383,11 @@ class Engine:
             if job is None:
                 self.journal.set_status(e.id, "failed")
                 continue
+            if job.pending_items == 0:  # every output was recorded before the crash: done
+                self._remember(job)
+                job.finish(JobStatus.done)
+                self._finished(job)
+                continue
             try:
                 self.scheduler.submit(job)
             except QueueFull:
@@ -393,17 +400,37 @@ class Engine:
             log.info("job replayed from journal", extra={"job": job.id})
 
     def _job_from_entry(self, e: JournalEntry) -> Job | None:
+        """The job a journal entry describes: a finished one as it ended (its files are made
+        again on demand), an unfinished one from its first output not yet recorded."""
         assert self.registry is not None
         spec = self.registry.command(e.command)
         if spec is None:
             return None
-        if e.status in ("done", "failed", "cancelled"):
-            return None  # finished before the restart: its artifacts are gone, resubmit
-        return Job(id=e.id, request=JobRequest.model_validate(e.request), spec=spec,
-                   options=e.options, seed=e.seed, count=e.count,
-                   deadline=time.monotonic() + self.settings.job_deadline_s, action=e.action,
-                   source=e.source, action_options=e.action_options, visible_mark=e.visible_mark,
-                   model=self._model_info(spec))
+        job = Job(id=e.id, request=JobRequest.model_validate(e.request), spec=spec,
+                  options=e.options, seed=e.seed, count=e.count,
+                  deadline=time.monotonic() + self.settings.job_deadline_s, action=e.action,
+                  source=e.source, action_options=e.action_options, visible_mark=e.visible_mark,
+                  model=e.model if e.terminal and e.model else self._model_info(spec),
+                  created=e.created, started=e.started)
+        for index, art in e.outputs.items():
+            if 0 <= index < job.count:
+                job.outputs[index] = ArtifactView.model_validate(art)
+        if e.terminal:
+            job.status = JobStatus(e.status)
+            job.error = ErrorInfo.model_validate(e.error) if e.error else None
+            job.finished = e.finished or e.created
+            job.next_index = job.count
+            job.done_event.set()
+        else:  # outputs are recorded in order per job: resume after the recorded prefix
+            job.next_index = next((i for i, o in enumerate(job.outputs) if o is None), job.count)
+        return job
+
+    def _remember(self, job: Job | None) -> Job | None:
+        if job is not None:
+            self.jobs[job.id] = job
+            if job.request.idempotency_key:
+                self.by_key[job.request.idempotency_key] = job.id
+        return job
 
     # ---- running (worker threads) -------------------------------------------------------
 
@@ -412,6 +439,11 @@ class Engine:
         its items run one by one so one bad item fails alone."""
         try:
             return self._forward(g, batch, busy)
+        except GeneratorUnavailable as e:  # nothing ran: wait for the back-off, keep the jobs
+            log.warning("generator unavailable; batch kept queued", extra={"generator": g.name, "error": str(e)})
+            return [Requeue(str(e), e.retry_after)] * len(batch)
+        except GeneratorDied as e:
+            return self._after_crash(g, batch, e)
         except Exception as e:
             if len(batch) == 1:
                 log.exception("generation failed", extra={"generator": g.name, "job": batch[0][0].id})
@@ -424,6 +456,20 @@ class Engine:
                     log.exception("generation failed", extra={"generator": g.name, "job": one[0].id})
                     out.append(e1)
             return out
+
+    def _after_crash(self, g: Generator, batch: list[tuple[Job, int]], e: GeneratorDied) -> list[Any]:
+        """The generator process died under this batch. Its items run again, each alone, so
+        that an output which kills the process every time fails by itself (after
+        MAX_CRASHES_PER_OUTPUT tries alone) while its neighbours finish."""
+        log.warning("generator process died under a batch; its items run again",
+                    extra={"generator": g.name, "items": len(batch), "error": str(e)})
+        if len(batch) > 1:
+            return [Requeue(str(e), solo=True)] * len(batch)
+        job, index = batch[0]
+        job.crashes[index] = tries = job.crashes.get(index, 0) + 1
+        if tries >= MAX_CRASHES_PER_OUTPUT:
+            return [GeneratorDied(f"the generator process died {tries} times while making this output")]
+        return [Requeue(str(e), solo=True)]
 
     def _forward(self, g: Generator, batch: list[tuple[Job, int]], busy: bool = False) -> list[Generated]:
         import torch
@@ -457,20 +503,38 @@ class Engine:
             except Exception as e:
                 log.exception("finishing an output failed", extra={"generator": g.name, "job": job.id})
                 results.append(e)
-        if record and self._ledger_writer is not None:  # grouped transactions, on the ledger's own thread
-            self._ledger_writer.put(records)
-        return results
+        return self._commit(batch, results, records) if record else results
 
     def _run_batch(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
         """Both stages at once, for the warm-up: nothing is served, so nothing is recorded."""
         return self._finish(g, batch, self._forward(g, batch), record=False)
 
-    def _record(self, records: list[LedgerRecord]) -> None:
+    def _commit(self, batch: list[tuple[Job, int]], results: list[Any], records: list[LedgerRecord]) -> list[Any]:
+        """Make a finished batch durable before anyone sees it (finishing thread): the
+        provenance ledger's rows first (an output is not done until its file is recorded; one
+        transaction per batch), then the journal's note of each output, so that a crash after
+        this point neither loses the record nor runs the output again."""
+        assert self.ledger is not None and self.journal is not None
         try:
-            assert self.ledger is not None
-            self.ledger.record_meta_many(records)
-        except Exception:
+            if records:
+                self.ledger.record_meta_many(records)
+        except Exception as e:
             log.exception("provenance ledger write failed", extra={"jobs": sorted({m.get("job") for _, m, _ in records})})
+            failed = RuntimeError(f"the provenance ledger could not record this output, so it was not published: {e}"[:300])
+            for r in results:
+                if isinstance(r, ArtifactView):
+                    self.artifacts.discard(r.id)
+            return [failed if isinstance(r, ArtifactView) else r for r in results]
+        done: dict[Job, dict[int, dict[str, Any]]] = {}
+        for (job, i), r in zip(batch, results):
+            if isinstance(r, ArtifactView):
+                done.setdefault(job, {})[i] = r.model_dump(mode="json")
+        for job, outputs in done.items():
+            try:
+                self.journal.record_outputs(job.id, outputs)
+            except Exception:  # the result stands; only a crash now would make it again, identically
+                log.exception("journal write failed", extra={"job": job.id})
+        return results
 
     def _check_output(self, job: Job, out: Output) -> OutputRefused | None:
         """Text outputs meet the same rules as prompts; other modalities the output checks."""
@@ -543,7 +607,9 @@ class Engine:
                 self.metrics.job_seconds.labels(gen, "run").observe(job.finished - job.started)
             self.metrics.job_seconds.labels(gen, "total").observe(job.finished - job.created)
         if self.journal:
-            self.journal.set_status(job.id, job.status.value)
+            self.journal.set_status(job.id, job.status.value,
+                                    error=job.error.model_dump(mode="json") if job.error else None,
+                                    started=job.started, finished=job.finished)
         total_ms = round((job.finished - job.created) * 1000, 1) if job.finished else None
         log.info("job finished", extra={"job": job.id, "status": job.status.value, "ms": total_ms})
 
@@ -555,14 +621,60 @@ class Engine:
 
     # ---- queries ----------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str) -> Job:
+        """A job of this engine: in memory, or finished before a restart (from the journal)."""
         job = self.jobs.get(job_id)
+        if job is None and self.journal is not None and len(job_id) <= 64:
+            entry = await self.journal.get(job_id)
+            if entry is not None and entry.terminal:
+                job = self._remember(self._job_from_entry(entry))
         if job is None:
-            raise EngineError(404, "not_found", f"no job {job_id!r}", "id")
+            raise EngineError(404, "not_found", f"no job {job_id[:64]!r}", "id")
         return job
 
-    def cancel(self, job_id: str) -> Job:
-        job = self.get(job_id)
+    async def artifact(self, artifact_id: str) -> StoredArtifact:
+        """An artifact's bytes: from the store, or made again from its job's description
+        (after a restart, or once the store let it go) and checked against the recorded sha256."""
+        art = self.artifacts.get(artifact_id)
+        if art is not None:
+            return art
+        gone = EngineError(404, "not_found", "no such artifact (its job has expired)", "id")
+        job_id, _, tail = artifact_id.rpartition("-")
+        if not job_id or not (tail.isascii() and tail.isdigit()) or len(tail) > 6:
+            raise gone
+        try:
+            job = await self.get(job_id)
+        except EngineError:
+            raise gone from None
+        index = int(tail)
+        view = job.outputs[index] if job.status is JobStatus.done and index < job.count else None
+        if view is None:
+            raise gone
+        async with self._remaking:
+            art = self.artifacts.get(artifact_id)  # made by a request that held the semaphore
+            if art is None:
+                try:
+                    data = await asyncio.get_running_loop().run_in_executor(None, self._remake, job, index)
+                except GeneratorUnavailable as e:
+                    raise EngineError(503, "generator_unavailable", f"cannot make this file now: {e}",
+                                      headers={"Retry-After": str(max(1, round(e.retry_after)))}) from None
+                if hashlib.sha256(data).hexdigest() != view.sha256:
+                    raise EngineError(410, "artifact_gone", "this file can no longer be made identically "
+                                      "(the model or the encoder changed since); run the command again", "id")
+                art = self.artifacts.put(artifact_id, data, view.mime, view.filename)
+        return art
+
+    def _remake(self, job: Job, index: int) -> bytes:
+        """Output ``index`` of a finished job, encoded again (worker thread)."""
+        assert self.registry is not None
+        g = self.registry.generators[job.spec.generator]
+        made = self._forward(g, [(job, index)])[0]
+        if made.data is not None:
+            return made.data
+        return self.registry.modalities[job.spec.modality].encode(made.output, self._encode_context(job, index))
+
+    async def cancel(self, job_id: str) -> Job:
+        job = await self.get(job_id)
         if job.status.terminal:
             raise EngineError(409, "already_finished", f"job {job_id} is already {job.status.value}")
         assert self.scheduler is not None
@@ -576,7 +688,7 @@ class Engine:
 
     async def events(self, job_id: str) -> AsyncIterator[tuple[str, JobView]]:
         """The job's current state, then every change, until it is finished."""
-        job = self.get(job_id)
+        job = await self.get(job_id)
         q: asyncio.Queue = asyncio.Queue()
         job.subscribers.add(q)
         try:
@@ -593,7 +705,7 @@ class Engine:
 
     async def wait(self, job_id: str, timeout: float) -> Job:
         """The job once it is finished, or as it is after ``timeout`` seconds."""
-        job = self.get(job_id)
+        job = await self.get(job_id)
         try:
             await asyncio.wait_for(job.done_event.wait(), timeout)
         except TimeoutError:
