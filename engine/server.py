@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from engine.jsonbody import BodyError, decode_json_body
 from engine.protocol import (
     AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest, ModerateRequest, ModerateResponse,
 )
@@ -53,30 +53,37 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error; see the engine log")
 
 
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header carries the expected bearer token. Never raises:
+    aiohttp hands undecodable header bytes over as lone surrogates, which compare as bytes
+    (an exception here would be logged, with the header in its traceback)."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/v1/"):
-        expected = request.app[TOKEN_KEY]
-        given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        if not bearer_matches(request.headers.get("Authorization", ""), request.app[TOKEN_KEY]):
             return error_response(401, "unauthorized", "missing or wrong bearer token",
                                   headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
 
 
 async def parse(request: web.Request, model: type[BaseModel]) -> Any:
+    """The body as ``model``: JSON in UTF-8 (engine.jsonbody's limits), then the model's rules."""
     if request.content_type != "application/json":
         raise EngineError(415, "unsupported_media_type", "send a JSON body (application/json)")
-    try:
-        raw = await request.json()
-    except json.JSONDecodeError as e:
-        raise EngineError(400, "invalid_json", f"body is not valid JSON: {e.msg}") from None
+    try:  # read() is bounded by the app's client_max_size (413 beyond it)
+        raw = decode_json_body(await request.read(), request.charset)
+    except BodyError as e:
+        raise EngineError(e.status, e.code, e.message, e.field) from None
     try:
         return model.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = ".".join(str(p) for p in first["loc"]) or "body"
         rule = first["msg"]
         if first["type"] == "extra_forbidden":
             rule = "is not a known field"
