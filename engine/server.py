@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -10,14 +11,18 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from engine.jsonbody import BodyError, decode_json_body
+from engine.openapi import Param, RouteDoc, app_routes, openapi_document
 from engine.protocol import (
-    AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest, ModerateRequest, ModerateResponse,
+    AutocompleteRequest, AutocompleteResponse, Catalog, Health, JobAccepted, JobRequest, JobView,
+    ModerateRequest, ModerateResponse, Readiness,
 )
+from engine.provenance.verify import VerifyReport
 from engine.service import Engine, EngineError
 
 log = logging.getLogger("aigc.engine.http")
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
+OPENAPI_KEY: web.AppKey[dict[str, bytes]] = web.AppKey("openapi", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -98,13 +103,20 @@ def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
 # ---- handlers ---------------------------------------------------------------------------
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE_KEY]
-    body = {"ready": engine.ready, "device": engine.device}
-    return web.json_response(body, status=200 if engine.ready else 503)
+    return _json(Readiness(ready=engine.ready, device=engine.device), 200 if engine.ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI document, generated from the routes and the wire models."""
+    cache = request.app[OPENAPI_KEY]
+    if "json" not in cache:  # built once, on first use
+        cache["json"] = json.dumps(openapi_document(app_routes(request.app.router, ROUTE_DOCS))).encode()
+    return web.Response(body=cache["json"], content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -217,6 +229,42 @@ async def verify_file(request: web.Request) -> web.Response:
     return _json(report)
 
 
+_WAIT = Param("wait", "query", {"type": "number", "minimum": 0, "maximum": 300},
+              "hold up to this many seconds for the result (200 with the finished job)")
+
+# Every route with its OpenAPI description (engine/openapi.py builds the document from these).
+ROUTES: list[tuple[str, str, Handler, RouteDoc]] = [
+    ("GET", "/healthz", healthz, RouteDoc("Liveness", responses={200: Health}, public=True)),
+    ("GET", "/readyz", readyz, RouteDoc("Readiness: models loaded and warm",
+                                        responses={200: Readiness, 503: Readiness}, public=True)),
+    ("GET", "/metrics", metrics, RouteDoc("Prometheus metrics", responses={200: "text/plain"}, public=True)),
+    ("GET", "/v1/openapi.json", openapi, RouteDoc("This document", responses={200: "application/json"})),
+    ("GET", "/v1/catalog", catalog, RouteDoc("Plugins, commands, options, modalities",
+                                             responses={200: Catalog})),
+    ("POST", "/v1/jobs", submit_job, RouteDoc(
+        "Submit a job", body=JobRequest, responses={202: JobAccepted, 200: JobView},
+        errors=(403, 404, 429), query=(_WAIT,))),
+    ("GET", "/v1/jobs/{id}", get_job, RouteDoc("A job's state", responses={200: JobView}, errors=(404,))),
+    ("DELETE", "/v1/jobs/{id}", cancel_job, RouteDoc("Cancel a job", responses={200: JobView},
+                                                     errors=(404, 409))),
+    ("GET", "/v1/jobs/{id}/events", job_events, RouteDoc(
+        "Server-sent events: the job (JobView as JSON) at each change", responses={200: "text/event-stream"},
+        errors=(404,))),
+    ("GET", "/v1/artifacts/{id}", get_artifact, RouteDoc("An artifact's bytes",
+                                                         responses={200: "application/octet-stream"},
+                                                         errors=(404,))),
+    ("POST", "/v1/autocomplete", autocomplete, RouteDoc("Autocomplete choices for an option",
+                                                        body=AutocompleteRequest,
+                                                        responses={200: AutocompleteResponse}, errors=(404,))),
+    ("POST", "/v1/moderate", moderate, RouteDoc("The content policy's verdict on a text", body=ModerateRequest,
+                                                responses={200: ModerateResponse})),
+    ("POST", "/v1/verify", verify_file, RouteDoc(
+        "What a file's AI labels and the provenance ledger say", body="application/octet-stream",
+        responses={200: VerifyReport}, errors=(413, 422))),
+]
+ROUTE_DOCS = {(method, path): doc for method, path, _, doc in ROUTES}
+
+
 def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.Application:
     """The aiohttp app. With ``manage_engine`` the app starts and stops the engine."""
     if not token:
@@ -225,18 +273,9 @@ def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.
                           client_max_size=engine.settings.max_body_bytes)
     app[ENGINE_KEY] = engine
     app[TOKEN_KEY] = token
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/v1/catalog", catalog)
-    app.router.add_post("/v1/jobs", submit_job)
-    app.router.add_get("/v1/jobs/{id}", get_job)
-    app.router.add_delete("/v1/jobs/{id}", cancel_job)
-    app.router.add_get("/v1/jobs/{id}/events", job_events)
-    app.router.add_get("/v1/artifacts/{id}", get_artifact)
-    app.router.add_post("/v1/autocomplete", autocomplete)
-    app.router.add_post("/v1/moderate", moderate)
-    app.router.add_post("/v1/verify", verify_file)
+    app[OPENAPI_KEY] = {}
+    for method, path, handler, _ in ROUTES:
+        app.router.add_route(method, path, handler)
     if manage_engine:
         async def _lifecycle(app: web.Application):
             await engine.start()
