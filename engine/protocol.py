@@ -301,4 +301,21 @@ class ModerateResponse(_Model):
 
 
 class ErrorBody(_Model):
+    """Every error: {"error": {"code", "message", "field"?, "rule"?, "category"?}}."""
+
     error: ErrorInfo
+
+
+class Health(_Model):
+    """The process is up."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Model):
+    """Whether the models are loaded and warm (503 until they are)."""
+
+    ready: bool
+    device: str
+    # generators backing off after their process crashed, with why: their jobs wait queued
+    unavailable: dict[str, str] | None = None

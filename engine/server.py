@@ -10,14 +10,19 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from engine.jsonbody import BodyError, decode_json_body
+from engine.openapi import Param, RouteDoc, app_routes, openapi_document
 from engine.protocol import (
-    AutocompleteRequest, AutocompleteResponse, JobAccepted, JobRequest, ModerateRequest, ModerateResponse,
+    AutocompleteRequest, AutocompleteResponse, Catalog, Health, JobAccepted, JobRequest, JobView,
+    ModerateRequest, ModerateResponse, Readiness,
 )
+from engine.provenance.verify import VerifyReport
 from engine.service import Engine, EngineError
 
 log = logging.getLogger("aigc.engine.http")
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 TOKEN_KEY: web.AppKey[str] = web.AppKey("token", str)
+OPENAPI_KEY: web.AppKey[dict[str, bytes]] = web.AppKey("openapi", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -53,30 +58,37 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error; see the engine log")
 
 
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header carries the expected bearer token. Never raises:
+    aiohttp hands undecodable header bytes over as lone surrogates, which compare as bytes
+    (an exception here would be logged, with the header in its traceback)."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith("/v1/"):
-        expected = request.app[TOKEN_KEY]
-        given = request.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        if not bearer_matches(request.headers.get("Authorization", ""), request.app[TOKEN_KEY]):
             return error_response(401, "unauthorized", "missing or wrong bearer token",
                                   headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
 
 
 async def parse(request: web.Request, model: type[BaseModel]) -> Any:
+    """The body as ``model``: JSON in UTF-8 (engine.jsonbody's limits), then the model's rules."""
     if request.content_type != "application/json":
         raise EngineError(415, "unsupported_media_type", "send a JSON body (application/json)")
-    try:
-        raw = await request.json()
-    except json.JSONDecodeError as e:
-        raise EngineError(400, "invalid_json", f"body is not valid JSON: {e.msg}") from None
+    try:  # read() is bounded by the app's client_max_size (413 beyond it)
+        raw = decode_json_body(await request.read(), request.charset)
+    except BodyError as e:
+        raise EngineError(e.status, e.code, e.message, e.field) from None
     try:
         return model.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = ".".join(str(p) for p in first["loc"]) or "body"
         rule = first["msg"]
         if first["type"] == "extra_forbidden":
             rule = "is not a known field"
@@ -91,15 +103,22 @@ def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
 # ---- handlers ---------------------------------------------------------------------------
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready, backing_off = request.app[ENGINE_KEY].readiness()
-    body: dict[str, Any] = {"ready": ready, "device": request.app[ENGINE_KEY].device}
-    if backing_off:  # jobs for these generators wait in the queue until they are back
-        body["unavailable"] = backing_off
-    return web.json_response(body, status=200 if ready else 503)
+    engine = request.app[ENGINE_KEY]
+    ready, backing_off = engine.readiness()  # a generator backing off after crashes: not ready
+    return _json(Readiness(ready=ready, device=engine.device, unavailable=backing_off or None),
+                 200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """This API's OpenAPI document, generated from the routes and the wire models."""
+    cache = request.app[OPENAPI_KEY]
+    if "json" not in cache:  # built once, on first use
+        cache["json"] = json.dumps(openapi_document(app_routes(request.app.router, ROUTE_DOCS))).encode()
+    return web.Response(body=cache["json"], content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -209,6 +228,42 @@ async def verify_file(request: web.Request) -> web.Response:
     return _json(report)
 
 
+_WAIT = Param("wait", "query", {"type": "number", "minimum": 0, "maximum": 300},
+              "hold up to this many seconds for the result (200 with the finished job)")
+
+# Every route with its OpenAPI description (engine/openapi.py builds the document from these).
+ROUTES: list[tuple[str, str, Handler, RouteDoc]] = [
+    ("GET", "/healthz", healthz, RouteDoc("Liveness", responses={200: Health}, public=True)),
+    ("GET", "/readyz", readyz, RouteDoc("Readiness: models loaded and warm",
+                                        responses={200: Readiness, 503: Readiness}, public=True)),
+    ("GET", "/metrics", metrics, RouteDoc("Prometheus metrics", responses={200: "text/plain"}, public=True)),
+    ("GET", "/v1/openapi.json", openapi, RouteDoc("This document", responses={200: "application/json"})),
+    ("GET", "/v1/catalog", catalog, RouteDoc("Plugins, commands, options, modalities",
+                                             responses={200: Catalog})),
+    ("POST", "/v1/jobs", submit_job, RouteDoc(
+        "Submit a job", body=JobRequest, responses={202: JobAccepted, 200: JobView},
+        errors=(403, 404, 429), query=(_WAIT,))),
+    ("GET", "/v1/jobs/{id}", get_job, RouteDoc("A job's state", responses={200: JobView}, errors=(404,))),
+    ("DELETE", "/v1/jobs/{id}", cancel_job, RouteDoc("Cancel a job", responses={200: JobView},
+                                                     errors=(404, 409))),
+    ("GET", "/v1/jobs/{id}/events", job_events, RouteDoc(
+        "Server-sent events: the job (JobView as JSON) at each change", responses={200: "text/event-stream"},
+        errors=(404,))),
+    ("GET", "/v1/artifacts/{id}", get_artifact, RouteDoc("An artifact's bytes",
+                                                         responses={200: "application/octet-stream"},
+                                                         errors=(404, 410, 503))),
+    ("POST", "/v1/autocomplete", autocomplete, RouteDoc("Autocomplete choices for an option",
+                                                        body=AutocompleteRequest,
+                                                        responses={200: AutocompleteResponse}, errors=(404,))),
+    ("POST", "/v1/moderate", moderate, RouteDoc("The content policy's verdict on a text", body=ModerateRequest,
+                                                responses={200: ModerateResponse})),
+    ("POST", "/v1/verify", verify_file, RouteDoc(
+        "What a file's AI labels and the provenance ledger say", body="application/octet-stream",
+        responses={200: VerifyReport}, errors=(413, 422))),
+]
+ROUTE_DOCS = {(method, path): doc for method, path, _, doc in ROUTES}
+
+
 def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.Application:
     """The aiohttp app. With ``manage_engine`` the app starts and stops the engine."""
     if not token:
@@ -217,18 +272,9 @@ def build_app(engine: Engine, token: str, *, manage_engine: bool = True) -> web.
                           client_max_size=engine.settings.max_body_bytes)
     app[ENGINE_KEY] = engine
     app[TOKEN_KEY] = token
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/v1/catalog", catalog)
-    app.router.add_post("/v1/jobs", submit_job)
-    app.router.add_get("/v1/jobs/{id}", get_job)
-    app.router.add_delete("/v1/jobs/{id}", cancel_job)
-    app.router.add_get("/v1/jobs/{id}/events", job_events)
-    app.router.add_get("/v1/artifacts/{id}", get_artifact)
-    app.router.add_post("/v1/autocomplete", autocomplete)
-    app.router.add_post("/v1/moderate", moderate)
-    app.router.add_post("/v1/verify", verify_file)
+    app[OPENAPI_KEY] = {}
+    for method, path, handler, _ in ROUTES:
+        app.router.add_route(method, path, handler)
     if manage_engine:
         async def _lifecycle(app: web.Application):
             await engine.start()
