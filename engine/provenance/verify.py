@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.labels import read_labels
-from engine.provenance.content_hash import content_sha256
+from engine.provenance.content_hash import content_hash
 from engine.provenance.ledger import LedgerEntry, ProvenanceLedger, sha256_hex
 
 __all__ = ["VerifyReport", "verify"]
@@ -34,6 +34,9 @@ class VerifyReport(BaseModel):
     ledger: list[dict[str, Any]]
     job_records: list[dict[str, Any]] = []
     ledger_status: str  # "checked", "no ledger", or why it could not be read
+    # "not needed" (no ledger, or these exact bytes are recorded), "checked", "not applicable"
+    # (no pixel/PCM hash for this format), or "skipped: why" (e.g. an image over the pixel cap)
+    content_check: str = "not needed"
     summary: str
 
 
@@ -53,9 +56,11 @@ def verify(data: bytes, ledger: ProvenanceLedger | None = None, *, ledger_status
     content_records: list[LedgerEntry] = []
     job_records: list[LedgerEntry] = []
     provenance = labels.get("provenance") or {}
+    content_check = "not needed"
     if ledger is not None and not records:
-        content = content_sha256(data)
+        content, why = content_hash(data)
         content_records = ledger.lookup_content(content) if content else []
+        content_check = "checked" if content else f"skipped: {why}" if why else "not applicable"
     if ledger is not None and not records and not content_records and isinstance(provenance.get("job"), str):
         job_records = ledger.lookup_job(provenance["job"])
     status = ledger_status or ("checked" if ledger is not None else "no ledger")
@@ -78,9 +83,11 @@ def verify(data: bytes, ledger: ProvenanceLedger | None = None, *, ledger_status
         summary = "No AI-content labels and no ledger record."
     if not labels["ai_generated"] and finding != "unknown":
         summary += " Its embedded labels are missing (metadata stripped)."
+    if content_check.startswith("skipped") and not content_records and not job_records:
+        summary += f" Its pixels/samples were not compared with the ledger ({content_check[9:]})."
     return VerifyReport(sha256=digest, size=len(data), format=labels["format"], finding=finding,
                         made_here=bool(records or content_records),
                         ai_generated=labels["ai_generated"] or bool(records or content_records),
                         labels=labels, ledger=[r.to_dict() for r in records or content_records],
                         job_records=[r.to_dict() for r in job_records], ledger_status=status,
-                        summary=summary)
+                        content_check=content_check, summary=summary)

@@ -52,3 +52,37 @@ async def test_the_refusal_that_blocks_says_so(probe_engine):
         seen.append(((await r.json())["error"].get("escalation"), r.headers.get("Retry-After")))
     assert seen[0] == (None, None) and seen[1] == (None, None)
     assert seen[2][0] == "blocked" and int(seen[2][1]) > 60
+
+
+async def test_hostile_files_get_an_answer_not_a_5xx(probe_engine):
+    """Issue 18: nested JSON, an oversize image, an endless Ogg packet, a 30 MiB label."""
+    from tests.provenance import hostile_files as hf
+
+    h, _ = probe_engine
+    answers = {}
+    for name in ("png_nested_json", "wav_nested_json", "png_8192", "ogg_endless_packet", "png_big_itxt"):
+        r = await h.client.post("/v1/verify", headers=h.headers, data=hf.HOSTILE[name]())
+        assert r.status == 200, (name, await r.text())
+        answers[name] = await r.json()
+        assert len(await r.read()) < 300_000
+    assert "JSON nested too deeply" in answers["png_nested_json"]["labels"]["malformed"][0]
+    assert "JSON nested too deeply" in answers["wav_nested_json"]["labels"]["malformed"][0]
+    big = answers["png_8192"]
+    assert big["content_check"].startswith("skipped: image is 8192x8192") and "not compared" in big["summary"]
+    assert "over 4194304 bytes" in answers["ogg_endless_packet"]["labels"]["error"]
+    assert "over 131072 bytes, not read" in answers["png_big_itxt"]["labels"]["malformed"][0]
+
+
+async def test_verify_answers_json_when_verification_itself_fails(probe_engine, monkeypatch):
+    # Whatever a parser still misses must not surface as a 500 (issue 18): a 422 naming the body.
+    import engine.provenance
+
+    h, _ = probe_engine
+
+    def broken(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(engine.provenance, "verify", broken)
+    r = await h.client.post("/v1/verify", headers=h.headers, data=b"\x89PNG\r\n\x1a\n")
+    err = (await r.json())["error"]
+    assert r.status == 422 and err["code"] == "unreadable_file" and err["field"] == "body"
