@@ -76,7 +76,9 @@ async def parse(request: web.Request, model: type[BaseModel]) -> Any:
         return model.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        # A validator may name a place inside its field (ctx["loc"]): rules.0.keywords.
+        loc = (*first["loc"], *first.get("ctx", {}).get("loc", ()))
+        field = ".".join(str(p) for p in loc) or None
         rule = first["msg"]
         if first["type"] == "extra_forbidden":
             rule = "is not a known field"

@@ -89,3 +89,66 @@ async def test_output_checks_and_ledger(engine_factory, tmp_path):
     failed = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "ok"}, "seed": 2}))["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "output_refused"
     assert failed["error"]["rule"] == "test.dark" and failed["artifacts"] == []
+
+
+# ---- rule-set size caps -----------------------------------------------------------------------
+
+async def _refused(h, path: str, body: dict) -> dict:
+    r = await h.client.post(path, headers=h.headers, json=body)
+    err = (await r.json())["error"]
+    assert r.status == 422 and err["code"] == "invalid_request", err
+    assert err["message"].startswith(f"{err['field']}: "), err
+    return err
+
+
+async def test_rule_set_size_caps_on_moderate(probe_engine):
+    h, _ = probe_engine
+    cases = [
+        ({"rules": [{"id": "a", "keywords": ["k"] * 1001}]},
+         "rules.0.keywords", "at most 1000 keywords per rule, got 1001"),
+        ({"rules": {"rules": [{"id": "a", "keywords": ["ok", "k" * 61]}]}},
+         "rules.rules.0.keywords.1", "at most 60 characters, got 61"),
+        ({"rules": [{"id": "a", "regex": ["a+"] * 11}]}, "rules.0.regex", "at most 10 regexes per rule"),
+        ({"rules": [{"id": "a", "regex": ["a" * 261]}]}, "rules.0.regex.0", "at most 260 characters"),
+        ({"rules": [{"id": f"r{i}", "keywords": ["a"]} for i in range(101)]}, "rules", "at most 100 rules"),
+        ({"rules": [{"id": f"r{i}", "keywords": ["a"] * 1000} for i in range(10)] + [{"id": "x", "keywords": ["b"]}]},
+         "rules", "at most 10000 keywords, regexes and allow-list entries in all, got 10001"),
+        ({"automod": [{"id": str(i), "trigger_type": 3} for i in range(26)]}, "automod", "at most 25 AutoMod rules"),
+        ({"automod": [{"id": "1", "trigger_type": 1, "trigger_metadata": {"keyword_filter": ["a"] * 1001}}]},
+         "automod.0.trigger_metadata.keyword_filter", "at most 1000 keywords per rule"),
+    ]
+    for extra, field, rule in cases:
+        err = await _refused(h, "/v1/moderate", {"text": "a cat", **extra})
+        assert err["field"] == field and rule in err["message"], (field, err)
+
+
+async def test_rule_set_size_caps_on_jobs(probe_engine):
+    h, gen = probe_engine
+    err = await _refused(h, "/v1/jobs", {"command": "probe", "options": {"text": "x"},
+                                         "policy": {"rules": [{"id": "a", "keywords": ["k"] * 1001}]}})
+    assert err["field"] == "policy.rules.0.keywords" and "at most 1000 keywords per rule" in err["message"]
+    err = await _refused(h, "/v1/jobs", {"command": "probe", "options": {"text": "x"}, "policy": {
+        "automod": [{"id": "1", "trigger_type": 1, "trigger_metadata": {"allow_list": ["a"] * 1001}}]}})
+    assert err["field"] == "policy.automod.0.trigger_metadata.allow_list"
+    assert gen.batches == []
+
+
+def test_the_caps_accept_the_largest_automod_setup_discord_allows():
+    """6 keyword rules (1,000 keywords of 60 characters, 10 regexes of 260, 100 allowed), a
+    member-profile keyword rule, the preset rule (1,000 allowed), spam and mention-spam rules."""
+    from engine.protocol import ModerateRequest, PolicyContext
+
+    def keyword_rule(i: int, trigger_type: int = 1) -> dict:
+        return {"id": str(i), "name": f"rule {i}", "trigger_type": trigger_type, "enabled": True,
+                "trigger_metadata": {"keyword_filter": [f"*{i:02d}{j:04d}".ljust(59, "x") + "*" for j in range(1000)],
+                                     "regex_patterns": [f"r{i}{j}" + "a" * 250 for j in range(10)],
+                                     "allow_list": [f"ok{i}{j}".ljust(60, "y") for j in range(100)]}}
+
+    automod = [keyword_rule(i) for i in range(6)] + [keyword_rule(6, trigger_type=6)] + [
+        {"id": "7", "trigger_type": 4, "trigger_metadata": {"presets": [1, 2, 3],
+                                                            "allow_list": [f"p{j}" for j in range(1000)]}},
+        {"id": "8", "trigger_type": 3, "trigger_metadata": {}},
+        {"id": "9", "trigger_type": 5, "trigger_metadata": {"mention_total_limit": 50}}]
+    assert all(len(k) == 60 for k in automod[0]["trigger_metadata"]["keyword_filter"])
+    assert ModerateRequest(text="x", automod=automod).automod == automod
+    assert PolicyContext(automod=automod, rules=automod[:6]).rules == automod[:6]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.policy import MAX_TEXT_CHARS, Policy, Verdict, check, default_policy
+from engine.policy import MAX_TEXT_CHARS, Policy, RuleError, Verdict, check, default_policy, parse_rules
 
 DATA = Path(__file__).parent / "data"
 
@@ -127,3 +127,12 @@ def test_check_options_names_the_refused_option():
     g = policy.check_options({"prompt": "a dragon"}, [{"id": "no-dragons", "keywords": ["dragon*"]}])
     assert (g.field, g.rule) == ("prompt", "no-dragons")
     assert policy.check_options({}).allowed
+
+
+def test_rule_set_size_caps_hold_in_process():
+    too_many = [{"id": f"r{i}", "keywords": ["a"]} for i in range(101)]
+    with pytest.raises(RuleError, match="at most 100"):
+        parse_rules(too_many)
+    too_big = [{"id": f"r{i}", "keywords": ["a"] * 1000} for i in range(10)] + [{"id": "x", "keywords": ["b"]}]
+    with pytest.raises(RuleError, match="at most 10000 keywords, regexes and allow-list entries"):
+        parse_rules(too_big)
