@@ -189,7 +189,7 @@ async def autocomplete(request: web.Request) -> web.Response:
 
 async def moderate(request: web.Request) -> web.Response:
     req = await parse(request, ModerateRequest)
-    verdict = request.app[ENGINE_KEY].moderate(req.text, req.rules, req.automod)
+    verdict = await request.app[ENGINE_KEY].moderate(req.text, req.rules, req.automod)
     return _json(ModerateResponse(**verdict.public()))
 
 

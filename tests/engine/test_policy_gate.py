@@ -1,6 +1,9 @@
 """The content policy runs in the engine before a job is queued, for every front."""
 from __future__ import annotations
 
+import asyncio
+import threading
+
 
 async def test_refused_prompt_names_rule_not_term_and_costs_no_compute(probe_engine):
     h, gen = probe_engine
@@ -89,6 +92,91 @@ async def test_output_checks_and_ledger(engine_factory, tmp_path):
     failed = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "ok"}, "seed": 2}))["id"])
     assert failed["status"] == "failed" and failed["error"]["code"] == "output_refused"
     assert failed["error"]["rule"] == "test.dark" and failed["artifacts"] == []
+
+
+# ---- big guild rule sets: off the event loop, compiled once, capped ---------------------------
+
+HEAVY = [{"id": f"r{i}", "keywords": [f"*w{i}x{j}*" for j in range(1000)]} for i in range(3)]
+
+
+def _gate_compile(monkeypatch):
+    """Make compiling a rule set wait until the test says so, recording the thread it ran on."""
+    import threading
+
+    from engine.policy import checker
+
+    released, threads = threading.Event(), []
+    real = checker.compile_rule_set
+
+    def gated(rules, source):
+        threads.append(threading.current_thread())
+        released.wait(10)  # on the event loop this would stall /healthz until it timed out
+        return real(rules, source)
+
+    monkeypatch.setattr(checker, "compile_rule_set", gated)
+    return released, threads
+
+
+async def _until(predicate, what: str) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_healthz_answers_while_a_heavy_moderate_request_is_compiling(probe_engine, monkeypatch):
+    h, _ = probe_engine
+    released, threads = _gate_compile(monkeypatch)
+    heavy = asyncio.ensure_future(h.client.post("/v1/moderate", headers=h.headers,
+                                                json={"text": "a w1x7 here", "rules": HEAVY}))
+    await _until(lambda: threads or heavy.done(), "the heavy request reached the compiler")
+    r = await h.client.get("/healthz")
+    assert r.status == 200
+    assert not heavy.done()  # /healthz was served while the rule set was still compiling
+    released.set()
+    r = await heavy
+    assert r.status == 200 and (await r.json())["rule"] == "r1"
+    assert threads[0] is not threading.current_thread() and threads[0].name.startswith("aigc-policy")
+
+
+async def test_job_prompt_checks_with_heavy_guild_rules_run_off_the_event_loop(probe_engine, monkeypatch):
+    h, _ = probe_engine
+    released, threads = _gate_compile(monkeypatch)
+    job = asyncio.ensure_future(h.client.post("/v1/jobs", headers=h.headers, json={
+        "command": "probe", "options": {"text": "a w2x9 here"}, "policy": {"rules": HEAVY}}))
+    await _until(lambda: threads or job.done(), "the job's prompt check reached the compiler")
+    assert (await h.client.get("/healthz")).status == 200 and not job.done()
+    released.set()
+    r = await job
+    assert r.status == 422 and (await r.json())["error"]["rule"] == "r2"
+    assert threads[0] is not threading.current_thread()
+
+
+async def test_the_same_rule_set_is_compiled_once_across_requests(probe_engine, monkeypatch):
+    from engine.policy import checker
+
+    h, _ = probe_engine
+    calls = []
+    real = checker.compile_rule_set
+    monkeypatch.setattr(checker, "compile_rule_set", lambda rules, source: calls.append(source) or real(rules, source))
+    for i in range(3):
+        r = await h.client.post("/v1/moderate", headers=h.headers, json={"text": f"w0x{i} ok", "rules": HEAVY})
+        assert (await r.json())["rule"] == "r0"
+    r = await h.client.post("/v1/jobs", headers=h.headers, json={
+        "command": "probe", "options": {"text": "w0x5"}, "policy": {"rules": HEAVY}})
+    assert (await r.json())["error"]["rule"] == "r0"
+    assert calls == ["guild"]
+
+
+async def test_the_engine_keeps_a_bounded_number_of_compiled_rule_sets(probe_engine):
+    h, _ = probe_engine
+    size = h.engine.policy._cache_size
+    for i in range(size + 5):
+        r = await h.client.post("/v1/moderate", headers=h.headers,
+                                json={"text": "a cat", "rules": [{"id": "x", "keywords": [f"w{i}"]}]})
+        assert r.status == 200
+    assert size <= 64 and h.engine.policy.cache_len <= size
 
 
 # ---- rule-set size caps -----------------------------------------------------------------------
