@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 API_VERSION = "v1"
 SEED_MAX = 2**32 - 1
@@ -184,12 +185,125 @@ class ParentRef(_Model):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = None
 
 
+# ---- policy rule sets: size caps ----------------------------------------------------------
+#
+# Guild rules and AutoMod rules arrive with every /v1/moderate and /v1/jobs request and are
+# compiled into regexes, so their size is capped here, before any work. The caps accept
+# anything Discord's AutoMod can hold (1,000 keywords of 60 characters per keyword rule, 10
+# regexes of 260 characters, allow lists of 100 entries, 1,000 for the preset rule; at most
+# 6 keyword rules + 1 member-profile rule + 1 preset + 1 spam + 1 mention-spam rule a guild).
+MAX_RULE_KEYWORDS = 1000  # keywords per rule (AutoMod keyword_filter: 1,000)
+MAX_KEYWORD_CHARS = 60  # characters per keyword or allow-list entry (AutoMod: 60)
+MAX_RULE_REGEXES = 10  # regexes per rule (AutoMod regex_patterns: 10)
+MAX_REGEX_CHARS = 260  # characters per regex (AutoMod: 260)
+MAX_RULE_ALLOW = 1000  # allow-list entries per rule, and set-wide (AutoMod preset: 1,000)
+MAX_GUILD_RULES = 100  # rules in a guild's own set (AutoMod: 6 keyword rules)
+MAX_AUTOMOD_RULES = 25  # AutoMod rule objects of any trigger type (Discord allows about 10)
+# Keywords + regexes + allow-list entries in one set: what bounds compile time and memory.
+# A guild's whole AutoMod (7 keyword rules, their allow lists, the preset's) stays under 9,000.
+MAX_RULE_SET_TERMS = 10_000
+
+
+def _too_large(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    # ``loc`` is the place inside the field; the HTTP layer appends it to the field's name.
+    return PydanticCustomError("rule_set_too_large", message, {"loc": loc})
+
+
+def _capped_list(value: Any, limit: int, what: str, loc: tuple[str | int, ...],
+                 chars: int | None = None) -> int:
+    """How many items ``value`` holds when it is a list; raises past ``limit`` items or when
+    a string item is longer than ``chars``. Other shapes are left to the rule parser."""
+    if not isinstance(value, list):
+        return 0
+    if len(value) > limit:
+        raise _too_large(loc, f"at most {limit} {what}, got {len(value)}")
+    if chars is not None:
+        for i, item in enumerate(value):
+            if isinstance(item, str) and len(item.strip()) > chars:
+                raise _too_large((*loc, i), f"at most {chars} characters, got {len(item.strip())}")
+    return len(value)
+
+
+def _own_rule_terms(rule: Any, loc: tuple[str | int, ...]) -> int:
+    if not isinstance(rule, dict):
+        return 0
+    return (_capped_list(rule.get("keywords"), MAX_RULE_KEYWORDS, "keywords per rule",
+                         (*loc, "keywords"), MAX_KEYWORD_CHARS)
+            + _capped_list(rule.get("regex"), MAX_RULE_REGEXES, "regexes per rule",
+                           (*loc, "regex"), MAX_REGEX_CHARS)
+            + _capped_list(rule.get("allow"), MAX_RULE_ALLOW, "allow-list entries per rule",
+                           (*loc, "allow"), MAX_KEYWORD_CHARS))
+
+
+def _automod_rule_terms(rule: Any, loc: tuple[str | int, ...]) -> int:
+    meta = rule.get("trigger_metadata") if isinstance(rule, dict) else None
+    if not isinstance(meta, dict):
+        return 0
+    loc = (*loc, "trigger_metadata")
+    return (_capped_list(meta.get("keyword_filter"), MAX_RULE_KEYWORDS, "keywords per rule",
+                         (*loc, "keyword_filter"), MAX_KEYWORD_CHARS)
+            + _capped_list(meta.get("regex_patterns"), MAX_RULE_REGEXES, "regexes per rule",
+                           (*loc, "regex_patterns"), MAX_REGEX_CHARS)
+            + _capped_list(meta.get("allow_list"), MAX_RULE_ALLOW, "allow-list entries per rule",
+                           (*loc, "allow_list"), MAX_KEYWORD_CHARS))
+
+
+def _total(terms: int) -> int:
+    if terms > MAX_RULE_SET_TERMS:
+        raise _too_large((), f"at most {MAX_RULE_SET_TERMS} keywords, regexes and allow-list "
+                             f"entries in all, got {terms}")
+    return terms
+
+
+def automod_terms(value: Any) -> int:
+    """Size-check Discord AutoMod rules JSON (a list of rule objects, or one) and return its
+    number of keywords, regexes and allow-list entries. Raises ``rule_set_too_large``."""
+    if isinstance(value, dict):
+        return _total(_automod_rule_terms(value, ()))
+    _capped_list(value, MAX_AUTOMOD_RULES, "AutoMod rules", ())
+    if not isinstance(value, list):
+        return 0
+    return _total(sum(_automod_rule_terms(r, (i,)) for i, r in enumerate(value)))
+
+
+def rule_set_terms(value: Any) -> int:
+    """Size-check guild rules in any shape the engine accepts (a list of rules, ``{"rules",
+    "allow"}``, or AutoMod rules JSON) and return their number of terms."""
+    if isinstance(value, list) and any(isinstance(r, dict) and "trigger_type" in r for r in value):
+        return automod_terms(value)
+    loc: tuple[str | int, ...] = ()
+    terms = 0
+    if isinstance(value, dict):
+        terms += _capped_list(value.get("allow"), MAX_RULE_ALLOW, "set-wide allow-list entries",
+                              ("allow",), MAX_KEYWORD_CHARS)
+        value, loc = value.get("rules"), ("rules",)
+    if not isinstance(value, list):
+        return terms
+    _capped_list(value, MAX_GUILD_RULES, "rules", loc)
+    return _total(terms + sum(_own_rule_terms(r, (*loc, i)) for i, r in enumerate(value)))
+
+
+def _check_rules(value: Any) -> Any:
+    rule_set_terms(value)
+    return value
+
+
+def _check_automod(value: Any) -> Any:
+    automod_terms(value)
+    return value
+
+
+GuildRules = Annotated[Any, AfterValidator(_check_rules)]
+AutoModRules = Annotated[Any, AfterValidator(_check_automod)]
+
+
 class PolicyContext(_Model):
     """Rules a front adds to the engine's global list for this request: the guild's own
-    rules and its imported Discord AutoMod rules (compiled once, cached by content)."""
+    rules and its imported Discord AutoMod rules (compiled once, cached by content; sizes
+    capped above)."""
 
-    rules: Any = None
-    automod: Any = None
+    rules: GuildRules = None
+    automod: AutoModRules = None
 
 
 class JobRequest(_Model):
@@ -289,8 +403,8 @@ class AutocompleteResponse(_Model):
 class ModerateRequest(_Model):
     text: Annotated[str, Field(max_length=20_000)]
     guild: str | None = None
-    rules: Any = None
-    automod: Any = None
+    rules: GuildRules = None
+    automod: AutoModRules = None
 
 
 class ModerateResponse(_Model):

@@ -88,7 +88,9 @@ async def parse(request: web.Request, model: type[BaseModel]) -> Any:
         return model.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
+        # A validator may name a place inside its field (ctx["loc"]): rules.0.keywords.
+        loc = (*first["loc"], *first.get("ctx", {}).get("loc", ()))
+        field = ".".join(str(p) for p in loc) or "body"
         rule = first["msg"]
         if first["type"] == "extra_forbidden":
             rule = "is not a known field"
@@ -205,7 +207,7 @@ async def autocomplete(request: web.Request) -> web.Response:
 
 async def moderate(request: web.Request) -> web.Response:
     req = await parse(request, ModerateRequest)
-    verdict = request.app[ENGINE_KEY].moderate(req.text, req.rules, req.automod)
+    verdict = await request.app[ENGINE_KEY].moderate(req.text, req.rules, req.automod)
     return _json(ModerateResponse(**verdict.public()))
 
 

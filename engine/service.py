@@ -16,7 +16,8 @@ import weakref
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.config import EngineSettings
@@ -101,6 +102,8 @@ class Engine:
         self.extra_plugins = extra_plugins or []
         self.policy = Policy()  # global rules compiled once, at start-up
         self.near_misses = NearMissTracker()
+        # Compiling and matching big guild rule sets happens here, not on the event loop.
+        self._policy_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aigc-policy")
         self.output_checks = None  # built at start from the plugins (and optional classifiers)
         self.ledger = None  # provenance ledger: sha256 of every artifact -> job, model, time
         self.metrics = EngineMetrics()
@@ -184,6 +187,7 @@ class Engine:
             self.journal.close()
         if self.ledger:
             self.ledger.close()
+        self._policy_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _warmup(self) -> None:
         """One forward pass per generator so the first user does not pay for lazy init."""
@@ -252,7 +256,7 @@ class Engine:
             raise EngineError(422, e.code, str(e), e.field) from None
         texts = {f"options.{k}": val for k, val in v.options.items() if isinstance(val, str)}
         texts.update({f"options.{k}": val for k, val in resolved.action_options.items() if isinstance(val, str)})
-        self.check_prompts(texts, req)
+        await self.check_prompts(texts, req)
         seed = v.seed if v.seed is not None else secrets.randbelow(SEED_MAX + 1)
         deadline_s = req.deadline_s or self.settings.job_deadline_s
         job = Job(id=_new_id(), request=req, spec=spec, options=v.options, seed=seed, count=v.count,
@@ -275,8 +279,14 @@ class Engine:
                                       "requester": req.requester.key, "action": job.action})
         return job
 
-    def moderate(self, text: str, rules: Any = None, automod: Any = None):
-        """The policy's verdict on a text (POST /v1/moderate, and every prompt before queueing)."""
+    async def moderate(self, text: str, rules: Any = None, automod: Any = None):
+        """The policy's verdict on a text (POST /v1/moderate). Large or not yet compiled rule
+        sets, and long texts, are matched on the policy's own threads, off the event loop."""
+        return await self._policy_call(self.policy.is_quick(text, rules, automod),
+                                       self.moderate_now, text, rules, automod)
+
+    def moderate_now(self, text: str, rules: Any = None, automod: Any = None):
+        """The verdict on the calling thread (worker threads: the output checks)."""
         from engine.policy import RuleError
 
         try:
@@ -284,7 +294,22 @@ class Engine:
         except RuleError as e:
             raise EngineError(422, "invalid_rules", str(e), "rules") from None
 
-    def check_prompts(self, texts: dict[str, str], req: JobRequest) -> None:
+    def first_refusal(self, texts: dict[str, str], rules: Any = None,
+                      automod: Any = None) -> tuple[str, Any] | None:
+        """(field, verdict) of the first text the policy refuses, or None."""
+        for field_name, text in texts.items():
+            verdict = self.moderate_now(text, rules, automod)
+            if not verdict.allowed:
+                return field_name, verdict
+        return None
+
+    async def _policy_call(self, quick: bool, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` here when ``quick``, else on the policy pool (the loop stays free)."""
+        if quick:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._policy_pool, fn, *args)
+
+    async def check_prompts(self, texts: dict[str, str], req: JobRequest) -> None:
         """Check every text input before any compute; refusals name the rule, never the term,
         and repeated refusals block the requester for a while."""
         key = req.requester.key
@@ -293,27 +318,29 @@ class Engine:
             retry = max(1, int(until - time.time()))
             raise EngineError(403, "requester_blocked", "too many refused prompts; try again later",
                               headers={"Retry-After": str(retry)})
-        ctx = req.policy
-        for field_name, text in texts.items():
-            try:
-                verdict = self.moderate(text, ctx.rules if ctx else None, ctx.automod if ctx else None)
-            except EngineError as e:
-                e.field = "policy.rules"
-                raise
-            if not verdict.allowed:
-                self.metrics.refused.labels("prompt_refused").inc()
-                escalation = self.near_misses.record_refusal(key)
-                log.info("prompt refused", extra={"rule": verdict.rule, "category": verdict.category,
-                                                  "requester": key, "blocked": escalation.blocked_until is not None})
-                headers, extra = {}, {}
-                if escalation.notify_moderators and escalation.blocked_until is not None:
-                    # This refusal blocked the requester: say so, so that a front tells moderators.
-                    headers["Retry-After"] = str(max(1, int(escalation.blocked_until - time.time())))
-                    extra["escalation"] = "blocked"
-                raise EngineError(422, "prompt_refused",
-                                  f"refused by content rule {verdict.rule} ({verdict.category})",
-                                  field_name, headers, rule=verdict.rule, category=verdict.category,
-                                  extra=extra)
+        rules, automod = (req.policy.rules, req.policy.automod) if req.policy else (None, None)
+        longest = max(texts.values(), key=len, default="")
+        try:
+            refused = await self._policy_call(self.policy.is_quick(longest, rules, automod),
+                                              self.first_refusal, texts, rules, automod)
+        except EngineError as e:
+            e.field = "policy.rules"
+            raise
+        if refused is not None:
+            field_name, verdict = refused
+            self.metrics.refused.labels("prompt_refused").inc()
+            escalation = self.near_misses.record_refusal(key)
+            log.info("prompt refused", extra={"rule": verdict.rule, "category": verdict.category,
+                                              "requester": key, "blocked": escalation.blocked_until is not None})
+            headers, extra = {}, {}
+            if escalation.notify_moderators and escalation.blocked_until is not None:
+                # This refusal blocked the requester: say so, so that a front tells moderators.
+                headers["Retry-After"] = str(max(1, int(escalation.blocked_until - time.time())))
+                extra["escalation"] = "blocked"
+            raise EngineError(422, "prompt_refused",
+                              f"refused by content rule {verdict.rule} ({verdict.category})",
+                              field_name, headers, rule=verdict.rule, category=verdict.category,
+                              extra=extra)
 
     async def verify(self, data: bytes) -> Any:
         """What a file's labels and the provenance ledger say about it (POST /v1/verify)."""
@@ -548,7 +575,7 @@ class Engine:
         """Text outputs meet the same rules as prompts; other modalities the output checks."""
         ctx = job.request.policy
         if out.text is not None:
-            verdict = self.moderate(out.text, ctx.rules if ctx else None, ctx.automod if ctx else None)
+            verdict = self.moderate_now(out.text, ctx.rules if ctx else None, ctx.automod if ctx else None)
             if not verdict.allowed:
                 return OutputRefused(verdict.rule, verdict.category)
         if self.output_checks is not None:

@@ -38,6 +38,10 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.policy.normalize import normalize
+from engine.protocol import (  # the caps are part of the wire contract; one source for both
+    MAX_GUILD_RULES, MAX_KEYWORD_CHARS, MAX_REGEX_CHARS, MAX_RULE_ALLOW, MAX_RULE_KEYWORDS,
+    MAX_RULE_REGEXES, MAX_RULE_SET_TERMS,
+)
 
 __all__ = [
     "RuleError", "RuleSpec", "RuleSetSpec", "CompiledRule", "RuleSet", "Match", "Form",
@@ -45,11 +49,9 @@ __all__ = [
     "rules_from_automod", "GLOBAL_RULES_PATH",
 ]
 
-MAX_KEYWORD_CHARS = 60
-MAX_KEYWORDS = 1000
-MAX_REGEX_CHARS = 260
-MAX_REGEXES = 10
-MAX_ALLOW = 1000
+MAX_KEYWORDS = MAX_RULE_KEYWORDS
+MAX_REGEXES = MAX_RULE_REGEXES
+MAX_ALLOW = MAX_RULE_ALLOW
 GLOBAL_RULES_PATH = Path(__file__).with_name("global_rules.toml")
 
 Form = Literal["raw", "normalized"]
@@ -116,7 +118,7 @@ class RuleSpec(BaseModel):
 class RuleSetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rules: list[RuleSpec] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list, max_length=MAX_GUILD_RULES)
     allow: list[str] = Field(default_factory=list, max_length=MAX_ALLOW)
 
     @field_validator("allow")
@@ -131,7 +133,15 @@ class RuleSetSpec(BaseModel):
             if rule.id in seen:
                 raise ValueError(f"rule id {rule.id!r} is used twice")
             seen.add(rule.id)
+        if self.terms > MAX_RULE_SET_TERMS:
+            raise ValueError(f"at most {MAX_RULE_SET_TERMS} keywords, regexes and allow-list "
+                             f"entries in all, got {self.terms}")
         return self
+
+    @property
+    def terms(self) -> int:
+        """Keywords, regexes and allow-list entries in all: the size of the compiled set."""
+        return len(self.allow) + sum(len(r.keywords) + len(r.regex) + len(r.allow) for r in self.rules)
 
 
 def _re2_options() -> "re2.Options":

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.policy import MAX_TEXT_CHARS, Policy, Verdict, check, default_policy
+from engine.policy import MAX_TEXT_CHARS, Policy, RuleError, Verdict, check, default_policy, parse_rules
 
 DATA = Path(__file__).parent / "data"
 
@@ -127,3 +127,85 @@ def test_check_options_names_the_refused_option():
     g = policy.check_options({"prompt": "a dragon"}, [{"id": "no-dragons", "keywords": ["dragon*"]}])
     assert (g.field, g.rule) == ("prompt", "no-dragons")
     assert policy.check_options({}).allowed
+
+
+def _spy_compile(monkeypatch) -> list[str]:
+    from engine.policy import checker
+
+    calls: list[str] = []
+    real = checker.compile_rule_set
+
+    def spy(rules, source):
+        calls.append(source)
+        return real(rules, source)
+
+    monkeypatch.setattr(checker, "compile_rule_set", spy)
+    return calls
+
+
+def test_a_rule_set_is_parsed_and_compiled_once(monkeypatch):
+    calls = _spy_compile(monkeypatch)
+    policy = Policy()
+    rules = [{"id": "g", "keywords": [f"*w{i}*" for i in range(300)]}]
+    for _ in range(3):
+        assert not policy.check("a w17 here", [dict(r) for r in rules]).allowed  # equal, not the same object
+    assert calls == ["guild"]
+    bad = [{"id": "bad"}]  # an invalid set is remembered too: refused again without parsing
+    for _ in range(2):
+        with pytest.raises(RuleError, match="at least one keyword"):
+            policy.check("x", bad)
+    assert calls == ["guild", "guild"]
+
+
+def test_threads_asking_for_one_new_rule_set_compile_it_once(monkeypatch):
+    calls = _spy_compile(monkeypatch)
+    policy = Policy()
+    rules = [{"id": "g", "keywords": [f"*w{i}*" for i in range(500)]}]
+    start = threading.Barrier(4)
+
+    def worker():
+        start.wait()
+        policy.rule_set(rules)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["guild"]
+
+
+def test_cache_holds_a_bounded_number_of_rule_sets():
+    policy = Policy(cache_size=8)
+    for i in range(8 + 5):
+        policy.rule_set([{"id": "x", "keywords": [f"w{i}"]}])
+    assert policy.cache_len <= 8
+    assert Policy().cache_len == 0 and Policy()._cache_size <= 64  # a few dozen by default
+
+
+def test_cache_is_bounded_by_total_rule_set_size():
+    policy = Policy(cache_terms=2500)
+    for i in range(3):
+        policy.rule_set([{"id": "x", "keywords": [f"w{i}k{j}" for j in range(1000)]}])
+    assert policy.cache_len == 2  # 3 × 1,000 keywords do not fit in 2,500
+
+
+def test_rule_set_size_caps_hold_in_process():
+    too_many = [{"id": f"r{i}", "keywords": ["a"]} for i in range(101)]
+    with pytest.raises(RuleError, match="at most 100"):
+        parse_rules(too_many)
+    too_big = [{"id": f"r{i}", "keywords": ["a"] * 1000} for i in range(10)] + [{"id": "x", "keywords": ["b"]}]
+    with pytest.raises(RuleError, match="at most 10000 keywords, regexes and allow-list entries"):
+        parse_rules(too_big)
+
+
+def test_quick_checks_are_short_texts_with_small_cached_rule_sets():
+    policy = Policy()
+    small = [{"id": "s", "keywords": ["grape"]}]
+    big = [{"id": "b", "keywords": [f"w{i}" for i in range(1000)]}]
+    assert policy.is_quick("a cat") and not policy.is_quick("a cat " * 400)
+    assert not policy.is_quick("a cat", small)  # not compiled yet
+    policy.rule_set(small)
+    policy.rule_set(big)
+    assert policy.is_quick("a cat", small) and not policy.is_quick("a cat", big)
+    assert not policy.is_quick("a cat", small, big)
