@@ -50,7 +50,8 @@ class EngineSettings(BaseSettings):
     artifact_ttl_s: float = Field(3600.0, gt=0)
     artifact_max_bytes: int = Field(512 * 2**20, ge=2**20)
     job_ttl_s: float = Field(86_400.0, gt=0, description="finished jobs kept this long")
-    max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 2**20)
+    # 1 MiB: a job carries its guild's rules, and a full Discord AutoMod setup is ~450 KB of JSON
+    max_body_bytes: int = Field(2**20, ge=1024, le=64 * 2**20)
     png_compress_level: int = Field(1, ge=0, le=9)
     visible_mark: bool = True
     warmup: bool = True

@@ -15,9 +15,11 @@ import time
 import weakref
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+
+from pydantic import ValidationError
 
 from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.config import EngineSettings
@@ -441,7 +443,12 @@ class Engine:
         spec = self.registry.command(e.command)
         if spec is None:
             return None
-        job = Job(id=e.id, request=JobRequest.model_validate(e.request), spec=spec,
+        try:
+            request = JobRequest.model_validate(e.request)
+        except ValidationError as err:  # journalled by an engine with looser rules: not ours to run
+            log.warning("journalled job no longer valid", extra={"job": e.id, "error": str(err)[:300]})
+            return None
+        job = Job(id=e.id, request=request, spec=spec,
                   options=e.options, seed=e.seed, count=e.count,
                   deadline=time.monotonic() + self.settings.job_deadline_s, action=e.action,
                   source=e.source, action_options=e.action_options, visible_mark=e.visible_mark,

@@ -49,7 +49,7 @@ async def test_body_must_be_json(probe_engine):
 
 async def test_oversized_body_is_refused_as_json(probe_engine):
     h, _ = probe_engine
-    big = {"command": "probe", "options": {"text": "x" * 100_000}}
+    big = {"command": "probe", "options": {"text": "x" * (h.engine.settings.max_body_bytes + 1)}}
     r = await h.client.post("/v1/jobs", json=big, headers=h.headers)
     assert r.status == 413 and (await r.json())["error"]["code"] == "body_too_large"
 
