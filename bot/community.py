@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import engine_client as ec
-from bot.generation import TOKEN_SAFE_S, Refused, result_files
+from bot.generation import TOKEN_SAFE_S, Refused, propagate_id, result_files
 from bot.i18n import t
 from bot.quota import QuotaExceeded
 from bot.rendering import result_buttons, result_embed
@@ -131,7 +131,8 @@ class Community:
                                                         prompt_storage=settings.prompt_storage))
             return msg
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(self.bot, view, limit)
+        files, image_name = await result_files(self.bot, view, limit,
+                                               where=propagate_id(it.guild_id, it.channel_id, it.id))
         embed = result_embed(view, it.locale, image_name=image_name, requester_mention=it.user.mention)
         buttons = self.bot.result_view(view, spec)
         msg = None

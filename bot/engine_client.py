@@ -513,6 +513,15 @@ class EngineClient:
         resp = await self._call("GET", path, plan=_CallPlan(pinned=url, timeout_s=self.timeouts.artifact_s))
         return resp.body
 
+    async def display(self, job_id: str, *, propagator: str, propagate_id: str) -> bytes:
+        """POST /v1/jobs/{id}/display: the job's one labelled picture (a grid, or its output
+        scaled up), naming who posts it; the engine records it in its provenance ledger."""
+        url = await self._job_url(job_id, None)
+        resp = await self._call("POST", f"/v1/jobs/{job_id}/display",
+                                json={"propagator": propagator, "propagate_id": propagate_id},
+                                plan=_CallPlan(pinned=url, timeout_s=self.timeouts.artifact_s))
+        return resp.body
+
     async def autocomplete(self, request: AutocompleteRequest) -> AutocompleteResponse:
         resp = await self._call("POST", "/v1/autocomplete", json=request.model_dump(mode="json"),
                                 plan=_CallPlan(attempts=max(1, len(self._urls)), timeout_s=self.timeouts.autocomplete_s))

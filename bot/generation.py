@@ -17,7 +17,7 @@ import discord
 
 from bot import engine_client as ec
 from bot.i18n import t
-from bot.rendering import grid_png, progress_text
+from bot.rendering import progress_text
 from bot.store import ArtifactRecord, NewJob
 from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
 
@@ -162,17 +162,31 @@ async def follow(bot: "AigcBot", it: discord.Interaction, job_id: str, started: 
     return view
 
 
-async def result_files(bot: "AigcBot", view: JobView, limit: int) -> tuple[list[discord.File], str | None]:
-    """The artifacts as attachments (within the size limit) and the name the embed shows."""
-    blobs = await asyncio.gather(*(bot.engine.artifact(a.id, job_id=view.id) for a in view.artifacts))
+PROPAGATOR = "Discord via AIGC Bot"  # GB 45438 ContentPropagator of every file the bot posts
+
+
+def propagate_id(guild_id: Any, channel_id: Any, event_id: Any) -> str:
+    """GB 45438 PropagateID of a posted file: where, and the interaction (or review) behind it."""
+    return f"discord:{guild_id or 'dm'}/{channel_id}/{event_id}"
+
+
+async def result_files(bot: "AigcBot", view: JobView, limit: int, *, where: str,
+                       engine_job: str | None = None) -> tuple[list[discord.File], str | None]:
+    """What a result message attaches, and the name the embed shows: the image outputs as one
+    picture (the engine's display copy: a grid, or the output scaled up, labelled, naming
+    ``where`` it is posted, and in the ledger), then every other output as it is.
+    ``engine_job``: the engine's id of the job when ``view`` carries the bot's (made again)."""
+    shown = [a for a in view.artifacts if a.presentation.value == "image" and a.mime == "image/png"]
+    others = [a for a in view.artifacts if a not in shown]
     files, image_name = [], None
-    images = [b for a, b in zip(view.artifacts, blobs) if a.presentation.value == "image"]
-    if len(images) > 1:
-        grid = await asyncio.get_running_loop().run_in_executor(None, grid_png, images)
-        if len(grid) <= limit:
-            image_name = f"{view.command}-{view.seed}-grid.png"
-            files.append(discord.File(io.BytesIO(grid), filename=image_name, description="AI-generated"))
-    for a, data in zip(view.artifacts, blobs):
+    if shown:
+        data = await bot.engine.display(engine_job or view.id, propagator=PROPAGATOR, propagate_id=where)
+        if len(data) > limit:
+            raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
+        image_name = f"{view.command}-{view.seed}.png"
+        files.append(discord.File(io.BytesIO(data), filename=image_name, description="AI-generated"))
+    blobs = await asyncio.gather(*(bot.engine.artifact(a.id, job_id=engine_job or view.id) for a in others))
+    for a, data in zip(others, blobs):
         if len(data) > limit:
             raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
         files.append(discord.File(io.BytesIO(data), filename=a.filename, description="AI-generated"))

@@ -1,13 +1,10 @@
-"""What result messages look like: progress lines, the result embed, the grid, the buttons' rows."""
+"""What result messages look like: progress lines, the result embed, the buttons' rows."""
 from __future__ import annotations
 
-import io
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import discord
-from PIL import Image
 
 from bot.custom_ids import ButtonId
 from bot.i18n import t
@@ -45,22 +42,6 @@ def result_embed(view: JobView, locale: Any, *, image_name: str | None, requeste
         embed.description = ((embed.description or "") + "\n\n" + body)[:4000]
     embed.set_footer(text=t(locale, "footer", model=view.model.get("name", view.plugin), seed=view.seed))
     return embed
-
-
-def grid_png(images: list[bytes], cell: int = 128) -> bytes:
-    """Outputs side by side (2 columns), upscaled with nearest-neighbour so pixels stay crisp."""
-    pics = [Image.open(io.BytesIO(b)).convert("RGBA") for b in images]
-    cols = 2 if len(pics) > 1 else 1
-    rows = math.ceil(len(pics) / cols)
-    pad = 4
-    grid = Image.new("RGBA", (cols * (cell + pad) + pad, rows * (cell + pad) + pad), (0, 0, 0, 0))
-    for i, p in enumerate(pics):
-        scale = cell / max(p.size)
-        p = p.resize((max(1, round(p.width * scale)), max(1, round(p.height * scale))), Image.NEAREST)
-        grid.paste(p, (pad + (i % cols) * (cell + pad), pad + (i // cols) * (cell + pad)), p)
-    buf = io.BytesIO()
-    grid.save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)

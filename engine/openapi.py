@@ -42,7 +42,7 @@ class RouteDoc:
 
 BODY_ERRORS = (400, 413, 415, 422)  # what engine.server.parse may answer
 ERROR_TEXT = {400: "malformed body (not UTF-8 JSON, nested too deep, ...)", 401: "missing or wrong bearer token",
-              403: "refused", 404: "not found", 409: "conflict", 413: "body too large",
+              403: "refused", 404: "not found", 409: "conflict", 410: "gone", 413: "body too large",
               415: "not application/json in UTF-8", 422: "a field breaks a rule (`error.field` names it)",
               429: "queue full (see Retry-After)", 503: "not ready"}
 

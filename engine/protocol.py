@@ -389,6 +389,15 @@ class JobAccepted(_Model):
     position: int | None
 
 
+class DisplayRequest(_Model):
+    """Who posts a job's display copy: GB 45438's ContentPropagator and PropagateID, written
+    into the file (e.g. "Discord via AIGC Bot", "discord:GUILD/CHANNEL/INTERACTION")."""
+
+    propagator: str = Field(min_length=1, max_length=64)
+    propagate_id: str = Field(min_length=1, max_length=128)
+    cell: int = Field(256, ge=32, le=512, description="px per output in the picture")
+
+
 class AutocompleteRequest(_Model):
     command: str
     option: str

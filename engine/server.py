@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from engine.jsonbody import BodyError, decode_json_body
 from engine.openapi import Param, RouteDoc, app_routes, openapi_document
 from engine.protocol import (
-    AutocompleteRequest, AutocompleteResponse, Catalog, Health, JobAccepted, JobRequest, JobView,
+    AutocompleteRequest, AutocompleteResponse, DisplayRequest, Catalog, Health, JobAccepted, JobRequest, JobView,
     ModerateRequest, ModerateResponse, Readiness,
 )
 from engine.provenance.verify import VerifyReport
@@ -199,6 +199,15 @@ async def get_artifact(request: web.Request) -> web.Response:
         "ETag": f'"{art.sha256}"', "Cache-Control": "private, max-age=3600"})
 
 
+async def job_display(request: web.Request) -> web.Response:
+    """The job's labelled display copy (a grid, or one output scaled up), recorded in the ledger."""
+    req = await parse(request, DisplayRequest)
+    art = await request.app[ENGINE_KEY].display(request.match_info["id"], req)
+    return web.Response(body=art.data, headers={
+        "Content-Type": art.mime, "Content-Disposition": f'inline; filename="{art.filename}"',
+        "ETag": f'"{art.sha256}"'})
+
+
 async def autocomplete(request: web.Request) -> web.Response:
     req = await parse(request, AutocompleteRequest)
     choices = request.app[ENGINE_KEY].autocomplete(req)
@@ -251,6 +260,10 @@ ROUTES: list[tuple[str, str, Handler, RouteDoc]] = [
     ("GET", "/v1/jobs/{id}/events", job_events, RouteDoc(
         "Server-sent events: the job (JobView as JSON) at each change", responses={200: "text/event-stream"},
         errors=(404,))),
+    ("POST", "/v1/jobs/{id}/display", job_display, RouteDoc(
+        "The job's display copy: one labelled picture of its image outputs (a grid, or one scaled up), "
+        "naming who posts it, recorded in the provenance ledger", body=DisplayRequest,
+        responses={200: "image/png"}, errors=(404, 409, 410, 503))),
     ("GET", "/v1/artifacts/{id}", get_artifact, RouteDoc("An artifact's bytes",
                                                          responses={200: "application/octet-stream"},
                                                          errors=(404, 410, 503))),

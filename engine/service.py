@@ -28,7 +28,7 @@ from engine.jobs import Job
 from engine.journal import Journal, JournalEntry
 from engine.metrics import EngineMetrics
 from engine.protocol import (
-    SEED_MAX, ArtifactView, AutocompleteRequest, Catalog, Choice, CommandSpec, ErrorInfo,
+    SEED_MAX, ArtifactView, AutocompleteRequest, DisplayRequest, Catalog, Choice, CommandSpec, ErrorInfo,
     JobRequest, JobStatus, JobView,
 )
 from engine.registry import Registry, build_registry
@@ -705,6 +705,37 @@ class Engine:
                                       "(the model or the encoder changed since); run the command again", "id")
                 art = self.artifacts.put(artifact_id, data, view.mime, view.filename)
         return art
+
+    async def display(self, job_id: str, req: DisplayRequest) -> StoredArtifact:
+        """The picture a front posts for a finished image job: its outputs in one labelled PNG
+        (engine/display.py) naming who posts it, recorded in the ledger as a display copy."""
+        from engine.display import display_png
+
+        job = await self.get(job_id)
+        if job.status is not JobStatus.done:
+            raise EngineError(409, "not_done", f"job {job.id} is {job.status.value}; only a finished job "
+                              "has a display copy", "id")
+        shown = [a for a in job.outputs if a is not None and a.mime == "image/png"]
+        if not shown:
+            raise EngineError(409, "not_an_image", f"job {job.id} made no PNG images to display", "id")
+        files = [(await self.artifact(a.id)).data for a in shown]
+        first, last = shown[0].index, shown[-1].index
+        meta = {**provenance_meta(job, first), "index": "display",
+                "rendition": f"display copy of output {first}" if first == last else
+                             f"display copy of outputs {first}-{last}",
+                "content_propagator": req.propagator, "propagate_id": req.propagate_id}
+        r = job.request.requester
+
+        def make() -> bytes:  # worker thread: compose, label, record before anyone gets it
+            assert self.ledger is not None
+            data = display_png(files, meta, cell=req.cell, compress_level=self.settings.png_compress_level)
+            self.ledger.record_meta(data, meta, platform=r.platform, guild=r.guild, mime="image/png")
+            return data
+
+        data = await asyncio.get_running_loop().run_in_executor(None, make)
+        digest = hashlib.sha256(data).hexdigest()
+        return StoredArtifact(f"{job.id}-display", data, "image/png",
+                              f"{job.spec.name}-{job.seed}-display.png", digest)
 
     def _remake(self, job: Job, index: int) -> bytes:
         """Output ``index`` of a finished job, encoded again (worker thread)."""

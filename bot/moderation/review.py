@@ -23,7 +23,7 @@ import discord
 
 from bot import engine_client as ec
 from bot.community import DEFAULT_ATTACHMENT_LIMIT, is_moderator
-from bot.generation import TOKEN_SAFE_S, Refused, result_files
+from bot.generation import TOKEN_SAFE_S, Refused, propagate_id, result_files
 from bot.i18n import t
 from bot.rendering import result_embed
 from bot.store import JobRecord, ReviewItem
@@ -94,7 +94,8 @@ class ReviewQueue:
         assert it.guild_id is not None and settings.review_channel is not None
         locale = it.guild_locale or "en-US"
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(self.bot, view, limit)
+        files, image_name = await result_files(
+            self.bot, view, limit, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
         embed = result_embed(view, locale, image_name=image_name, requester_mention=it.user.mention)
         embed.title = t(locale, "review_title", command=view.command)
         embed.add_field(name=t(locale, "review_where"), value=f"<#{it.channel_id}>")
@@ -207,9 +208,10 @@ class ReviewQueue:
         record = await self.bot.store.jobs.get(item.job_id)
         if record is None or item.channel_id is None:
             raise LookupError(f"job {item.job_id} has no record any more")
-        view = await self._job_view(record)
+        view, engine_job = await self._job_view(record)
         spec = self.bot.catalog_specs.get(record.command)
-        files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT)
+        files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT, engine_job=engine_job,
+                                               where=propagate_id(item.guild_id, item.channel_id, f"approved-{record.id}"))
         mention = f"<@{item.requester_id}>"
         embed = result_embed(view, locale, image_name=image_name, requester_mention=mention)
         channel = self.bot.get_partial_messageable(int(item.channel_id), guild_id=int(item.guild_id))
@@ -218,19 +220,20 @@ class ReviewQueue:
         await self.bot.store.jobs.set_result_message(record.id, str(channel.id), str(msg.id))
         return msg
 
-    async def _job_view(self, record: JobRecord) -> JobView:
+    async def _job_view(self, record: JobRecord) -> tuple[JobView, str]:
         """The job as the engine has it, or made again (same command, options and seed give
-        the same outputs) when the engine forgot it; the id stays the recorded one."""
+        the same outputs) when the engine forgot it: the view under the recorded id, and the
+        id the engine knows it by."""
         try:
             view = await self.bot.engine.job(record.id, engine_url=record.engine_url)
             if view.status.value == "done" and view.artifacts:
-                return view
+                return view, view.id
         except ec.NotFound:
             pass
         from bot.actions import regenerate
 
         again = await regenerate(self.bot, record)
-        return again.model_copy(update={"id": record.id})
+        return again.model_copy(update={"id": record.id}), again.id
 
     async def _tell_requester(self, item: ReviewItem, waiting: _Waiting | None, locale: Any, *,
                               approve: bool, reason: str | None, link: str | None) -> str:

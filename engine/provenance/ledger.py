@@ -27,7 +27,7 @@ from engine.provenance.content_hash import content_sha256
 
 __all__ = ["LedgerEntry", "LedgerError", "ProvenanceLedger", "sha256_hex"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rendition (display copies); a version-1 ledger is upgraded in place
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
     id INTEGER PRIMARY KEY,
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     guild TEXT,
     mime TEXT,
     recorded_at REAL NOT NULL,
+    rendition TEXT NOT NULL DEFAULT '',
     UNIQUE (sha256, job, output_index)
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_job ON artifacts (job);
@@ -77,6 +78,7 @@ class LedgerEntry:
     guild: str | None
     mime: str | None
     recorded_at: float
+    rendition: str = ""  # "" for an output; e.g. "display copy of outputs 1-4" for a posted grid
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,12 +109,14 @@ def _meta_fields(meta: dict[str, str]) -> dict[str, Any]:
         when = datetime.fromisoformat(created).timestamp() if created else None
     except ValueError:
         raise LedgerError(f"meta.created: not an ISO 8601 time: {created!r}") from None
-    try:
-        index = int(meta.get("index", "0"))
+    rendition = meta.get("rendition", "")
+    try:  # a rendition (a display copy) is filed under its job's first output
+        index = 0 if rendition else int(meta.get("index", "0"))
     except ValueError:
         raise LedgerError(f"meta.index: not an integer: {meta.get('index')!r}") from None
     return dict(job=meta.get("job", ""), index=index, command=meta.get("command", ""),
-                model=meta.get("model", ""), model_sha256=meta.get("model_sha256", ""), created=when)
+                model=meta.get("model", ""), model_sha256=meta.get("model_sha256", ""), created=when,
+                rendition=rendition)
 
 
 class ProvenanceLedger:
@@ -134,14 +138,21 @@ class ProvenanceLedger:
                 # WAL + NORMAL: a commit survives an engine crash without an fsync per artifact.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
+                if "rendition" not in self._table_columns():  # a version-1 ledger
+                    self._db.execute("ALTER TABLE artifacts ADD COLUMN rendition TEXT NOT NULL DEFAULT ''")
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._db.commit()
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path}: not a usable ledger ({exc})") from None
-        if version != SCHEMA_VERSION:
+        if version not in (1, SCHEMA_VERSION) or (version == 1 and not readonly):
             raise LedgerError(f"{self.path}: ledger schema {version}, this engine reads {SCHEMA_VERSION}")
+        # A version-1 ledger read as it is (read-only): it holds no renditions.
+        self._columns = _COLUMNS if version == SCHEMA_VERSION else _COLUMNS_V1 + ", '' AS rendition"
         self._lock = threading.Lock()
+
+    def _table_columns(self) -> set[str]:
+        return {r[1] for r in self._db.execute("PRAGMA table_info(artifacts)")}
 
     def close(self) -> None:
         with self._lock:
@@ -155,22 +166,24 @@ class ProvenanceLedger:
 
     def record(self, data: bytes | None = None, *, sha256: str | None = None, job: str, index: int = 0,
                command: str, model: str, model_sha256: str = "", created: float | None = None,
-               platform: str | None = None, guild: str | None = None, mime: str | None = None) -> LedgerEntry:
+               platform: str | None = None, guild: str | None = None, mime: str | None = None,
+               rendition: str = "") -> LedgerEntry:
         """Record one artifact (its bytes, or their ``sha256``). Returns the stored entry —
         the earlier one when this artifact of this job was recorded already."""
         row = self._row(data, sha256=sha256, job=job, index=index, command=command, model=model,
-                        model_sha256=model_sha256, created=created, platform=platform, guild=guild, mime=mime)
+                        model_sha256=model_sha256, created=created, platform=platform, guild=guild, mime=mime,
+                        rendition=rendition)
         with self._lock:
             self._db.execute(_INSERT, row)
             self._db.commit()
             stored = self._db.execute(
-                f"SELECT {_COLUMNS} FROM artifacts WHERE sha256=? AND job=? AND output_index=?",
+                f"SELECT {self._columns} FROM artifacts WHERE sha256=? AND job=? AND output_index=?",
                 (row[0], row[2], row[3])).fetchone()
         return _entry(stored)
 
     def _row(self, data: bytes | None, *, sha256: str | None, job: str, index: int, command: str, model: str,
              model_sha256: str, created: float | None, platform: str | None, guild: str | None,
-             mime: str | None) -> tuple:
+             mime: str | None, rendition: str = "") -> tuple:
         """One validated row (LedgerError names the bad field)."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
@@ -189,7 +202,8 @@ class ProvenanceLedger:
                 time.time() if created is None else float(created),
                 _text(platform, "platform", required=False, limit=32),
                 _text(guild, "guild", required=False, limit=64),
-                _text(mime, "mime", required=False, limit=128), time.time())
+                _text(mime, "mime", required=False, limit=128), time.time(),
+                _text(rendition, "rendition", required=False, limit=128) or "")
 
     def record_meta(self, data: bytes, meta: dict[str, str], *, platform: str | None = None,
                     guild: str | None = None, mime: str | None = None) -> LedgerEntry:
@@ -219,20 +233,20 @@ class ProvenanceLedger:
     def lookup(self, sha256: str) -> list[LedgerEntry]:
         """Every record of these bytes (normally one)."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts WHERE sha256=? ORDER BY id",
+            rows = self._db.execute(f"SELECT {self._columns} FROM artifacts WHERE sha256=? ORDER BY id",
                                     (sha256.lower(),)).fetchall()
         return [_entry(r) for r in rows]
 
     def lookup_content(self, content_sha256: str) -> list[LedgerEntry]:
         """Records whose pixels/PCM match (the file's metadata may have been stripped)."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts WHERE content_sha256=? ORDER BY id",
+            rows = self._db.execute(f"SELECT {self._columns} FROM artifacts WHERE content_sha256=? ORDER BY id",
                                     (content_sha256,)).fetchall()
         return [_entry(r) for r in rows]
 
     def lookup_job(self, job: str) -> list[LedgerEntry]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM artifacts WHERE job=? ORDER BY output_index, id",
+            rows = self._db.execute(f"SELECT {self._columns} FROM artifacts WHERE job=? ORDER BY output_index, id",
                                     (job,)).fetchall()
         return [_entry(r) for r in rows]
 
@@ -241,9 +255,10 @@ class ProvenanceLedger:
             return int(self._db.execute("SELECT count(*) FROM artifacts").fetchone()[0])
 
 
-_COLUMNS = ("sha256, content_sha256, job, output_index, command, model, model_sha256, created, platform, guild, "
-            "mime, recorded_at")
-_INSERT = f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_COLUMNS_V1 = ("sha256, content_sha256, job, output_index, command, model, model_sha256, created, platform, "
+               "guild, mime, recorded_at")
+_COLUMNS = _COLUMNS_V1 + ", rendition"
+_INSERT = f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:

@@ -45,7 +45,8 @@ def _describe(entry: LedgerEntry) -> str:
 
     when = datetime.fromtimestamp(entry.created, timezone.utc).isoformat(timespec="seconds")
     where = f" for {entry.platform}" + (f" guild {entry.guild}" if entry.guild else "") if entry.platform else ""
-    return (f"output {entry.index} of job {entry.job} ({entry.command}) by model {entry.model}"
+    what = entry.rendition or f"output {entry.index}"
+    return (f"{what} of job {entry.job} ({entry.command}) by model {entry.model}"
             f" at {when}{where}")
 
 

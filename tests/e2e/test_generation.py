@@ -27,9 +27,10 @@ async def test_emoji_command_posts_labelled_images_with_buttons(world):
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["seed"] == "42" and fields["model"] == "emoji-dcgan"
     assert "AI-generated" in embed["footer"]["text"]
+    # One picture per result (the outputs side by side, 4x), not the grid and each output again.
     names = [a["filename"] for a in msg["attachments"]]
-    assert names == ["emoji-42-grid.png", "emoji-42-0.png", "emoji-42-1.png"]
-    assert embed["image"]["url"].endswith("emoji-42-grid.png")
+    assert names == ["emoji-42.png"]
+    assert embed["image"]["url"].endswith("emoji-42.png")
     ids = [c["custom_id"] for row in msg["components"] for c in row["components"]]
     job = ids[0].split(":")[2]
     assert f"aigc:reroll:{job}" in ids and f"aigc:variations:{job}:1" in ids
@@ -40,7 +41,13 @@ async def test_emoji_command_posts_labelled_images_with_buttons(world):
     record = await world.eventually(recorded)
     assert record.status == "done" and record.seed == 42 and record.result_message_id == str(msg["id"])
     assert [a.index for a in record.artifacts] == [0, 1]
-    png = world.emu.world.files[int(msg["attachments"][1]["id"])].data
+    png = world.emu.world.files[int(msg["attachments"][0]["id"])].data
+    assert Image.open(io.BytesIO(png)).size == (2 * 256 + 3 * 4, 256 + 2 * 4)
     from engine.labels import read_labels
     labels = read_labels(png)
     assert labels["ai_generated"] is True and labels["provenance"]["job"] == job
+    # The posted file names who posted it (GB 45438), and the engine's ledger knows it.
+    assert labels["aigc"]["ContentPropagator"] == "Discord via AIGC Bot"
+    assert labels["aigc"]["PropagateID"] == f"discord:{world.guild}/{world.channel}/{rec.id}"
+    report = await world.bot.engine.verify(png)
+    assert report.finding == "recorded" and f"display copy of outputs 0-1 of job {job}" in report.summary

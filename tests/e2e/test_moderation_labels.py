@@ -21,10 +21,10 @@ async def test_turning_the_visible_mark_off_removes_it_but_keeps_the_metadata(wo
     marked_msg = await world.result(await world.slash("emoji", {"prompt": "cat face", "seed": 21}))
     await world.bot.scoped.set("ai_mark_visible", False, guild_id=str(world.guild))
     plain_msg = await world.result(await world.slash("emoji", {"prompt": "cat face", "seed": 21}))
-    marked_png, marked = image_of(world, marked_msg, "emoji-21-0.png")
-    plain_png, plain = image_of(world, plain_msg, "emoji-21-0.png")
-    assert marked.shape == plain.shape
-    x0, y0, x1, y1, _ = mark_box((marked.shape[1], marked.shape[0]))
+    marked_png, marked = image_of(world, marked_msg, "emoji-21.png")
+    plain_png, plain = image_of(world, plain_msg, "emoji-21.png")
+    assert marked.shape == plain.shape == (256, 256, 3)  # the 64 px output, shown 4x
+    x0, y0, x1, y1 = (4 * v for v in mark_box((64, 64))[:4])
     corner = np.zeros(marked.shape[:2], bool)
     corner[y0:y1, x0:x1] = True
     # Same job description, same pixels, except where the mark is drawn.

@@ -260,7 +260,7 @@ def test_fuzz_surrogates_anywhere(live, path, field, value, surrogate, data):
 
 
 ALL_PATHS = ["/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/catalog", "/v1/jobs", "/v1/jobs/{id}",
-             "/v1/jobs/{id}/events", "/v1/artifacts/{id}", "/v1/autocomplete", "/v1/moderate", "/v1/verify",
+             "/v1/jobs/{id}/events", "/v1/jobs/{id}/display", "/v1/artifacts/{id}", "/v1/autocomplete", "/v1/moderate", "/v1/verify",
              "/v1/nope", "/v1/", "/"]
 
 

@@ -80,7 +80,7 @@ def test_unusable_files_are_explained(tmp_path):
     db = sqlite3.connect(future)
     db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(LedgerError, match="ledger schema 7, this engine reads 1"):
+    with pytest.raises(LedgerError, match="ledger schema 7, this engine reads 2"):
         ProvenanceLedger(future, readonly=True)
 
 
@@ -158,3 +158,27 @@ def test_record_many_writes_the_valid_and_names_the_invalid(ledger):
     assert [e.index for e in ledger.lookup_job("job1")] == [0, 1, 2]
     assert ledger.record_meta_many(good) == 0  # again: duplicates are ignored, no error
     assert len(ledger.lookup_job("job1")) == 3
+
+
+def test_a_version_1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path):
+    path = tmp_path / "v1.sqlite3"
+    db = sqlite3.connect(path)  # the version-1 table, as the first release wrote it
+    db.executescript("""
+        CREATE TABLE artifacts (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, content_sha256 TEXT,
+            job TEXT NOT NULL, output_index INTEGER NOT NULL, command TEXT NOT NULL, model TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL DEFAULT '', created REAL NOT NULL, platform TEXT, guild TEXT, mime TEXT,
+            recorded_at REAL NOT NULL, UNIQUE (sha256, job, output_index));
+        PRAGMA user_version=1;""")
+    db.execute("INSERT INTO artifacts (sha256, job, output_index, command, model, created, recorded_at) "
+               "VALUES (?, 'j1', 0, 'emoji', 'm', 1.0, 1.0)", ("a" * 64,))
+    db.commit()
+    db.close()
+    with ProvenanceLedger(path, readonly=True) as old:
+        assert old.lookup("a" * 64)[0].rendition == ""
+    with ProvenanceLedger(path) as ledger:  # a writer upgrades it in place
+        grid = ledger.record(sha256="b" * 64, job="j1", command="emoji", model="m",
+                             rendition="display copy of outputs 1-4")
+        assert grid.rendition == "display copy of outputs 1-4" and grid.index == 0
+        assert [e.rendition for e in ledger.lookup_job("j1")] == ["", "display copy of outputs 1-4"]
+    with ProvenanceLedger(path, readonly=True) as again:
+        assert len(again) == 2
