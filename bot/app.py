@@ -194,13 +194,5 @@ class AigcBot(commands.AutoShardedBot):
             await generation.send_error(it, generation.error_message(e, it.locale))
 
     def result_view(self, view: JobView, spec: CommandSpec) -> discord.ui.View:
-        specs = result_buttons(view, spec)
-        if any(a.presentation.value == "image" for a in view.artifacts):
-            from bot.rendering import ButtonSpec
-
-            row = max(s.row for s in specs) + 1
-            if row < 5:
-                specs += [ButtonSpec(f"Emoji {i + 1}" if view.count > 1 else "Save emoji", "💾",
-                                     ButtonId("emoji", view.id, i), row, discord.ButtonStyle.secondary)
-                          for i in range(min(view.count, 5))]
-        return buttons_view(specs)
+        savable = any(a.presentation.value == "image" for a in view.artifacts)
+        return buttons_view(result_buttons(view, spec, savable=savable))

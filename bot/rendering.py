@@ -53,16 +53,25 @@ class ButtonSpec:
     style: discord.ButtonStyle = discord.ButtonStyle.primary
 
 
-def result_buttons(view: JobView, spec: CommandSpec | None) -> list[ButtonSpec]:
-    """🎲 reroll, plugin actions, ℹ️ details, 🗑 delete; then one row per per-output action
-    (🔀 variations 1..n, ...). Fits Discord's 5 rows × 5 buttons."""
+def result_buttons(view: JobView, spec: CommandSpec | None, *, savable: bool = False) -> list[ButtonSpec]:
+    """🎲 reroll, plugin actions, ℹ️ details, 🗑 delete on the first row; then the per-output
+    actions (🔀 variations, morph, 💾 save as emoji when ``savable``): for one output they
+    share one row, for several each gets a row of numbered buttons (like Midjourney's U1-U4
+    and V1-V4). Fits Discord's 5 rows × 5 buttons."""
     actions: list[ActionSpec] = list(spec.actions) if spec else []
     out = [ButtonSpec(a.label, a.emoji, ButtonId(a.name, view.id), 0)
            for a in actions if not a.per_output][:3]
     out.append(ButtonSpec("Details", "ℹ️", ButtonId("details", view.id), 0, discord.ButtonStyle.secondary))
     out.append(ButtonSpec("Delete", "🗑️", ButtonId("delete", view.id), 0, discord.ButtonStyle.danger))
-    for row, a in enumerate([a for a in actions if a.per_output][:4], start=1):
-        for i in range(min(view.count, 5)):
-            label = f"{a.label} {i + 1}" if view.count > 1 else a.label
-            out.append(ButtonSpec(label[:80], a.emoji, ButtonId(a.name, view.id, i), row))
+    # (label alone, label numbered, emoji, action, style)
+    per_output = [(a.label, a.label, a.emoji, a.name, discord.ButtonStyle.primary) for a in actions if a.per_output]
+    if savable:
+        per_output.append(("Save emoji", "Emoji", "💾", "emoji", discord.ButtonStyle.secondary))
+    if view.count == 1:
+        out += [ButtonSpec(label[:80], emoji, ButtonId(name, view.id, 0), 1, style)
+                for label, _, emoji, name, style in per_output[:5]]
+        return out
+    for row, (_, label, emoji, name, style) in enumerate(per_output[:4], start=1):
+        out += [ButtonSpec(f"{label} {i + 1}"[:80], emoji, ButtonId(name, view.id, i), row, style)
+                for i in range(min(view.count, 5))]
     return out

@@ -51,3 +51,13 @@ async def test_emoji_command_posts_labelled_images_with_buttons(world):
     assert labels["aigc"]["PropagateID"] == f"discord:{world.guild}/{world.channel}/{rec.id}"
     report = await world.bot.engine.verify(png)
     assert report.finding == "recorded" and f"display copy of outputs 0-1 of job {job}" in report.summary
+
+
+async def test_a_single_result_has_compact_button_rows(world):
+    msg = await world.result(await world.slash("emoji", {"prompt": "cat face", "seed": 5}))
+    rows = [[c["custom_id"].split(":")[1] for c in row["components"]] for row in msg["components"]]
+    # Job-wide buttons, then the output's own actions side by side (not one row each).
+    assert rows == [["reroll", "details", "delete"], ["variations", "morph", "emoji"]]
+    (picture,) = msg["attachments"]
+    png = world.emu.world.files[int(picture["id"])].data
+    assert Image.open(io.BytesIO(png)).size == (256, 256)  # the 64 px output shown 4x
