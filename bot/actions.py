@@ -15,6 +15,7 @@ from bot.community import is_moderator
 from bot.custom_ids import ButtonId
 from bot.generation import Request, send_error
 from bot.i18n import t
+from bot.rendering import describe, prompt_of
 from bot.store import AuditEvent, JobRecord
 from bot.views import ActionForm
 from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
@@ -39,7 +40,8 @@ async def handle(bot: "AigcBot", it: discord.Interaction, bid: ButtonId) -> None
         await it.response.send_message(t(it.locale, "unknown_job", job=bid.job), ephemeral=True)
         return
     if bid.action == "details":
-        await it.response.send_message(embed=details_embed(record, it.locale), ephemeral=True)
+        await it.response.send_message(embed=details_embed(record, it.locale, bot.catalog_specs.get(record.command)),
+                                       ephemeral=True)
         return
     if bid.action == "delete":
         await delete(bot, it, record)
@@ -132,12 +134,15 @@ async def regenerate(bot: "AigcBot", record: JobRecord) -> JobView:
 
 
 def emoji_name(record: JobRecord, index: int) -> str:
-    prompt = next((v for v in record.options.values() if isinstance(v, str)), record.command)
-    slug = re.sub(r"[^a-z0-9_]+", "_", prompt.lower()).strip("_")[:24] or record.command
+    """Named after what the output is: its prompt, and a morph's target after it."""
+    prompt = prompt_of(record.options, record.command)
+    target = prompt_of(record.action_options)
+    words = f"{prompt} to {target}" if target else prompt
+    slug = re.sub(r"[^a-z0-9_]+", "_", words.lower()).strip("_")[:28] or record.command
     return f"{slug}_{index + 1}"[:32].ljust(2, "_")
 
 
-def details_embed(record: JobRecord, locale: Any) -> discord.Embed:
+def details_embed(record: JobRecord, locale: Any, spec: CommandSpec | None = None) -> discord.Embed:
     import json
 
     e = discord.Embed(title=t(locale, "details_title", job=record.id), colour=0x5865F2)
@@ -146,8 +151,15 @@ def details_embed(record: JobRecord, locale: Any) -> discord.Embed:
     e.add_field(name="count", value=str(record.count))
     model = "\n".join(f"{k}: {v}" for k, v in record.model.items())
     e.add_field(name="model", value=model[:1024] or "—", inline=False)
+    what = describe(spec, record.options, record.parent_action, record.parent_index, record.action_options,
+                    locale)
+    if what:
+        e.description = what
     e.add_field(name="options", value=f"```{json.dumps(record.options, ensure_ascii=False)[:1000]}```",
                 inline=False)
+    if record.action_options:
+        e.add_field(name=record.parent_action or "action",
+                    value=f"```{json.dumps(record.action_options, ensure_ascii=False)[:1000]}```", inline=False)
     if record.parent_job_id:
         e.add_field(name="parent", value=f"{record.parent_action} of {record.parent_job_id} "
                                          f"#{record.parent_index + 1}")

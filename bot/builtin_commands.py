@@ -11,6 +11,7 @@ from bot import generation
 from bot.actions import parent_ref
 from bot.generation import Request
 from bot.i18n import t
+from bot.rendering import describe, prompt_of
 
 if TYPE_CHECKING:
     from bot.app import AigcBot
@@ -35,7 +36,8 @@ def register(bot: "AigcBot") -> None:
             return
         # (command, options, seed) describe the job: asking again gives the same outputs.
         await generation.run(bot, Request(it, spec, _without_job_fields(spec, record.options),
-                                          seed=record.seed, count=record.count), charge=False)
+                                          seed=record.seed, count=record.count, author_id=record.user_id),
+                             charge=False)
 
     @tree.command(name="jobs", description=_("List your recent jobs", zh="列出你最近的任务"))
     async def jobs(it: discord.Interaction) -> None:
@@ -46,8 +48,9 @@ def register(bot: "AigcBot") -> None:
             return
         lines = []
         for r in records:
-            prompt = next((v for v in r.options.values() if isinstance(v, str)), "")
-            lines.append(f"`{r.id}` /{r.command} {prompt[:40]} — {r.status} · <t:{int(r.created_at.timestamp())}:R>")
+            what = describe(bot.catalog_specs.get(r.command), r.options, r.parent_action, r.parent_index,
+                            r.action_options, it.locale) or prompt_of(r.options)
+            lines.append(f"`{r.id}` /{r.command} {what[:80]} — {r.status} · <t:{int(r.created_at.timestamp())}:R>")
         embed = discord.Embed(title=t(it.locale, "jobs_title"), description="\n".join(lines)[:4000])
         await it.followup.send(embed=embed, ephemeral=True)
 

@@ -121,7 +121,7 @@ class Community:
         return GateResult(reservation, settings.ai_mark_visible, settings, policy)
 
     async def deliver(self, it: discord.Interaction, spec: CommandSpec, view: JobView, *,
-                      started: float) -> discord.Message | None:
+                      started: float, author_id: str | None = None) -> discord.Message | None:
         """Post the result where the interaction was (with the bot token past 14 minutes), or,
         where the guild holds outputs for review, to the review channel."""
         settings = await self.resolve(it)
@@ -133,7 +133,8 @@ class Community:
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
         files, image_name = await result_files(self.bot, view, limit,
                                                where=propagate_id(it.guild_id, it.channel_id, it.id))
-        embed = result_embed(view, it.locale, image_name=image_name, requester_mention=it.user.mention)
+        author = f"<@{author_id}>" if author_id else it.user.mention  # /show credits the job's author
+        embed = result_embed(view, it.locale, image_name=image_name, requester_mention=author, spec=spec)
         buttons = self.bot.result_view(view, spec)
         msg = None
         if time.monotonic() - started < TOKEN_SAFE_S:

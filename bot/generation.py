@@ -48,6 +48,7 @@ class Request:
     parent: ParentRef | None = None
     seed: int | None = None
     count: int | None = None
+    author_id: str | None = None  # whom the result credits when not the caller (/show of a past job)
 
     @property
     def locale(self) -> Any:
@@ -113,8 +114,14 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
                                  visible_mark=gate.visible_mark, policy=gate.policy)
             submitted = await bot.engine.submit(job_req)
             job_id = submitted.id
+            # A follow-up's record holds the options it runs with (its parent's, until the
+            # engine says) and its own apart (morph's target): /jobs, Details and names say
+            # what it is.
+            parent_options = req.parent.options if req.parent is not None else None
             await bot.store.jobs.create(NewJob(
-                id=job_id, user_id=str(it.user.id), command=req.spec.name, options=req.options,
+                id=job_id, user_id=str(it.user.id), command=req.spec.name,
+                options=dict(parent_options) if parent_options is not None else req.options,
+                action_options=req.options if req.parent is not None else {},
                 guild_id=str(it.guild_id) if it.guild_id else None,
                 channel_id=str(it.channel_id) if it.channel_id else None,
                 idempotency_key=str(it.id), engine_url=submitted.engine_url, seed=req.seed,
@@ -124,10 +131,10 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         view = await follow(bot, it, job_id, started)
         if view.error is not None or view.status.value != "done":
             raise ec.JobFailed(view)
-        await bot.store.jobs.update(job_id, status="done", seed=view.seed,
+        await bot.store.jobs.update(job_id, status="done", seed=view.seed, options=view.options,
                                     artifacts=[_artifact_record(a) for a in view.artifacts],
                                     model=view.model, timings=view.timings.model_dump())
-        await bot.community.deliver(it, req.spec, view, started=started)
+        await bot.community.deliver(it, req.spec, view, started=started, author_id=req.author_id)
         if reservation is not None:  # charged only once the user has the result
             await bot.quota.commit(reservation, job_id)
             reservation = None

@@ -20,15 +20,43 @@ def progress_text(view: JobView, locale: Any) -> str:
     return t(locale, "running", done=done, count=view.count)
 
 
+def prompt_of(options: dict[str, Any], default: str = "") -> str:
+    """The first text option: what the user asked for, in a line or a name."""
+    return next((v for v in options.values() if isinstance(v, str) and v), default)
+
+
+def describe(spec: CommandSpec | None, options: dict[str, Any], action: str | None, index: int,
+             action_options: dict[str, Any], locale: Any) -> str | None:
+    """What a follow-up is ("Morph: cat face → red heart", "Variations of output 2 of …");
+    None for a plain generation."""
+    if not action or action == "generate":
+        return None
+    prompt = prompt_of(options, spec.name if spec else "?")[:100]
+    if action == "reroll":
+        return t(locale, "what_reroll", prompt=prompt)
+    if action == "variations":
+        return t(locale, "what_variation", index=index + 1, prompt=prompt)
+    declared = next((a for a in spec.actions if a.name == action), None) if spec else None
+    label = declared.label if declared else action.title()
+    target = prompt_of(action_options)[:100]
+    if target:
+        return t(locale, "what_action", label=label, prompt=prompt, target=target)
+    return t(locale, "what_action_plain", label=label, index=index + 1, prompt=prompt)
+
+
 def _prompt_line(options: dict[str, Any]) -> str:
     shown = [f"**{k}**: {v}" for k, v in options.items() if isinstance(v, (str, int, float, bool))]
     return " · ".join(shown)[:1000]
 
 
-def result_embed(view: JobView, locale: Any, *, image_name: str | None, requester_mention: str | None) -> discord.Embed:
+def result_embed(view: JobView, locale: Any, *, image_name: str | None, requester_mention: str | None,
+                 spec: CommandSpec | None = None) -> discord.Embed:
     seconds = (view.timings.total_ms or 0) / 1000
-    embed = discord.Embed(title=f"/{view.command}", colour=EMBED_COLOUR,
-                          description=_prompt_line(view.options) or None)
+    parent = view.parent
+    what = describe(spec, view.options, parent.action if parent else None, parent.index if parent else 0,
+                    view.action_options, locale)
+    lines = [line for line in (what, _prompt_line(view.options)) if line]
+    embed = discord.Embed(title=f"/{view.command}", colour=EMBED_COLOUR, description="\n".join(lines) or None)
     embed.add_field(name="seed", value=str(view.seed))
     embed.add_field(name="model", value=view.model.get("name", view.plugin))
     embed.add_field(name=t(locale, "ai_label"), value=t(locale, "done", seconds=seconds))

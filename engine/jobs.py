@@ -109,7 +109,8 @@ class Job:
                        seed=self.seed, count=self.count, position=self.position,
                        progress=len(done) / self.count, requester=self.request.requester,
                        parent=self.request.parent, model=self.model, timings=t,
-                       artifacts=done if self.status is JobStatus.done else [], error=self.error)
+                       artifacts=done if self.status is JobStatus.done else [], error=self.error,
+                       action_options=self.action_options)
 
 
 def _ms(a: float | None, b: float | None) -> float | None:

@@ -381,6 +381,7 @@ class JobView(_Model):
     timings: Timings
     artifacts: list[ArtifactView] = []
     error: ErrorInfo | None = None
+    action_options: dict[str, Any] = {}  # a follow-up's own options (e.g. morph's target)
 
 
 class JobAccepted(_Model):

@@ -807,7 +807,10 @@ class Engine:
 
 
 def provenance_meta(job: Job, index: int) -> dict[str, str]:
-    """What every artifact carries inside the file (and the ledger records)."""
+    """What every artifact carries inside the file (and the ledger records); a follow-up's
+    own options (morph's target) too, so the file says what it is."""
+    extra = {"action_options": json.dumps(job.action_options, sort_keys=True, ensure_ascii=False)} \
+        if job.action_options else {}
     return {
         "label": "AI-generated",
         "producer": "AIGC Bot",
@@ -822,6 +825,7 @@ def provenance_meta(job: Job, index: int) -> dict[str, str]:
         "model_version": job.model.get("version", ""),
         "model_sha256": job.model.get("sha256", ""),
         "created": datetime.fromtimestamp(job.created, timezone.utc).isoformat(timespec="seconds"),
+        **extra,
     }
 
 

@@ -96,7 +96,7 @@ class ReviewQueue:
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
         files, image_name = await result_files(
             self.bot, view, limit, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
-        embed = result_embed(view, locale, image_name=image_name, requester_mention=it.user.mention)
+        embed = result_embed(view, locale, image_name=image_name, requester_mention=it.user.mention, spec=spec)
         embed.title = t(locale, "review_title", command=view.command)
         embed.add_field(name=t(locale, "review_where"), value=f"<#{it.channel_id}>")
         channel = self.bot.get_partial_messageable(int(settings.review_channel), guild_id=it.guild_id)
@@ -213,7 +213,7 @@ class ReviewQueue:
         files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT, engine_job=engine_job,
                                                where=propagate_id(item.guild_id, item.channel_id, f"approved-{record.id}"))
         mention = f"<@{item.requester_id}>"
-        embed = result_embed(view, locale, image_name=image_name, requester_mention=mention)
+        embed = result_embed(view, locale, image_name=image_name, requester_mention=mention, spec=spec)
         channel = self.bot.get_partial_messageable(int(item.channel_id), guild_id=int(item.guild_id))
         msg = await channel.send(content=mention, embed=embed, files=files, view=self.bot.result_view(view, spec),  # type: ignore[arg-type]
                                  allowed_mentions=discord.AllowedMentions(users=[discord.Object(int(item.requester_id))]))

@@ -25,7 +25,7 @@ def _to_record(row: Row[Any]) -> JobRecord:
         model=dict(m["model"] or {}), timings=dict(m["timings"] or {}), error=m["error"],
         result_channel_id=m["result_channel_id"], result_message_id=m["result_message_id"],
         parent_job_id=m["parent_job_id"], parent_action=m["parent_action"], parent_index=m["parent_index"],
-        created_at=m["created_at"], updated_at=m["updated_at"],
+        created_at=m["created_at"], updated_at=m["updated_at"], action_options=dict(m["action_options"] or {}),
     )
 
 
@@ -42,7 +42,7 @@ class JobRepository:
             channel_id=job.channel_id, user_id=job.user_id, command=job.command, options=dict(job.options),
             seed=job.seed, count=job.count, status=job.status, artifacts=[], model={}, timings={}, error=None,
             parent_job_id=job.parent_job_id, parent_action=job.parent_action, parent_index=job.parent_index,
-            created_at=now, updated_at=now,
+            action_options=dict(job.action_options) or None, created_at=now, updated_at=now,
         )
         async with self._db.write() as conn:
             await conn.execute(self._db.insert(jobs).values(values).on_conflict_do_nothing())
@@ -72,6 +72,7 @@ class JobRepository:
         artifacts: Iterable[ArtifactRecord | Mapping[str, Any]] | None = None,
         model: Mapping[str, Any] | None = None, timings: Mapping[str, Any] | None = None,
         error: Mapping[str, Any] | None = _UNSET, engine_url: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> JobRecord | None:
         """Apply what the engine reported; only the given fields change. None if unknown."""
         values: dict[str, Any] = {"updated_at": self._db.now()}
@@ -93,6 +94,8 @@ class JobRepository:
             values["error"] = dict(error) if error is not None else None
         if engine_url is not None:
             values["engine_url"] = engine_url
+        if options is not None:
+            values["options"] = dict(options)
         return await self._update(job_id, values)
 
     async def set_result_message(self, job_id: str, channel_id: str, message_id: str) -> JobRecord | None:

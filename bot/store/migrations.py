@@ -67,8 +67,14 @@ def _v2_parent_index_and_prompt_hash(conn: Connection) -> None:
         conn.execute(update(log).where(log.c.id == row_id).values(prompt_hash=prompt_hash(prompt)))
 
 
+def _v3_action_options(conn: Connection) -> None:
+    """A follow-up keeps its full options (the parent's) and its own (morph's target) apart."""
+    add_column(conn, schema.jobs.c.action_options)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "jobs.parent_index; audit_log.prompt_hash (backfilled)", _v2_parent_index_and_prompt_hash),
+    Migration(3, "jobs.action_options", _v3_action_options),
 )
 LATEST_VERSION = MIGRATIONS[-1].version if MIGRATIONS else BASELINE_VERSION
 

@@ -62,6 +62,7 @@ class NewJob:
     parent_job_id: str | None = None
     parent_action: str | None = None
     parent_index: int = 0
+    action_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,7 @@ class JobRecord:
     parent_index: int
     created_at: datetime
     updated_at: datetime
+    action_options: dict[str, Any] = field(default_factory=dict)  # a follow-up's own (morph's target)
 
 
 # ---- settings ------------------------------------------------------------------------

@@ -77,6 +77,7 @@ jobs = Table(
     Column("parent_job_id", JOB_ID),
     Column("parent_action", String(32)),
     Column("parent_index", Integer, nullable=False, server_default="0"),  # since v2
+    Column("action_options", JSONValue),  # since v3: a follow-up's own options (morph's target)
     Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )

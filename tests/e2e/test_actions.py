@@ -110,3 +110,46 @@ async def test_show_reposts_the_same_pixels_and_jobs_lists(world):
     assert listing["flags"] & 64 and job in listing["embeds"][0]["description"]
     rec = await world.slash("show", {"job_id": "nope"})
     assert "nope" in (await world.error(rec))
+
+
+async def test_follow_ups_say_what_they_are_and_keep_their_options(world):
+    msg = await make(world, count=2)
+    job = job_of(msg)
+    opener = await world.emu.click(int(msg["id"]), f"aigc:morph:{job}:1", world.alice)
+    await world.emu.wait_ack(opener)
+    morphed = await world.result(await world.emu.submit_modal(opener, {"to": "red heart"}))
+    assert morphed["embeds"][0]["description"].startswith("Morph: cat face → red heart")
+    morph_job = job_of(morphed)
+    record = await world.bot.store.jobs.get(morph_job)
+    assert record.options["prompt"] == "cat face" and record.action_options == {"to": "red heart"}
+    # The file says so too: its label carries the target, not only the source prompt.
+    from engine.labels import read_labels
+    png = world.emu.world.files[int(morphed["attachments"][0]["id"])].data
+    provenance = read_labels(png)["provenance"]
+    assert provenance["action"] == "morph" and "red heart" in provenance["action_options"]
+    # Details shows the full options and the target; the emoji is named after what it is.
+    rec = await world.emu.click(int(morphed["id"]), f"aigc:details:{morph_job}", world.alice)
+    (details,) = await world.emu.wait_messages(rec, 1)
+    embed = details["embeds"][0]
+    assert embed["description"] == "Morph: cat face → red heart"
+    assert "cat face" in next(f["value"] for f in embed["fields"] if f["name"] == "options")
+    rec = await world.emu.click(int(morphed["id"]), f"aigc:emoji:{morph_job}:0", world.mod)
+    assert "Saved as :cat_face_to_red_heart_1:" in (await world.error(rec))
+    # Reroll and variations say what they are; /jobs lists each with its prompt.
+    rerolled = await world.result(await world.emu.click(int(msg["id"]), f"aigc:reroll:{job}", world.alice))
+    assert rerolled["embeds"][0]["description"].startswith("🎲 Reroll of “cat face”")
+    varied = await world.result(await world.emu.click(int(msg["id"]), f"aigc:variations:{job}:1", world.alice))
+    assert varied["embeds"][0]["description"].startswith("🔀 Variations of output 2 of “cat face”")
+    (listing,) = await world.emu.wait_messages(await world.slash("jobs"), 1)
+    text = listing["embeds"][0]["description"]
+    assert "Morph: cat face → red heart" in text and "Reroll of “cat face”" in text
+    assert "Variations of output 2 of “cat face”" in text
+
+
+async def test_show_credits_the_jobs_author_not_the_caller(world):
+    msg = await make(world)
+    job = job_of(msg)
+    rec = await world.slash("show", {"job_id": job}, user=world.mod)
+    again = await world.result(rec)
+    by = {f["name"]: f["value"] for f in again["embeds"][0]["fields"]}["by"]
+    assert by == f"<@{world.alice}>"
