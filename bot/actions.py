@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aigc.bot.actions")
 EMOJI_MAX_BYTES = 256 * 1024
-BOT_ACTIONS = ("details", "delete", "emoji")
+BOT_ACTIONS = ("details", "delete", "emoji", "cancel")
 
 
 def parent_ref(record: JobRecord, action: str, index: int) -> ParentRef:
@@ -48,6 +48,9 @@ async def handle(bot: "AigcBot", it: discord.Interaction, bid: ButtonId) -> None
         return
     if bid.action == "emoji":
         await save_emoji(bot, it, record, bid.index or 0)
+        return
+    if bid.action == "cancel":
+        await cancel(bot, it, record)
         return
     spec = bot.catalog_specs.get(record.command)
     action = next((a for a in spec.actions if a.name == bid.action), None) if spec else None
@@ -78,6 +81,28 @@ async def delete(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> 
         await it.message.delete()
     await bot.store.audit.append(AuditEvent(
         action="job.deleted", actor_id=str(it.user.id), guild_id=record.guild_id,
+        channel_id=record.channel_id, subject_id=record.user_id, command=record.command, job_id=record.id))
+
+
+async def cancel(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> None:
+    """Cancel a queued or running job (its author or a moderator). The flow that follows the
+    job sees it end, refunds the quota and says so; this only asks the engine."""
+    if str(it.user.id) != record.user_id and not is_moderator(it):
+        await it.response.send_message(t(it.locale, "not_yours"), ephemeral=True)
+        return
+    if record.status in ("done", "failed", "cancelled"):
+        await it.response.send_message(t(it.locale, "cancel_too_late"), ephemeral=True)
+        return
+    await it.response.defer()
+    try:
+        await bot.engine.cancel(record.id, engine_url=record.engine_url)
+    except ec.EngineClientError as e:
+        if e.code != "already_finished":
+            raise
+        await it.followup.send(t(it.locale, "cancel_too_late"), ephemeral=True)
+        return
+    await bot.store.audit.append(AuditEvent(
+        action="job.cancelled", actor_id=str(it.user.id), guild_id=record.guild_id,
         channel_id=record.channel_id, subject_id=record.user_id, command=record.command, job_id=record.id))
 
 

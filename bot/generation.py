@@ -17,8 +17,9 @@ import discord
 
 from bot import engine_client as ec
 from bot.i18n import t
-from bot.rendering import progress_text
+from bot.rendering import progress_buttons, progress_text
 from bot.store import ArtifactRecord, NewJob
+from bot.views import buttons_view
 from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ class Refused(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class Cancelled(Refused):
+    """The job was cancelled (its Cancel button) before it finished; the quota is refunded."""
 
 
 @dataclass
@@ -129,6 +134,8 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
                 parent_action=req.parent.action if req.parent else None,
                 parent_index=req.parent.index if req.parent else 0))
         view = await follow(bot, it, job_id, started)
+        if view.status.value == "cancelled":
+            raise Cancelled(t(req.locale, "cancelled"))
         if view.error is not None or view.status.value != "done":
             raise ec.JobFailed(view)
         await bot.store.jobs.update(job_id, status="done", seed=view.seed, options=view.options,
@@ -143,10 +150,12 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         if reservation is not None:
             await bot.quota.refund(reservation, job_id)
         if job_id is not None:
-            await _safe(bot.store.jobs.update(job_id, status="failed", error={"message": str(e)[:500]}))
+            await _safe(bot.store.jobs.update(job_id, status="cancelled" if isinstance(e, Cancelled) else "failed",
+                                              error={"message": str(e)[:500]}))
         if not isinstance(e, (Refused, ec.EngineClientError)):
             log.exception("generation failed", extra={"interaction": it.id})
-        message = await bot.community.on_refused(it, req.spec, req.options, e)
+        # A cancel is audited by whoever cancelled (actions.cancel), not as a refusal.
+        message = None if isinstance(e, Cancelled) else await bot.community.on_refused(it, req.spec, req.options, e)
         await send_error(it, message or error_message(e, req.locale))
         return None
 
@@ -163,7 +172,8 @@ async def follow(bot: "AigcBot", it: discord.Interaction, job_id: str, started: 
         now = time.monotonic()
         if text != last_text and now - last_edit >= PROGRESS_MIN_INTERVAL_S and now - started < TOKEN_SAFE_S:
             last_text, last_edit = text, now
-            await _safe(it.edit_original_response(content=text))
+            cancel = buttons_view(progress_buttons(job_id, it.locale))
+            await _safe(it.edit_original_response(content=text, view=cancel))
     if view is None or not view.status.terminal:
         view = await bot.engine.job(job_id)
     return view

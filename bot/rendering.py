@@ -81,6 +81,11 @@ class ButtonSpec:
     style: discord.ButtonStyle = discord.ButtonStyle.primary
 
 
+def progress_buttons(job_id: str, locale: Any) -> list[ButtonSpec]:
+    """Under a queued or running job's progress line: Cancel (its author or a moderator)."""
+    return [ButtonSpec(t(locale, "cancel"), "✖️", ButtonId("cancel", job_id), 0, discord.ButtonStyle.secondary)]
+
+
 def result_buttons(view: JobView, spec: CommandSpec | None, *, savable: bool = False) -> list[ButtonSpec]:
     """🎲 reroll, plugin actions, ℹ️ details, 🗑 delete on the first row; then the per-output
     actions (🔀 variations, morph, 💾 save as emoji when ``savable``): for one output they

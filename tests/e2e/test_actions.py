@@ -153,3 +153,56 @@ async def test_show_credits_the_jobs_author_not_the_caller(world):
     again = await world.result(rec)
     by = {f["name"]: f["value"] for f in again["embeds"][0]["fields"]}["by"]
     assert by == f"<@{world.alice}>"
+
+
+async def test_cancel_a_running_job_refunds_the_quota(world):
+    import threading
+
+    await world.bot.scoped.set("daily_quota", 5, guild_id=str(world.guild))
+    scheduler = world.engine.engine.scheduler
+    real, gate = scheduler.execute, threading.Event()
+
+    def held(g, batch, busy=False):  # the generator is busy with this job until the test says
+        gate.wait(30)
+        return real(g, batch, busy)
+
+    scheduler.execute = held
+    try:
+        rec = await world.slash("emoji", {"prompt": "cat face", "seed": 3})
+
+        def progress_with_cancel():
+            for m in world.emu.record(rec).message_ids():
+                msg = world.emu.world.messages.get(m)
+                if msg is None:
+                    continue
+                payload = world.emu.world.message_payload(msg)
+                ids = [c["custom_id"] for row in payload["components"] for c in row["components"]]
+                if any(i.startswith("aigc:cancel:") for i in ids):
+                    return payload, ids
+            return None
+
+        msg, ids = await world.emu.wait_for(progress_with_cancel, 20)
+        cancel_id = next(i for i in ids if i.startswith("aigc:cancel:"))
+        # Not someone else's to cancel.
+        other = world.emu.create_user("eve")
+        world.emu.add_member(world.guild, other.id)
+        denied = await world.emu.click(int(msg["id"]), cancel_id, other.id)
+        assert "Only the requester" in (await world.error(denied))
+        await world.emu.click(int(msg["id"]), cancel_id, world.alice)
+        assert "Cancelled" in (await world.error(rec))
+    finally:
+        gate.set()
+        scheduler.execute = real
+    job = cancel_id.split(":")[2]
+    record = await world.eventually(lambda: _status(world, job, "cancelled"))
+    assert record.status == "cancelled"
+    assert "job.cancelled" in await world.audit_actions("job.cancelled")
+    assert "job.refused" not in await world.audit_actions()
+    rec = await world.slash("quota")
+    (reply,) = await world.emu.wait_messages(rec, 1)
+    assert "5 of 5" in str(reply)  # nothing was charged
+
+
+async def _status(world, job: str, status: str):
+    record = await world.bot.store.jobs.get(job)
+    return record if record is not None and record.status == status else None
