@@ -64,7 +64,8 @@ async def start_follow_up(bot: "AigcBot", it: discord.Interaction, spec: Command
                           bid: ButtonId, options: dict[str, Any]) -> None:
     # Acknowledge first; a new message will hold the result (ephemeral where held for review).
     await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
-    await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0)))
+    await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0),
+                                      own_follow_up=str(it.user.id) == record.user_id))
 
 
 async def delete(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> None:

@@ -3,6 +3,7 @@ finished result reaches the channel (deliver). Settings come from the scoped set
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -14,7 +15,7 @@ import discord
 from bot import engine_client as ec
 from bot.generation import TOKEN_SAFE_S, Refused, result_files
 from bot.i18n import t
-from bot.quota import QuotaExceeded
+from bot.quota import QuotaExceeded, limits_from, quota_message
 from bot.rendering import result_buttons, result_embed
 from bot.scoped_settings import CommunitySettings, SettingsContext
 from bot.store import AuditEvent, Reservation
@@ -96,8 +97,11 @@ class Community:
         for key in [k for k in self._review_cache if guild_id is None or k[0] == guild_id]:
             del self._review_cache[key]
 
-    async def gate(self, it: discord.Interaction, spec: CommandSpec, *, cost: int) -> GateResult:
-        """Checks before anything is submitted; raises Refused with a localized reason."""
+    async def gate(self, it: discord.Interaction, spec: CommandSpec, *, cost: int,
+                   cooldown: bool = True) -> GateResult:
+        """Checks before anything is submitted; raises Refused with a localized reason.
+        ``cooldown=False``: a follow-up on the member's own result (reroll, variations...),
+        which the cooldown does not apply to; the daily quota and concurrency caps do."""
         ctx = settings_context(it)
         settings = await self.bot.scoped.resolve(ctx)
         if it.guild_id is not None:
@@ -114,10 +118,13 @@ class Community:
         policy = await self.bot.moderation.policy.context(it, settings)
         reservation = None
         if cost > 0:
+            limits = limits_from(settings, in_guild=it.guild_id is not None)
+            if not cooldown:
+                limits = dataclasses.replace(limits, cooldown_s=0.0)
             try:
-                reservation = await self.bot.quota.reserve(ctx, cost=cost)
+                reservation = await self.bot.quota.reserve(ctx, cost=cost, limits=limits)
             except QuotaExceeded as e:
-                raise Refused(t(it.locale, "quota", message=str(e))) from None
+                raise Refused(quota_message(e, it.locale), verdict="throttled", reason=str(e)) from None
         return GateResult(reservation, settings.ai_mark_visible, settings, policy)
 
     async def deliver(self, it: discord.Interaction, spec: CommandSpec, view: JobView, *,
@@ -131,7 +138,7 @@ class Community:
                                                         prompt_storage=settings.prompt_storage))
             return msg
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(self.bot, view, limit)
+        files, image_name = await result_files(self.bot, view, limit, it.locale)
         embed = result_embed(view, it.locale, image_name=image_name, requester_mention=it.user.mention)
         buttons = self.bot.result_view(view, spec)
         msg = None
@@ -180,13 +187,15 @@ class Community:
             message = t(it.locale, "requester_blocked", minutes=max(1, round(error.retry_after_s / 60)))
             blocked_for = error.retry_after_s
         elif isinstance(error, Refused):
-            verdict, reason = "gated", error.message[:200]
+            verdict, reason = error.verdict, error.reason[:200]
         elif isinstance(error, ec.EngineClientError) and not isinstance(error, ec.InvalidOption):
             verdict, reason = "failed", str(error)[:200]
         else:
             verdict, reason = ("invalid", str(error)[:200]) if isinstance(error, ec.InvalidOption) else ("error", type(error).__name__)
         prompt = next((v for v in options.values() if isinstance(v, str)), None)
-        action = "job.failed" if verdict in ("failed", "error") else "job.refused"
+        # A quota limit (cooldown, daily quota, concurrency) is not a refusal: its own action.
+        action = ("job.failed" if verdict in ("failed", "error")
+                  else "job.throttled" if verdict == "throttled" else "job.refused")
         await self.bot.store.audit.append(AuditEvent(
             action=action, actor_id=str(it.user.id),
             guild_id=str(it.guild_id) if it.guild_id else None,

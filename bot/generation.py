@@ -31,11 +31,16 @@ PROGRESS_MIN_INTERVAL_S = 1.0
 
 
 class Refused(Exception):
-    """A request the bot will not run; ``message`` is already localized for the user."""
+    """A request the bot will not run; ``message`` is already localized for the user.
+    ``verdict`` and ``reason`` are what the audit log records: ``gated`` (settings, bans),
+    ``throttled`` (a quota limit: cooldown, daily quota, concurrency; its own audit action
+    ``job.throttled``, not a refusal) or ``blocked`` (repeated refused prompts)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, verdict: str = "gated", reason: str | None = None):
         super().__init__(message)
         self.message = message
+        self.verdict = verdict
+        self.reason = reason or message
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Request:
     parent: ParentRef | None = None
     seed: int | None = None
     count: int | None = None
+    own_follow_up: bool = False  # a button on the member's own result: no cooldown (see gate)
 
     @property
     def locale(self) -> Any:
@@ -106,7 +112,8 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         # queued, so a burst of interactions is acknowledged first (the defers are not
         # stuck behind fifty flows' database work on the event loop).
         async with bot.admission:
-            gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0)
+            gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0,
+                                            cooldown=not req.own_follow_up)
             reservation = gate.reservation
             job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
                                  requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
@@ -162,7 +169,8 @@ async def follow(bot: "AigcBot", it: discord.Interaction, job_id: str, started: 
     return view
 
 
-async def result_files(bot: "AigcBot", view: JobView, limit: int) -> tuple[list[discord.File], str | None]:
+async def result_files(bot: "AigcBot", view: JobView, limit: int,
+                       locale: Any = "en-US") -> tuple[list[discord.File], str | None]:
     """The artifacts as attachments (within the size limit) and the name the embed shows."""
     blobs = await asyncio.gather(*(bot.engine.artifact(a.id, job_id=view.id) for a in view.artifacts))
     files, image_name = [], None
@@ -174,7 +182,7 @@ async def result_files(bot: "AigcBot", view: JobView, limit: int) -> tuple[list[
             files.append(discord.File(io.BytesIO(grid), filename=image_name, description="AI-generated"))
     for a, data in zip(view.artifacts, blobs):
         if len(data) > limit:
-            raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
+            raise Refused(t(locale, "too_large", size=len(data), limit=limit))
         files.append(discord.File(io.BytesIO(data), filename=a.filename, description="AI-generated"))
         if image_name is None and a.presentation.value == "image":
             image_name = a.filename

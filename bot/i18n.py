@@ -33,7 +33,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "command_disabled": "/{command} is disabled here.",
         "role_not_allowed": "Your roles may not use /{command} here.",
         "nsfw_only": "/{command} can only be used in age-restricted channels.",
-        "quota": "{message}",
+        "quota_daily_hit": "⏳ daily quota reached: {used} of {limit} outputs used today; it resets <t:{at}:R>.",
+        "quota_cooldown_hit": "Please wait {seconds}s between generations; you can generate again <t:{at}:R>.",
+        "quota_user_busy": "You already have {used} jobs running (limit {limit}); try again when one finishes.",
+        "quota_guild_busy": "This server already has {used} jobs running (limit {limit}); try again when one finishes.",
         # moderation (bot/moderation)
         "requester_blocked": "You are blocked from generating for about {minutes} min after several refused prompts.",
         "modlog_blocked": "⚠️ {user} is blocked from generating for {minutes} min after repeated refused prompts (last in {channel}, rule: {rule}).",
@@ -142,7 +145,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "command_disabled": "/{command} 在这里已被禁用。",
         "role_not_allowed": "你的身份组不能在这里使用 /{command}。",
         "nsfw_only": "/{command} 只能在年龄限制频道中使用。",
-        "quota": "{message}",
+        "quota_daily_hit": "今日额度已用完：今天已使用 {used}/{limit} 个输出；<t:{at}:R>重置。",
+        "quota_cooldown_hit": "请稍候：两次生成之间需间隔 {seconds} 秒；<t:{at}:R>可再次生成。",
+        "quota_user_busy": "你已有 {used} 个任务在运行（上限 {limit}）；请等其中一个完成后再试。",
+        "quota_guild_busy": "本服务器已有 {used} 个任务在运行（上限 {limit}）；请等其中一个完成后再试。",
         # moderation (bot/moderation)
         "requester_blocked": "由于多次提示词被拒绝，你暂时被禁止生成，约 {minutes} 分钟后恢复。",
         "modlog_blocked": "⚠️ {user} 因多次提示词被拒绝，被禁止生成 {minutes} 分钟（最近一次在 {channel}，规则：{rule}）。",
