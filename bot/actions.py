@@ -123,7 +123,7 @@ async def artifact_bytes(bot: "AigcBot", record: JobRecord, artifact_id: str) ->
 async def regenerate(bot: "AigcBot", record: JobRecord) -> JobView:
     req = JobRequest(command=record.command, options=record.options, seed=record.seed, count=record.count,
                      requester=Requester(platform="discord", guild=record.guild_id,
-                                         channel=record.channel_id, user=record.user_id),
+                                         channel=record.channel_id, user=record.user_id, escalation="front"),
                      idempotency_key=f"regen:{record.id}")
     submitted = await bot.engine.submit(req)
     view = await bot.engine.wait(submitted.id, timeout_s=300)

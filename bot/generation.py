@@ -75,7 +75,8 @@ class Request:
 def requester_of(interaction: discord.Interaction) -> Requester:
     return Requester(platform="discord", guild=str(interaction.guild_id) if interaction.guild_id else None,
                      channel=str(interaction.channel_id) if interaction.channel_id else None,
-                     user=str(interaction.user.id), locale=str(interaction.locale.value))
+                     user=str(interaction.user.id), locale=str(interaction.locale.value),
+                     escalation="front")  # blocks are the bot's per-server bans (bot.community)
 
 
 def error_message(e: Exception, locale: Any) -> str:

@@ -39,6 +39,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "quota_guild_busy": "This server already has {used} jobs running (limit {limit}); try again when one finishes.",
         # moderation (bot/moderation)
         "requester_blocked": "You are blocked from generating for about {minutes} min after several refused prompts.",
+        "refusal_warning": "⚠️ One more refused prompt blocks you from generating here for {minutes} minutes.",
+        "refusal_blocked_now": "⛔ After several refused prompts you are blocked from generating here for {minutes} minutes; a moderator can lift it.",
         "modlog_blocked": "⚠️ {user} is blocked from generating for {minutes} min after repeated refused prompts (last in {channel}, rule: {rule}).",
         "review_approve": "Approve",
         "review_reject": "Reject",
@@ -151,6 +153,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "quota_guild_busy": "本服务器已有 {used} 个任务在运行（上限 {limit}）；请等其中一个完成后再试。",
         # moderation (bot/moderation)
         "requester_blocked": "由于多次提示词被拒绝，你暂时被禁止生成，约 {minutes} 分钟后恢复。",
+        "refusal_warning": "⚠️ 再有一次提示词被拒绝，你将在这里被禁止生成 {minutes} 分钟。",
+        "refusal_blocked_now": "⛔ 由于多次提示词被拒绝，你在这里被禁止生成 {minutes} 分钟；管理员可以解除。",
         "modlog_blocked": "⚠️ {user} 因多次提示词被拒绝，被禁止生成 {minutes} 分钟（最近一次在 {channel}，规则：{rule}）。",
         "review_approve": "通过",
         "review_reject": "拒绝",
