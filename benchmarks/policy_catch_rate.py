@@ -4,7 +4,9 @@
 
 Prints one JSON line: catch_rate (share of tests/policy/data/evasion.txt refused),
 false_positive_rate (share of tests/policy/data/benign.txt refused), the corpus sizes and
-baseline_catch_rate (the same global rules matched on the raw text only, no normalisation).
+baseline_catch_rate (the same global rules matched on the raw text only, no normalisation),
+real_catch_rate (evasion_real.txt, hand-written real-world forms) and
+spaced_benign_false_positive_rate (benign_spaced.txt, benign texts with spelled-out letters).
 """
 from __future__ import annotations
 
@@ -40,7 +42,11 @@ def measure() -> dict[str, float | int]:
             "n_evasion": len(evasion), "n_benign": len(benign),
             "baseline_catch_rate": round(refused_share(raw_only, evasion), 4),
             "baseline_false_positive_rate": round(refused_share(raw_only, benign), 4),
-            "mean_check_us": round(per_check_us, 1)}
+            "mean_check_us": round(per_check_us, 1),
+            # Hand-written real-world forms (spaced next to one-letter words, dotted, mixed
+            # separators, zero-width and fullwidth letters, leet) and spaced benign texts.
+            "real_catch_rate": round(refused_share(policy, read_corpus("evasion_real.txt")), 4),
+            "spaced_benign_false_positive_rate": round(refused_share(policy, read_corpus("benign_spaced.txt")), 4)}
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ async def start_follow_up(bot: "AigcBot", it: discord.Interaction, spec: Command
                           bid: ButtonId, options: dict[str, Any]) -> None:
     # Acknowledge first; a new message will hold the result (ephemeral where held for review).
     await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
-    await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0)))
+    await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0),
+                                      own_follow_up=str(it.user.id) == record.user_id))
 
 
 async def delete(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> None:
@@ -149,7 +150,7 @@ async def artifact_bytes(bot: "AigcBot", record: JobRecord, artifact_id: str) ->
 async def regenerate(bot: "AigcBot", record: JobRecord) -> JobView:
     req = JobRequest(command=record.command, options=record.options, seed=record.seed, count=record.count,
                      requester=Requester(platform="discord", guild=record.guild_id,
-                                         channel=record.channel_id, user=record.user_id),
+                                         channel=record.channel_id, user=record.user_id, escalation="front"),
                      idempotency_key=f"regen:{record.id}")
     submitted = await bot.engine.submit(req)
     view = await bot.engine.wait(submitted.id, timeout_s=300)

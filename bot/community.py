@@ -3,10 +3,12 @@ finished result reaches the channel (deliver). Settings come from the scoped set
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -14,7 +16,7 @@ import discord
 from bot import engine_client as ec
 from bot.generation import TOKEN_SAFE_S, Refused, propagate_id, result_files
 from bot.i18n import t
-from bot.quota import QuotaExceeded
+from bot.quota import QuotaExceeded, limits_from, quota_message
 from bot.rendering import result_buttons, result_embed
 from bot.scoped_settings import CommunitySettings, SettingsContext
 from bot.store import AuditEvent, Reservation
@@ -27,6 +29,13 @@ log = logging.getLogger("aigc.bot.community")
 DEFAULT_ATTACHMENT_LIMIT = 10 * 2**20
 REVIEW_CACHE_S = 30.0  # how long "does this channel hold outputs for review" is remembered
 REVIEW_LOOKUP_S = 0.5  # the defer waits at most this long for it (Discord allows 3 s in all)
+# Repeated refused prompts: this many within the window block the member in this server
+# (a ban row: /mod unban lifts it), with a warning on the refusal before. Members with
+# Manage Server (or Administrator) are never blocked; their prompts are still refused.
+BLOCK_AFTER = 3
+BLOCK_WINDOW_S = 600.0
+BLOCK_S = 900.0
+AUTO_BLOCK_REASON = "automatic: repeated refused prompts"
 
 
 @dataclass
@@ -55,7 +64,7 @@ class Community:
     def __init__(self, bot: "AigcBot"):
         self.bot = bot
         self._review_cache: dict[tuple[int, int | None], tuple[float, asyncio.Future[bool]]] = {}
-        self._blocked_notified: dict[str, float] = {}  # user id -> end of the block moderators know of
+        self._blocked_notified: dict[str, float] = {}  # user id -> end of an engine block moderators know of
 
     async def resolve(self, it: discord.Interaction) -> CommunitySettings:
         return await self.bot.scoped.resolve(settings_context(it))
@@ -96,12 +105,19 @@ class Community:
         for key in [k for k in self._review_cache if guild_id is None or k[0] == guild_id]:
             del self._review_cache[key]
 
-    async def gate(self, it: discord.Interaction, spec: CommandSpec, *, cost: int) -> GateResult:
-        """Checks before anything is submitted; raises Refused with a localized reason."""
+    async def gate(self, it: discord.Interaction, spec: CommandSpec, *, cost: int,
+                   cooldown: bool = True) -> GateResult:
+        """Checks before anything is submitted; raises Refused with a localized reason.
+        ``cooldown=False``: a follow-up on the member's own result (reroll, variations...),
+        which the cooldown does not apply to; the daily quota and concurrency caps do."""
         ctx = settings_context(it)
         settings = await self.bot.scoped.resolve(ctx)
         if it.guild_id is not None:
             ban = await self.bot.store.bans.active_ban(str(it.guild_id), str(it.user.id))
+            if ban is not None and ban.moderator_id is None and ban.reason == AUTO_BLOCK_REASON and ban.expires_at:
+                left = (ban.expires_at - self.bot.store.now()).total_seconds()
+                raise Refused(t(it.locale, "requester_blocked", minutes=max(1, round(left / 60))),
+                              verdict="blocked", reason=f"blocked after repeated refused prompts, {left:.0f}s left")
             if ban is not None:
                 until = f" until <t:{int(ban.expires_at.timestamp())}:f>" if ban.expires_at else ""
                 raise Refused(t(it.locale, "blocked", until=until))
@@ -114,10 +130,13 @@ class Community:
         policy = await self.bot.moderation.policy.context(it, settings)
         reservation = None
         if cost > 0:
+            limits = limits_from(settings, in_guild=it.guild_id is not None)
+            if not cooldown:
+                limits = dataclasses.replace(limits, cooldown_s=0.0)
             try:
-                reservation = await self.bot.quota.reserve(ctx, cost=cost)
+                reservation = await self.bot.quota.reserve(ctx, cost=cost, limits=limits)
             except QuotaExceeded as e:
-                raise Refused(t(it.locale, "quota", message=str(e))) from None
+                raise Refused(quota_message(e, it.locale), verdict="throttled", reason=str(e)) from None
         return GateResult(reservation, settings.ai_mark_visible, settings, policy)
 
     async def deliver(self, it: discord.Interaction, spec: CommandSpec, view: JobView, *,
@@ -131,7 +150,7 @@ class Community:
                                                         prompt_storage=settings.prompt_storage))
             return msg
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(self.bot, view, limit,
+        files, image_name = await result_files(self.bot, view, limit, it.locale,
                                                where=propagate_id(it.guild_id, it.channel_id, it.id))
         author = f"<@{author_id}>" if author_id else it.user.mention  # /show credits the job's author
         embed = result_embed(view, it.locale, image_name=image_name, requester_mention=author, spec=spec)
@@ -182,31 +201,60 @@ class Community:
             message = t(it.locale, "requester_blocked", minutes=max(1, round(error.retry_after_s / 60)))
             blocked_for = error.retry_after_s
         elif isinstance(error, Refused):
-            verdict, reason = "gated", error.message[:200]
+            verdict, reason = error.verdict, error.reason[:200]
         elif isinstance(error, ec.EngineClientError) and not isinstance(error, ec.InvalidOption):
             verdict, reason = "failed", str(error)[:200]
         else:
             verdict, reason = ("invalid", str(error)[:200]) if isinstance(error, ec.InvalidOption) else ("error", type(error).__name__)
         prompt = next((v for v in options.values() if isinstance(v, str)), None)
-        action = "job.failed" if verdict in ("failed", "error") else "job.refused"
+        # A quota limit (cooldown, daily quota, concurrency) is not a refusal: its own action.
+        action = ("job.failed" if verdict in ("failed", "error")
+                  else "job.throttled" if verdict == "throttled" else "job.refused")
         await self.bot.store.audit.append(AuditEvent(
             action=action, actor_id=str(it.user.id),
             guild_id=str(it.guild_id) if it.guild_id else None,
             channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
             job_id=error.job.id if isinstance(error, ec.JobFailed) else None,
             prompt=prompt, prompt_storage=settings.prompt_storage, verdict=verdict, reason=reason))
+        if isinstance(error, ec.PromptRefused) and it.guild_id is not None and blocked_for is None:
+            message, blocked_for = await self._escalate(it, message or "")
         if blocked_for is not None:
             await self._blocked(it, blocked_for, getattr(error, "rule", None), settings)
         return message
 
+    async def _escalate(self, it: discord.Interaction, message: str) -> tuple[str, float | None]:
+        """Count this member's refused prompts in this server (the audit log is the record:
+        refusals since the window began and since their last ban or unban) and warn on the
+        one before the block, block on the last. Returns the reply and the block's length."""
+        if it.permissions.manage_guild or it.permissions.administrator:
+            return message, None  # server managers are never blocked (the prompt is still refused)
+        guild, user = str(it.guild_id), str(it.user.id)
+        now = self.bot.store.now()
+        rows = await self.bot.store.audit.query(guild_id=guild, user_id=user, limit=BLOCK_AFTER * 4,
+                                                since=now - timedelta(seconds=BLOCK_WINDOW_S))
+        count = 0
+        for row in rows:  # newest first
+            if row.action in ("mod.ban", "mod.unban") and row.subject_id == user:
+                break
+            if row.action == "job.refused" and row.verdict == "refused" and row.actor_id == user:
+                count += 1
+        minutes = max(1, round(BLOCK_S / 60))
+        if count >= BLOCK_AFTER:
+            await self.bot.store.bans.ban(guild, user, moderator_id=None, reason=AUTO_BLOCK_REASON,
+                                          expires_at=now + timedelta(seconds=BLOCK_S))
+            return f"{message}\n{t(it.locale, 'refusal_blocked_now', minutes=minutes)}", BLOCK_S
+        if count == BLOCK_AFTER - 1:
+            return f"{message}\n{t(it.locale, 'refusal_warning', minutes=minutes)}", None
+        return message, None
+
     async def _blocked(self, it: discord.Interaction, seconds: float, rule: str | None,
                        settings: CommunitySettings) -> None:
-        """The engine blocked this member after repeated refused prompts: tell moderators once
-        per block (in the mod-log channel) and record it."""
+        """This member is now blocked after repeated refused prompts (by this bot's ban, or by
+        the engine): tell moderators once per block (in the mod-log channel) and record it."""
         user = str(it.user.id)
         now = time.time()
         if self._blocked_notified.get(user, 0) > now:
-            return
+            return  # an engine block (other fronts, or an engine run with escalation "engine")
         self._blocked_notified[user] = now + seconds
         minutes = max(1, round(seconds / 60))
         await self.bot.store.audit.append(AuditEvent(

@@ -32,11 +32,16 @@ PROGRESS_MIN_INTERVAL_S = 1.0
 
 
 class Refused(Exception):
-    """A request the bot will not run; ``message`` is already localized for the user."""
+    """A request the bot will not run; ``message`` is already localized for the user.
+    ``verdict`` and ``reason`` are what the audit log records: ``gated`` (settings, bans),
+    ``throttled`` (a quota limit: cooldown, daily quota, concurrency; its own audit action
+    ``job.throttled``, not a refusal) or ``blocked`` (repeated refused prompts)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, verdict: str = "gated", reason: str | None = None):
         super().__init__(message)
         self.message = message
+        self.verdict = verdict
+        self.reason = reason or message
 
 
 class Cancelled(Refused):
@@ -54,6 +59,7 @@ class Request:
     seed: int | None = None
     count: int | None = None
     author_id: str | None = None  # whom the result credits when not the caller (/show of a past job)
+    own_follow_up: bool = False  # a button on the member's own result: no cooldown (see gate)
 
     @property
     def locale(self) -> Any:
@@ -75,7 +81,8 @@ class Request:
 def requester_of(interaction: discord.Interaction) -> Requester:
     return Requester(platform="discord", guild=str(interaction.guild_id) if interaction.guild_id else None,
                      channel=str(interaction.channel_id) if interaction.channel_id else None,
-                     user=str(interaction.user.id), locale=str(interaction.locale.value))
+                     user=str(interaction.user.id), locale=str(interaction.locale.value),
+                     escalation="front")  # blocks are the bot's per-server bans (bot.community)
 
 
 def error_message(e: Exception, locale: Any) -> str:
@@ -112,7 +119,8 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         # queued, so a burst of interactions is acknowledged first (the defers are not
         # stuck behind fifty flows' database work on the event loop).
         async with bot.admission:
-            gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0)
+            gate = await bot.community.gate(it, req.spec, cost=req.cost if charge else 0,
+                                            cooldown=not req.own_follow_up)
             reservation = gate.reservation
             job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
                                  requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
@@ -187,7 +195,7 @@ def propagate_id(guild_id: Any, channel_id: Any, event_id: Any) -> str:
     return f"discord:{guild_id or 'dm'}/{channel_id}/{event_id}"
 
 
-async def result_files(bot: "AigcBot", view: JobView, limit: int, *, where: str,
+async def result_files(bot: "AigcBot", view: JobView, limit: int, locale: Any = "en-US", *, where: str,
                        engine_job: str | None = None) -> tuple[list[discord.File], str | None]:
     """What a result message attaches, and the name the embed shows: the image outputs as one
     picture (the engine's display copy: a grid, or the output scaled up, labelled, naming
@@ -199,13 +207,13 @@ async def result_files(bot: "AigcBot", view: JobView, limit: int, *, where: str,
     if shown:
         data = await bot.engine.display(engine_job or view.id, propagator=PROPAGATOR, propagate_id=where)
         if len(data) > limit:
-            raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
+            raise Refused(t(locale, "too_large", size=len(data), limit=limit))
         image_name = f"{view.command}-{view.seed}.png"
         files.append(discord.File(io.BytesIO(data), filename=image_name, description="AI-generated"))
     blobs = await asyncio.gather(*(bot.engine.artifact(a.id, job_id=engine_job or view.id) for a in others))
     for a, data in zip(others, blobs):
         if len(data) > limit:
-            raise Refused(t("en-US", "too_large", size=len(data), limit=limit))
+            raise Refused(t(locale, "too_large", size=len(data), limit=limit))
         files.append(discord.File(io.BytesIO(data), filename=a.filename, description="AI-generated"))
         if image_name is None and a.presentation.value == "image":
             image_name = a.filename

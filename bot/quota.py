@@ -65,6 +65,21 @@ class QuotaExceeded(Exception):
                 "it frees when one finishes")
 
 
+def quota_message(e: QuotaExceeded, locale: object) -> str:
+    """What the member is told, in their language (``str(e)`` is the English audit reason).
+    Times are Discord timestamps, which every client shows in its own locale and time zone."""
+    from bot.i18n import t
+
+    at = int(e.resets_at.timestamp()) if e.resets_at is not None else 0
+    if e.limit == "daily":
+        return t(locale, "quota_daily_hit", used=int(e.used), limit=int(e.limit_value), at=at)
+    if e.limit == "cooldown":
+        return t(locale, "quota_cooldown_hit", seconds=f"{e.limit_value:g}", at=at)
+    if e.limit == "user_concurrent":
+        return t(locale, "quota_user_busy", used=int(e.used), limit=int(e.limit_value))
+    return t(locale, "quota_guild_busy", used=int(e.used), limit=int(e.limit_value))
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaStatus:
     """What `/quota` shows."""
@@ -143,4 +158,5 @@ def _rid(reservation: Reservation | str) -> str:
     return reservation if isinstance(reservation, str) else reservation.id
 
 
-__all__ = ["DEFAULT_RESERVATION_TTL_S", "QuotaExceeded", "QuotaService", "QuotaStatus", "limits_from"]
+__all__ = ["DEFAULT_RESERVATION_TTL_S", "QuotaExceeded", "QuotaService", "QuotaStatus", "limits_from",
+           "quota_message"]

@@ -166,6 +166,11 @@ class Requester(_Model):
     channel: Annotated[str, Field(max_length=64)] | None = None
     user: Annotated[str, Field(min_length=1, max_length=64)] = "anonymous"
     locale: Annotated[str, Field(max_length=16)] = "en-US"
+    # Who turns repeated refused prompts into a block: "engine" (its near-miss tracker,
+    # 403 requester_blocked) or "front" (the front counts them and blocks in its own terms,
+    # e.g. the Discord bot's per-server bans, with exemptions only it can judge). Either way
+    # the engine refuses every prompt its policy refuses.
+    escalation: Literal["engine", "front"] = "engine"
 
     @property
     def key(self) -> str:

@@ -331,11 +331,13 @@ class Engine:
         if refused is not None:
             field_name, verdict = refused
             self.metrics.refused.labels("prompt_refused").inc()
-            escalation = self.near_misses.record_refusal(key)
+            escalation = (self.near_misses.record_refusal(key) if req.requester.escalation == "engine"
+                          else None)  # "front": the front counts refusals and blocks
+            blocked = escalation is not None and escalation.blocked_until is not None
             log.info("prompt refused", extra={"rule": verdict.rule, "category": verdict.category,
-                                              "requester": key, "blocked": escalation.blocked_until is not None})
+                                              "requester": key, "blocked": blocked})
             headers, extra = {}, {}
-            if escalation.notify_moderators and escalation.blocked_until is not None:
+            if escalation is not None and escalation.notify_moderators and escalation.blocked_until is not None:
                 # This refusal blocked the requester: say so, so that a front tells moderators.
                 headers["Retry-After"] = str(max(1, int(escalation.blocked_until - time.time())))
                 extra["escalation"] = "blocked"

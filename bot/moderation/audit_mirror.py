@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from bot.app import AigcBot
 
 log = logging.getLogger("aigc.bot.moderation.audit_mirror")
-NOT_MIRRORED = frozenset({"policy.blocked"})  # posted by the notifier itself, worded for people
+NOT_MIRRORED = frozenset({"policy.blocked",  # posted by the notifier itself, worded for people
+                          "job.throttled"})  # cooldown and quota hits: in /mod audit, not the channel
 
 ICONS = {"job.done": "🎨", "job.refused": "🚫", "job.failed": "⚠️", "job.deleted": "🗑️", "review.approved": "✅",
          "review.rejected": "⛔", "mod.ban": "🔨", "mod.unban": "🕊️", "mod.purge": "🧹"}

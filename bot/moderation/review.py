@@ -95,7 +95,7 @@ class ReviewQueue:
         locale = it.guild_locale or "en-US"
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
         files, image_name = await result_files(
-            self.bot, view, limit, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
+            self.bot, view, limit, locale, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
         embed = result_embed(view, locale, image_name=image_name, requester_mention=it.user.mention, spec=spec)
         embed.title = t(locale, "review_title", command=view.command)
         embed.add_field(name=t(locale, "review_where"), value=f"<#{it.channel_id}>")
@@ -210,7 +210,7 @@ class ReviewQueue:
             raise LookupError(f"job {item.job_id} has no record any more")
         view, engine_job = await self._job_view(record)
         spec = self.bot.catalog_specs.get(record.command)
-        files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT, engine_job=engine_job,
+        files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT, locale, engine_job=engine_job,
                                                where=propagate_id(item.guild_id, item.channel_id, f"approved-{record.id}"))
         mention = f"<@{item.requester_id}>"
         embed = result_embed(view, locale, image_name=image_name, requester_mention=mention, spec=spec)

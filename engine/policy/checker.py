@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.policy.normalize import normalize
+from engine.policy.normalize import normalize, spaced_runs
 from engine.policy.rules import (
     Form, RuleError, RuleSet, RuleSetSpec, Source, fingerprint, load_global_rules, parse_rules,
 )
@@ -181,6 +181,9 @@ class Policy:
         forms: dict[Form, str] = {"raw": text.casefold()}
         if self.match_normalized:
             forms["normalized"] = normalized
+            joined = spaced_runs(text)
+            if joined:
+                forms["joined"] = joined
         sets = [self.global_rules]
         if guild_rules is not None:
             sets.append(self.rule_set(guild_rules, "guild"))

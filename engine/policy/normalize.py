@@ -34,7 +34,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["normalize", "skeleton_char", "LEET"]
+__all__ = ["normalize", "spaced_runs", "skeleton_char", "LEET"]
 
 _CONFUSABLES: dict[str, str] = json.loads(
     Path(__file__).with_name("confusables_ascii.json").read_text(encoding="utf-8"))["map"]
@@ -143,11 +143,24 @@ _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
 _SPACES = re.compile(r"\s+")
 
 
-def _normalize_once(text: str) -> str:
+def _letters_only(text: str) -> str:
     # Skeleton first: NFKC would turn some look-alikes into other letters (ϲ → ς → σ).
     text = unicodedata.normalize("NFKC", text.translate(_SKELETON_TABLE))
     text = text.translate(_CLEAN_TABLE).casefold()
-    text = _strip_marks(text).translate(_SKELETON_TABLE)
+    return _strip_marks(text).translate(_SKELETON_TABLE)
+
+
+def spaced_runs(text: str) -> str:
+    """The spaced-out runs of ``text``, each joined (step 5), separated by spaces: the *joined*
+    matching form. A word spelled out next to one-letter words ("a n u d e pic", "i w a n t
+    p o r n") joins with them into one run, so the matcher looks for keywords anywhere
+    inside a run, not only at word boundaries. Empty when the text has no such run."""
+    runs = (_join_spaced(m) for m in _SPACED_OUT.finditer(_letters_only(text)))
+    return " ".join(_RUNS.sub(lambda m: m.group(1) * 2, r) for r in runs)
+
+
+def _normalize_once(text: str) -> str:
+    text = _letters_only(text)
     text = _SPACED_OUT.sub(_join_spaced, text)
     text = " ".join(_deleet_token(t) for t in text.split())
     text = _RUNS.sub(lambda m: m.group(1) * 2, text)

@@ -54,7 +54,10 @@ MAX_REGEXES = MAX_RULE_REGEXES
 MAX_ALLOW = MAX_RULE_ALLOW
 GLOBAL_RULES_PATH = Path(__file__).with_name("global_rules.toml")
 
-Form = Literal["raw", "normalized"]
+# raw: the casefolded text; normalized: normalize(text); joined: normalize.spaced_runs(text),
+# where keywords match anywhere inside a run (no word boundaries).
+Form = Literal["raw", "normalized", "joined"]
+_FORMS: tuple[Form, ...] = ("raw", "normalized", "joined")
 Source = Literal["global", "guild", "automod"]
 
 
@@ -204,6 +207,8 @@ def _keyword_pattern(keyword: str, form: Form) -> str:
     else:
         words = [w for w in normalize(core).split() if w]
         body = r"[\W_]*".join(_letters(w) for w in words)
+    if form == "joined":  # inside a run of spelled-out letters there are no word boundaries
+        return body
     return f"{'' if prefix_wild else _LEFT}{body}{'' if suffix_wild else _RIGHT}"
 
 
@@ -226,8 +231,9 @@ class AllowList:
     def __init__(self, entries: Iterable[str]) -> None:
         entries = list(entries)
         self._by_form: dict[Form, re.Pattern[str] | None] = {}
-        for form in ("raw", "normalized"):
-            patterns = sorted({_keyword_pattern(e, form) for e in entries})
+        for form in _FORMS:  # an allowed entry covers a whole run of the joined form
+            patterns = sorted({_keyword_pattern(e, "normalized" if form == "joined" else form)
+                               for e in entries})
             self._by_form[form] = (re.compile("|".join(f"(?:{p})" for p in patterns))
                                    if patterns else None)
 
@@ -264,7 +270,8 @@ class CompiledRule:
             kw = self.keyword_re[form]
             if kw is not None:
                 spans = ((m.start(), m.end()) for m in kw.finditer(text))
-            for start, end in chain(spans, self._regex_spans(text)):
+            regex_spans = self._regex_spans(text) if form != "joined" else iter(())  # keywords only
+            for start, end in chain(spans, regex_spans):
                 if self.allow.exempts(text, start, end, form) or set_allow.exempts(text, start, end, form):
                     continue
                 return Match(self.id, form, start, end)
@@ -280,7 +287,7 @@ class CompiledRule:
 def compile_rule(spec: RuleSpec, source: Source) -> CompiledRule:
     return CompiledRule(
         id=spec.id, name=spec.display_name, category=spec.category, source=source,
-        keyword_re={form: _keywords_regex(spec.keywords, form) for form in ("raw", "normalized")},
+        keyword_re={form: _keywords_regex(spec.keywords, form) for form in _FORMS},
         regexes=tuple(_compile_regex(p, f"regex[{i}]") for i, p in enumerate(spec.regex)),
         allow=AllowList(spec.allow),
     )

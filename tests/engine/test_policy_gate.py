@@ -48,6 +48,20 @@ async def test_repeated_refusals_block_the_requester_for_a_while(probe_engine):
     assert (await h.wait_done(other["id"]))["status"] == "done"
 
 
+async def test_a_front_that_escalates_itself_gets_refusals_but_no_engine_block(probe_engine):
+    h, _ = probe_engine
+    body = {"command": "probe", "options": {"text": "gore"}, "requester": {"user": "mod", "escalation": "front"}}
+    for _ in range(5):
+        r = await h.client.post("/v1/jobs", headers=h.headers, json=body)
+        err = (await r.json())["error"]
+        assert r.status == 422 and err["code"] == "prompt_refused" and "escalation" not in err
+    ok = await h.submit({**body, "options": {"text": "a cat"}})
+    assert (await h.wait_done(ok["id"]))["status"] == "done"
+    r = await h.client.post("/v1/jobs", headers=h.headers,
+                            json={**body, "requester": {"user": "mod", "escalation": "sometimes"}})
+    assert r.status == 422 and (await r.json())["error"]["field"] == "requester.escalation"
+
+
 async def test_moderate_endpoint(probe_engine):
     h, _ = probe_engine
     r = await h.client.post("/v1/moderate", headers=h.headers, json={"text": "ṕ0rn pls"})
