@@ -27,7 +27,7 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 
 MARKUP = ("**bold** *italic* __under__ ~~gone~~ `x<y` ||secret|| <@{alice}> <@&{role}> <#{review}> "
           "<t:1700000000:D> <t:{soon}:R> [docs](https://example.com/docs) \\*not italic\\* "
-          "<img src=x onerror=\"window.xss=1\"><script>window.xss=2</script>\n"
+          "<img src=x onerror=\"window.xss=1\"><script>window.xss=2</script> [click](javascript:window.xss=3)\n"
           "> quoted **line**\n```py\nprint('<b>hi</b>')\n```")
 
 
@@ -101,7 +101,7 @@ async def test_playground_in_a_browser(world, tmp_path):
             text = await content.inner_text()
             assert "*not italic*" in text and "<img src=x" in text and "<script>" in text
             assert "**" not in text.replace("*not italic*", "") and "<@" not in text and "<t:" not in text
-            assert await page.locator("#messages img[src='x'], #messages script").count() == 0
+            assert await page.locator("#messages img[src='x'], #messages script, #messages a[href^='javascript']").count() == 0
             assert await page.evaluate("() => window.xss") is None
 
             # -- language: the member's locale goes with their interactions -------------------

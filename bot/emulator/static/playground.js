@@ -176,35 +176,35 @@ function formatBlocks(text) {
   const out = [];
   const lines = text.split("\n");
   let plain = [];
-  const flush = (trailingNewline) => {
-    if (plain.length) out.push(...formatInline(plain.join("\n") + (trailingNewline ? "\n" : "")));
+  const flush = () => {
+    if (plain.length) out.push(...formatInline(plain.join("\n")));
     plain = [];
   };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     let m;
     if (line.startsWith(">>> ")) {
-      flush(false);
+      flush();
       out.push(el("blockquote", {}, ...formatInline([line.slice(4), ...lines.slice(i + 1)].join("\n"))));
       return out;
     }
     if (line.startsWith("> ") || line === ">") {
-      flush(false);
+      flush();
       const quoted = [];
       while (i < lines.length && (lines[i].startsWith("> ") || lines[i] === ">")) quoted.push(lines[i++].slice(2));
       i--;
       out.push(el("blockquote", {}, ...formatInline(quoted.join("\n"))));
     } else if ((m = /^(#{1,3}) (.+)$/.exec(line))) {
-      flush(false);
+      flush();
       out.push(el("h" + (m[1].length + 2), { class: "md-heading" }, ...formatInline(m[2])));
     } else if ((m = /^-# (.+)$/.exec(line))) {
-      flush(false);
+      flush();
       out.push(el("div", { class: "subtext" }, ...formatInline(m[1])));
     } else {
       plain.push(line);
     }
   }
-  flush(false);
+  flush();
   return out;
 }
 
@@ -315,7 +315,9 @@ setInterval(() => {
 }, 10000);
 
 function link(url, children) {
-  const a = el("a", { href: url, target: "_blank", rel: "noopener noreferrer", title: url }, ...children);
+  // Only web links become clickable (never javascript: or data: URLs from a bot's embed or button).
+  const safe = /^https?:\/\//i.test(url || "");
+  const a = el("a", { href: safe ? url : null, target: "_blank", rel: "noopener noreferrer", title: url }, ...children);
   const jump = jumpTarget(url);
   if (jump) {
     // A jump link to a message in this emulator: scroll to it here instead of leaving for discord.com.
