@@ -62,6 +62,10 @@ class EmulatorControl:
     async def create_user(self, username: str, *, locale: str = "en-US") -> dict[str, Any]:
         return await self._call("POST", "/users", {"username": username, "locale": locale})
 
+    async def set_locale(self, user_id: int | str, locale: str) -> dict[str, Any]:
+        """The user's client language, sent as ``locale`` in their interactions."""
+        return await self._call("PATCH", f"/users/{user_id}", {"locale": locale})
+
     async def add_member(self, guild_id: int | str, user_id: int | str, *, roles: list[int | str] = (),  # type: ignore[assignment]
                          permissions: int | None = None) -> dict[str, Any]:
         return await self._call("POST", f"/guilds/{guild_id}/members",

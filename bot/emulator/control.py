@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from .server import Emulator
 
 P = "/_control"
+# Discord's client locales (https://discord.com/developers/docs/reference#locales).
+LOCALES = frozenset({
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+    "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja",
+    "zh-TW", "ko",
+})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -80,6 +86,7 @@ class ControlApi:
             web.put(P + "/guilds/{g}/automod", e(self.set_automod)),
             web.put(P + "/guilds/{g}/bot_permissions", e(self.set_bot_permissions)),
             web.post(P + "/users", e(self.create_user)),
+            web.patch(P + "/users/{u}", e(self.update_user)),
             web.post(P + "/uploads", e(self.upload)),
             web.get(P + "/commands", e(self.commands)),
             web.post(P + "/interactions", e(self.inject)),
@@ -105,7 +112,8 @@ class ControlApi:
                 "id": str(g.id), "name": g.name,
                 "channels": [w.channels[c].payload() for c in g.channel_ids],
                 "roles": [r.payload() for r in g.roles.values()],
-                "members": [{"user": w.users[u].payload(), "roles": [str(r) for r in m.role_ids],
+                "members": [{"user": w.users[u].payload(), "locale": w.users[u].locale,
+                             "roles": [str(r) for r in m.role_ids],
                              "permissions": str(w.permissions(g.id, u))} for u, m in g.members.items()],
                 "automod_rules": g.automod_rules,
             })
@@ -172,6 +180,18 @@ class ControlApi:
         body = await _json(request)
         user = self.emu.create_user(body.get("username", "user"), locale=body.get("locale", "en-US"))
         return json_response(user.payload(), 201)
+
+    async def update_user(self, request: web.Request) -> web.Response:
+        """Change a user's client settings; ``locale`` is what their interactions carry."""
+        body = await _json(request)
+        user = self.emu.world.user(_int(request.match_info["u"], "user"))
+        if "locale" in body:
+            locale = body["locale"]
+            if locale not in LOCALES:
+                raise InjectError(f"locale must be one of {', '.join(sorted(LOCALES))}")
+            user.locale = locale
+            self.emu.world.touch()
+        return json_response({**user.payload(), "locale": user.locale})
 
     async def upload(self, request: web.Request) -> web.Response:
         """A file for an attachment option: multipart ``file`` (+ ``channel_id``) or JSON base64."""
@@ -282,11 +302,17 @@ class ControlApi:
         """Long poll: answers when the world's revision passes ``since`` (or after ``timeout``)."""
         since = int(request.query.get("since", 0))
         timeout = min(30.0, float(request.query.get("timeout", 20)))
-        w = self.emu.world
+        w, emu = self.emu.world, self.emu
+        emu.open_long_polls += 1
         try:
-            await w.wait_until(lambda: w.revision > since, timeout)
+            await w.wait_until(lambda: w.revision > since or emu.closing, timeout)
         except TimeoutError:
             pass
+        finally:
+            emu.open_long_polls -= 1
+        if emu.closing:
+            return json_response({"error": "the emulator is shutting down", "revision": w.revision}, 503,
+                                 headers={"Connection": "close"})
         return json_response({"revision": w.revision})
 
     async def latency(self, request: web.Request) -> web.Response:

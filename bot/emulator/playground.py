@@ -13,8 +13,15 @@ async def _page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "playground.html", headers={"Cache-Control": "no-store"})
 
 
+async def _favicon(request: web.Request) -> web.FileResponse:
+    # Browsers ask for /favicon.ico whatever the page says; answer with the page's SVG icon.
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                             "Cache-Control": "max-age=86400"})
+
+
 def playground_routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/playground", _page),
+        web.get("/favicon.ico", _favicon),
         web.static("/playground/static", STATIC),
     ]

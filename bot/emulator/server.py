@@ -51,6 +51,10 @@ class Emulator:
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self.port = self.config.port
+        # Set when the server starts shutting down: long polls (/_control/wait) answer at once,
+        # so stopping never waits for a browser tab's open request to time out.
+        self.closing = False
+        self.open_long_polls = 0  # /_control/wait requests in flight
 
     def _build_app(self) -> web.Application:
         from .control import ControlApi
@@ -66,7 +70,14 @@ class Emulator:
         ])
         app.add_routes(ControlApi(self).routes())
         app.add_routes(playground_routes())
+        app.on_shutdown.append(self._on_shutdown)
         return app
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        # aiohttp runs this after it stops listening and before it waits for in-flight
+        # handlers: wake every long poll so it answers now.
+        self.closing = True
+        self.world.touch()
 
     async def hub_or_index(self, request: web.Request) -> web.StreamResponse:
         # discord.py connects to the gateway URL's root; browsers land on the playground.
@@ -85,6 +96,7 @@ class Emulator:
 
     # ---- lifecycle --------------------------------------------------------------------------
     async def start(self) -> Emulator:
+        self.closing = False
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)

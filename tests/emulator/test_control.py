@@ -149,3 +149,51 @@ async def test_python_m_bot_emulator_prints_urls() -> None:
 def test_png_helper_is_valid() -> None:
     data = png(4, 3)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and base64.b64encode(data)
+
+
+async def test_favicon_is_served(emu: Emulator) -> None:
+    async with aiohttp.ClientSession() as s:
+        for path in ("/favicon.ico", "/playground/static/favicon.svg"):
+            async with s.get(emu.base_url + path) as r:
+                assert r.status == 200, path
+                assert r.headers["Content-Type"].startswith("image/svg+xml")
+                assert b"<svg" in await r.read()
+        async with s.get(emu.playground_url) as r:
+            assert 'rel="icon"' in await r.text()
+
+
+async def test_locale_of_a_user_is_sent_in_their_interactions(emu: Emulator, world) -> None:
+    alice = world["alice"]
+    async with EmulatorControl(emu.base_url) as ctl:
+        assert (await ctl.set_locale(alice.id, "zh-CN"))["locale"] == "zh-CN"
+        state = await ctl.state()
+        (member,) = [m for m in state["guilds"][0]["members"] if m["user"]["id"] == str(alice.id)]
+        assert member["locale"] == "zh-CN"
+        with pytest.raises(ControlError) as info:
+            await ctl.set_locale(alice.id, "klingon")
+        assert info.value.status == 400
+    emu.world.commands.bulk_overwrite(None, [{"name": "x", "description": "x"}], emu.clock.time())
+    rec = emu.interactions.slash(world["guild"].id, world["channel"], alice.id, "x", {})
+    assert rec.payload["locale"] == "zh-CN"
+
+
+async def test_stopping_answers_open_long_polls_at_once(emu: Emulator) -> None:
+    """A playground tab holds /_control/wait open; stopping the emulator (Ctrl-C of `aigc up`)
+    must close that request instead of waiting for it to time out."""
+    since = emu.world.revision
+    async with aiohttp.ClientSession() as s:
+        async def long_poll() -> tuple[int, dict]:
+            async with s.get(f"{emu.base_url}/_control/wait?since={since}&timeout=30") as r:
+                return r.status, await r.json()
+
+        poll = asyncio.create_task(long_poll())
+        await emu.wait_for(lambda: emu.open_long_polls == 1, 5)  # the poll is open and waiting
+        stop = asyncio.create_task(emu.stop())
+        # Before the fix the poll stayed open until its own 30 s timeout and stop() waited for it.
+        done, _ = await asyncio.wait({poll}, timeout=10)
+        assert poll in done, "the long poll was still open after stop()"
+        status, body = poll.result()
+        assert status == 503 and "shutting down" in body["error"]
+        assert emu.open_long_polls == 0
+        await asyncio.wait_for(stop, 10)
+        assert emu._runner is None
