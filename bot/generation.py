@@ -17,6 +17,7 @@ import discord
 
 from bot import engine_client as ec
 from bot.i18n import t
+from bot.metrics import outcome_of
 from bot.rendering import grid_png, progress_text
 from bot.store import ArtifactRecord, NewJob
 from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
@@ -48,6 +49,7 @@ class Request:
     parent: ParentRef | None = None
     seed: int | None = None
     count: int | None = None
+    outcome: str = "pending"  # set by run(): ok | refused | engine_error | error (bot.metrics)
 
     @property
     def locale(self) -> Any:
@@ -131,8 +133,10 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         if reservation is not None:  # charged only once the user has the result
             await bot.quota.commit(reservation, job_id)
             reservation = None
+        req.outcome = "ok"
         return view
     except Exception as e:
+        req.outcome = outcome_of(e)
         if reservation is not None:
             await bot.quota.refund(reservation, job_id)
         if job_id is not None:
