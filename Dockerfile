@@ -3,8 +3,11 @@
 # without one it runs on the CPU.
 FROM python:3.11-slim-bookworm
 
+# The playground (emulator, no DISCORD_TOKEN) and the bot's /healthz and /metrics listen on
+# every address in the container, so `docker run -p 8765:8765 -p 8701:8701` reaches them.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    AIGC_DATA_DIR=/data AIGC_ENGINE_HOST=127.0.0.1 AIGC_ENGINE_PORT=8700
+    AIGC_DATA_DIR=/data AIGC_ENGINE_HOST=127.0.0.1 AIGC_ENGINE_PORT=8700 \
+    AIGC_EMULATOR_HOST=0.0.0.0 AIGC_BOT_HTTP_HOST=0.0.0.0 AIGC_BOT_HTTP_PORT=8701
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends fonts-noto-color-emoji libimage-exiftool-perl \
@@ -24,5 +27,11 @@ RUN useradd --create-home --uid 10001 aigc && mkdir -p /data && chown aigc /data
 USER aigc
 VOLUME ["/data"]
 # Discord and engine secrets come from the environment (DISCORD_TOKEN, AIGC_ENGINE_TOKEN).
-# `aigc up` runs the engine (loopback only) and the bot; `aigc engine` alone serves the API.
+# `aigc up` runs the engine (loopback only) and the bot; `aigc engine` alone serves the API
+# (set AIGC_ENGINE_HOST=0.0.0.0 and AIGC_ENGINE_TOKEN for that; see compose.yaml).
+# 8765: playground (emulator), 8701: bot /healthz and /metrics, 8700: engine (`aigc engine`).
+EXPOSE 8765 8701 8700
+# Engine /readyz and bot /healthz on loopback (`engine` or `bot` alone for split containers).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 \
+    CMD ["python", "-m", "aigc.healthcheck", "all"]
 CMD ["aigc", "up"]

@@ -21,6 +21,7 @@ from bot.community import Community
 from bot.config import BotSettings
 from bot.custom_ids import ButtonId
 from bot.engine_client import EngineClient, EngineClientError
+from bot.metrics import BotMetrics
 from bot.quota import QuotaService
 from bot.rendering import result_buttons
 from bot.scoped_settings import CommunitySettings, ScopedSettings
@@ -57,6 +58,12 @@ class CatalogTree(app_commands.CommandTree):
             return
         super()._from_interaction(interaction)
 
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        bot: AigcBot = self.client  # type: ignore[assignment]
+        command = interaction.command.qualified_name if interaction.command else "unknown"
+        bot.metrics.interaction(command, "denied" if isinstance(error, app_commands.CheckFailure) else "error")
+        await super().on_error(interaction, error)
+
 
 class AigcBot(commands.AutoShardedBot):
     def __init__(self, settings: BotSettings, *, shard_count: int | None = None, **kw: Any):
@@ -68,6 +75,8 @@ class AigcBot(commands.AutoShardedBot):
         token = settings.engine_token.get_secret_value() if settings.engine_token else None
         self.engine = EngineClient([str(u) for u in settings.engine_url], token,
                                    health_interval_s=settings.engine_health_s)
+        self.metrics = BotMetrics(lambda: self.latency)
+        self.engine.on_error = self.metrics.engine_error
         self.store: Store = None  # type: ignore[assignment]  # opened in setup_hook
         self.scoped: ScopedSettings[CommunitySettings] = None  # type: ignore[assignment]
         self.quota: QuotaService = None  # type: ignore[assignment]
@@ -170,7 +179,14 @@ class AigcBot(commands.AutoShardedBot):
         # First, long before Discord's 3 s; ephemeral where outputs are held for review.
         await it.response.defer(thinking=True, ephemeral=await self.community.holds_for_review(it))
         values, _ = interaction_options(data)
-        await generation.run(self, generation.Request(it, spec, values))
+        req = generation.Request(it, spec, values)
+        try:
+            await generation.run(self, req)
+        finally:
+            self.metrics.interaction(spec.name, req.outcome)
+
+    async def on_app_command_completion(self, it: discord.Interaction, command: Any) -> None:
+        self.metrics.interaction(command.qualified_name, "ok")
 
     async def on_catalog_autocomplete(self, it: discord.Interaction) -> None:
         data: dict[str, Any] = it.data  # type: ignore[assignment]
@@ -189,7 +205,9 @@ class AigcBot(commands.AutoShardedBot):
     async def on_action(self, it: discord.Interaction, bid: ButtonId) -> None:
         try:
             await actions.handle(self, it, bid)
+            self.metrics.interaction(f"button:{bid.action}", "ok")
         except Exception as e:
+            self.metrics.interaction(f"button:{bid.action}", "error")
             log.exception("action failed", extra={"action": bid.action, "job": bid.job})
             await generation.send_error(it, generation.error_message(e, it.locale))
 

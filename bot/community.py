@@ -123,9 +123,12 @@ class Community:
                 raise Refused(t(it.locale, "blocked", until=until))
         if not settings.command_enabled(spec.name):
             raise Refused(t(it.locale, "command_disabled", command=spec.name))
-        if it.guild_id is not None and not settings.role_allowed(ctx.role_ids):
-            raise Refused(t(it.locale, "role_not_allowed", command=spec.name))
-        if spec.nsfw and not _is_nsfw(it.channel):
+        if it.guild_id is not None:
+            if not (settings.role_allowed(ctx.role_ids) and settings.command_role_allowed(spec.name, ctx.role_ids)):
+                raise Refused(t(it.locale, "role_not_allowed", command=spec.name))
+            if not settings.channel_allowed(spec.name, ctx.channel_id):
+                raise Refused(t(it.locale, "channel_not_allowed", command=spec.name))
+        if (spec.nsfw or settings.nsfw_only(spec.name)) and not _is_nsfw(it.channel):
             raise Refused(t(it.locale, "nsfw_only", command=spec.name))
         policy = await self.bot.moderation.policy.context(it, settings)
         reservation = None

@@ -13,6 +13,10 @@ the value given (never for secrets). Secrets are SecretStr: repr and logs show *
     AIGC_CATALOG_POLL_S      seconds between catalog checks (0: only on /aigc reload)
     AIGC_ENGINE_TIMEOUT_S    seconds one engine request may take
     AIGC_ENGINE_HEALTH_S     seconds between engine health probes
+    AIGC_BOT_HTTP_HOST       address of the bot's /healthz and /metrics (default 127.0.0.1)
+    AIGC_BOT_HTTP_PORT       their port (default 8701; 0: no HTTP server)
+    AIGC_EMULATOR_HOST       address the local emulator binds with no token (default 127.0.0.1;
+                             0.0.0.0 in the Docker image so the playground is reachable)
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from bot.store.database import StoreConfigError, normalize_store_url
 
 TOML_TABLE = "bot"
 DEFAULT_ENGINE_URL = "http://127.0.0.1:8700"
+DEFAULT_HTTP_PORT = 8701
 STORE_FILE = "aigc-bot.sqlite3"
 
 
@@ -78,6 +83,11 @@ class BotSettings(BaseSettings):
                                     validation_alias=AliasChoices("AIGC_ENGINE_TIMEOUT_S", "engine_timeout_s"))
     engine_health_s: float = Field(10.0, ge=0, le=3600,
                                    validation_alias=AliasChoices("AIGC_ENGINE_HEALTH_S", "engine_health_s"))
+    http_host: str = Field("127.0.0.1", min_length=1, validation_alias=AliasChoices("AIGC_BOT_HTTP_HOST", "http_host"))
+    http_port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535,
+                           validation_alias=AliasChoices("AIGC_BOT_HTTP_PORT", "http_port"))
+    emulator_host: str = Field("127.0.0.1", min_length=1,
+                               validation_alias=AliasChoices("AIGC_EMULATOR_HOST", "emulator_host"))
 
     @field_validator("engine_url", "test_guilds", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -340,6 +340,7 @@ class EngineClient:
         self._remember = remember_jobs
         self._session: aiohttp.ClientSession | None = None
         self._probe_task: asyncio.Task[None] | None = None
+        self.on_error: Callable[[EngineClientError], None] | None = None  # e.g. a metrics counter
 
     @classmethod
     def from_settings(cls, settings: BotSettings) -> EngineClient:
@@ -646,6 +647,15 @@ class EngineClient:
     async def _call(self, method: str, path: str, *, json: Any = None, plan: _CallPlan | None = None,
                     data: bytes | None = None) -> _Response:
         """One API call with retries and failover; returns a 2xx response or raises."""
+        try:
+            return await self._call_engines(method, path, json=json, plan=plan, data=data)
+        except EngineClientError as e:
+            if self.on_error is not None:
+                self.on_error(e)
+            raise
+
+    async def _call_engines(self, method: str, path: str, *, json: Any, plan: _CallPlan | None,
+                            data: bytes | None) -> _Response:
         plan = plan or _CallPlan()
         attempts = plan.attempts or self.retry.attempts
         timeout_s = plan.timeout_s or self.timeouts.request_s

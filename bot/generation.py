@@ -17,6 +17,7 @@ import discord
 
 from bot import engine_client as ec
 from bot.i18n import t
+from bot.metrics import outcome_of
 from bot.rendering import progress_buttons, progress_text
 from bot.store import ArtifactRecord, NewJob
 from bot.views import buttons_view
@@ -60,6 +61,7 @@ class Request:
     count: int | None = None
     author_id: str | None = None  # whom the result credits when not the caller (/show of a past job)
     own_follow_up: bool = False  # a button on the member's own result: no cooldown (see gate)
+    outcome: str = "pending"  # set by run(): ok | refused | engine_error | error (bot.metrics)
 
     @property
     def locale(self) -> Any:
@@ -153,8 +155,10 @@ async def run(bot: "AigcBot", req: Request, *, charge: bool = True) -> JobView |
         if reservation is not None:  # charged only once the user has the result
             await bot.quota.commit(reservation, job_id)
             reservation = None
+        req.outcome = "ok"
         return view
     except Exception as e:
+        req.outcome = outcome_of(e)
         if reservation is not None:
             await bot.quota.refund(reservation, job_id)
         if job_id is not None:

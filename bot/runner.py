@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.app import AigcBot
 from bot.config import BotSettings
+from bot.health import HealthServer
 
 log = logging.getLogger("aigc.bot.runner")
 DISCORD_API = "https://discord.com/api/v10"
@@ -21,8 +22,11 @@ class Running:
     task: asyncio.Task
     emulator: Any | None = None
     restore: Any | None = None
+    http: HealthServer | None = None  # /healthz and /metrics
 
     async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
         await self.bot.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, 10)
@@ -43,7 +47,7 @@ async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT
         if settings.discord_api_base != DISCORD_API:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
     else:
-        config = EmulatorConfig(port=emulator_port)
+        config = EmulatorConfig(host=settings.emulator_host, port=emulator_port)
         token = config.token
         if settings.discord_api_base == DISCORD_API:
             # No token and no Discord of our own: run the local emulator in this process.
@@ -54,13 +58,16 @@ async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT
         else:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
     bot = AigcBot(settings, **bot_kw)
+    http = None
     try:
+        if settings.http_port:  # first, so /healthz says 503 while the bot starts
+            http = await HealthServer(bot, settings.http_host, settings.http_port).start()
         await bot.login(token)  # REST handshake and setup_hook (store, engine, command sync)
     except BaseException:
-        await Running(bot, asyncio.create_task(asyncio.sleep(0)), emulator, restore).stop()
+        await Running(bot, asyncio.create_task(asyncio.sleep(0)), emulator, restore, http).stop()
         raise
     task = asyncio.create_task(bot.connect(), name="discord-bot")
-    running = Running(bot, task, emulator, restore)
+    running = Running(bot, task, emulator, restore, http)
     ready = asyncio.create_task(_ready(bot))
     done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
     if ready not in done:

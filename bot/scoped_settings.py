@@ -68,6 +68,7 @@ def _snowflake(value: Any) -> Any:
 
 
 Snowflake = Annotated[str, BeforeValidator(_snowflake), Field(pattern=r"^\d{1,20}$")]
+CommandName = Annotated[str, Field(pattern=r"^[-_\w]{1,32}$")]
 
 
 # ---- the community settings -----------------------------------------------------------
@@ -82,6 +83,16 @@ class CommunitySettings(BaseModel):
         description="command name -> enabled; commands not listed are enabled")] = {}
     allowed_roles: Annotated[list[Snowflake], GUILD_AND_CHANNEL, Field(
         max_length=250, description="roles that may use the bot here; empty: everyone")] = []
+    allowed_channels: Annotated[list[Snowflake], GUILD_ONLY, Field(
+        max_length=500, description="channels where the bot may be used; empty: everywhere")] = []
+    command_roles: Annotated[dict[CommandName, Annotated[list[Snowflake], Field(max_length=250)]], GUILD_ONLY, Field(
+        max_length=200, description="command name -> roles that may use it; absent or empty: no extra limit")] = {}
+    command_channels: Annotated[dict[CommandName, Annotated[list[Snowflake], Field(max_length=500)]], GUILD_ONLY,
+                                Field(max_length=200, description="command name -> the only channels it may be "
+                                                                  "used in; absent or empty: anywhere")] = {}
+    nsfw_commands: Annotated[list[CommandName], GUILD_ONLY, Field(
+        max_length=200, description="commands usable only in age-restricted channels (besides those the "
+                                    "catalog marks NSFW)")] = []
     review_enabled: Annotated[bool, GUILD_AND_CHANNEL, Field(
         description="hold outputs for moderator review before publishing")] = False
     review_channel: Annotated[Snowflake | None, GUILD_ONLY, Field(
@@ -111,6 +122,18 @@ class CommunitySettings(BaseModel):
 
     def role_allowed(self, role_ids: Iterable[str]) -> bool:
         return not self.allowed_roles or bool(set(self.allowed_roles) & {str(r) for r in role_ids})
+
+    def command_role_allowed(self, command: str, role_ids: Iterable[str]) -> bool:
+        roles = self.command_roles.get(command)
+        return not roles or bool(set(roles) & {str(r) for r in role_ids})
+
+    def channel_allowed(self, command: str, channel_id: str | None) -> bool:
+        """Both the bot-wide channel list and the command's own must let this channel in."""
+        here = str(channel_id) if channel_id is not None else None
+        return all(not chans or here in chans for chans in (self.allowed_channels, self.command_channels.get(command)))
+
+    def nsfw_only(self, command: str) -> bool:
+        return command in self.nsfw_commands
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -232,6 +255,18 @@ class ScopedSettings(Generic[T]):
             raise SettingScopeError(f"a {scope.value} setting needs the {scope.value} id")
         return str(scope_id)
 
+    async def stored(self, name: str, *, guild_id: str, scope: Scope = Scope.guild,
+                     scope_id: str | None = None) -> Any:
+        """The value stored at exactly this scope, or None when nothing (valid) is stored there."""
+        d = self.definition(name)
+        key = (scope, self._scope_id(guild_id, scope, scope_id))
+        for v in await self._store.settings.get_many(guild_id, [key], keys=[name]):
+            try:
+                return d.validate(v.value)
+            except SettingValueError:
+                return None
+        return None
+
     async def resolve(self, ctx: SettingsContext) -> T:
         layers = await self._layers(ctx, None)
         return self.model.model_validate({name: self._merge(self.defs[name], ls, ctx) for name, ls in layers.items()})
@@ -299,7 +334,7 @@ def _merge_roles(d: SettingDef, values: list[Any]) -> Any:
 
 __all__ = [
     "ALL_SCOPES", "ANY_TRUE", "FIRST_ROLE", "GUILD_AND_CHANNEL", "GUILD_ONLY", "HIGHEST", "LOWEST",
-    "MOST_GENEROUS_QUOTA", "CommunitySettings", "Layer", "RoleMerge", "Scope", "ScopedSettings", "Scopes",
+    "MOST_GENEROUS_QUOTA", "CommandName", "CommunitySettings", "Layer", "RoleMerge", "Scope", "ScopedSettings", "Scopes",
     "SettingDef", "SettingError", "SettingScopeError", "SettingValueError", "SettingsContext", "Snowflake",
     "UnknownSettingError", "setting_defs",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 
 from .config import PRIVILEGED_INTENTS, EmulatorConfig
 from .server import serve
@@ -12,7 +13,8 @@ from .server import serve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot.emulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=os.environ.get("AIGC_EMULATOR_HOST", "127.0.0.1"),
+                        help="address to bind (default $AIGC_EMULATOR_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default=EmulatorConfig.token)
     parser.add_argument("--no-zlib", action="store_true", help="never compress gateway frames")

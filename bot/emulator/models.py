@@ -121,6 +121,7 @@ class Channel:
     topic: str | None = None
     recipient_ids: list[int] = field(default_factory=list)
     last_message_id: int | None = None
+    nsfw: bool = False  # age-restricted
 
     def payload(self, users: dict[int, User] | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -138,7 +139,7 @@ class Channel:
                 "guild_id": str(self.guild_id),
                 "position": self.position,
                 "topic": self.topic,
-                "nsfw": False,
+                "nsfw": self.nsfw,
                 "parent_id": None,
                 "permission_overwrites": [],
                 "rate_limit_per_user": 0,

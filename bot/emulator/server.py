@@ -119,8 +119,18 @@ class Emulator:
         await self.stop()
 
     @property
+    def public_host(self) -> str:
+        """The host in the URLs it hands out: loopback when it binds every address."""
+        host = self.config.host
+        if host in ("", "0.0.0.0"):
+            return "127.0.0.1"
+        if host == "::":
+            return "[::1]"
+        return f"[{host}]" if ":" in host else host
+
+    @property
     def base_url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"http://{self.public_host}:{self.port}"
 
     @property
     def api_base(self) -> str:
@@ -129,7 +139,7 @@ class Emulator:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}/"
+        return f"ws://{self.public_host}:{self.port}/"
 
     @property
     def playground_url(self) -> str:

@@ -207,9 +207,11 @@ class World:
         guild.channel_ids.append(ch.id)
         return ch
 
-    def create_channel(self, guild_id: int, name: str, *, ctype: int = GUILD_TEXT, topic: str | None = None) -> Channel:
+    def create_channel(self, guild_id: int, name: str, *, ctype: int = GUILD_TEXT, topic: str | None = None,
+                       nsfw: bool = False) -> Channel:
         guild = self.guild(guild_id)
         ch = self._add_channel(guild, name, ctype, topic)
+        ch.nsfw = nsfw
         self.touch()
         self.dispatcher.dispatch("CHANNEL_CREATE", ch.payload(), guild_id=guild_id, intent=INTENT_GUILDS)
         return ch

@@ -356,6 +356,9 @@ def register(bot: "AigcBot") -> None:
         await it.followup.send(t(it.locale, "purged", user=user.mention, messages=messages,
                                  jobs=report.deleted.get("jobs", 0)), ephemeral=True)
 
+    from bot.moderation import settings_commands
+
+    settings_commands.register(bot, mod)
     tree.add_command(mod)
 
     # ---- members: /quota, /verify -----------------------------------------------------------

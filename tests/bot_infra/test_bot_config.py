@@ -118,3 +118,17 @@ def test_missing_toml_file(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("AIGC_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         BotSettings()
+
+
+def test_http_and_emulator_host_settings(monkeypatch):
+    for name in ("AIGC_BOT_HTTP_HOST", "AIGC_BOT_HTTP_PORT", "AIGC_EMULATOR_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_bot_settings()
+    assert (s.http_host, s.http_port, s.emulator_host) == ("127.0.0.1", 8701, "127.0.0.1")
+    monkeypatch.setenv("AIGC_BOT_HTTP_PORT", "0")
+    monkeypatch.setenv("AIGC_EMULATOR_HOST", "0.0.0.0")
+    s = load_bot_settings()
+    assert (s.http_port, s.emulator_host) == (0, "0.0.0.0")
+    monkeypatch.setenv("AIGC_BOT_HTTP_PORT", "65536")
+    with pytest.raises(ConfigError, match="AIGC_BOT_HTTP_PORT: .*65535"):
+        load_bot_settings()

@@ -139,7 +139,7 @@ async def world(tmp_path) -> AsyncIterator[World]:
     settings = load_bot_settings(
         discord_token=emu.token, engine_url=[engine.url], engine_token=TOKEN,
         data_dir=tmp_path / "bot", discord_api_base=emu.api_base, discord_gateway=emu.gateway_url,
-        catalog_poll_s=0, engine_health_s=0)
+        catalog_poll_s=0, engine_health_s=0, http_port=0)  # test_health.py turns HTTP on
     w = World(emu, engine, guild.id, guild.channel_ids[0], alice.id, mod.id, settings)
     await w.start_bot()
     try:

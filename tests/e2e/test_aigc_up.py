@@ -19,6 +19,7 @@ def _port() -> int:
 def test_aigc_up_runs_engine_and_bot_together(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "AIGC_ENGINE_TOKEN")}
     env["AIGC_DATA_DIR"] = str(tmp_path)
+    env["AIGC_BOT_HTTP_PORT"] = str(_port())  # not the default 8701: other runs may hold it
     out = subprocess.run([sys.executable, "-m", "aigc.cli", "up", "--engine-port", str(_port()),
                           "--emulator-port", str(_port()), "--exit-after", "0.5"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
