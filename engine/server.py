@@ -17,7 +17,8 @@ from engine.protocol import (
     ModerateRequest, ModerateResponse, Readiness,
 )
 from engine.provenance.verify import VerifyReport
-from engine.service import Engine, EngineError
+from engine.errors import EngineError
+from engine.service import Engine
 
 log = logging.getLogger("aigc.engine.http")
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)

@@ -57,7 +57,8 @@ def _typed(spec_options, raw: dict[str, str]) -> dict[str, Any]:
 
 async def _generate(args: argparse.Namespace, raw: dict[str, str]) -> int:
     from engine.protocol import JobRequest, ParentRef, Requester
-    from engine.service import Engine, EngineError
+    from engine.errors import EngineError
+    from engine.service import Engine
 
     engine = Engine(settings_or_exit(warmup=False, generator_processes=False))
     await engine.start()

@@ -52,6 +52,6 @@ async def test_server_managers_are_never_blocked_but_still_refused(world):
     await world.result(await world.slash("emoji", {"prompt": "a cat", "seed": 5}, user=world.mod))
     assert await world.bot.store.bans.active_ban(str(world.guild), str(world.mod)) is None
     # The engine refused each prompt but left the blocking to the bot.
-    assert world.engine.engine.near_misses.blocked_until(f"discord:{world.mod}") is None
+    assert world.engine.engine.gate.near_misses.blocked_until(f"discord:{world.mod}") is None
     refused = await world.bot.store.audit.query(guild_id=str(world.guild), action="job.refused")
     assert len(refused) == 5 and {r.verdict for r in refused} == {"refused"}

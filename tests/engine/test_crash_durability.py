@@ -157,20 +157,20 @@ async def test_a_crash_looping_generator_keeps_its_jobs_queued_and_the_engine_no
 
 
 async def test_an_output_that_kills_its_generator_every_time_fails_alone(engine_factory, tmp_path, monkeypatch):
-    from engine import service
+    from engine import execution
     from engine.generator_process import GeneratorDied
     from tests.engine.probe_plugin import make_probe_plugin
 
     plugin, gen = make_probe_plugin()
     h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False, data_dir=tmp_path / "d")
-    real = h.engine._forward
+    real = h.engine.execution.forward
 
     def forward(g, batch, busy=False):  # "poison" takes the (pretend) process down with its batch
         if any(job.options["text"] == "poison" for job, _ in batch):
             raise GeneratorDied("generator process for 'probe' died (exit code -9)")
         return real(g, batch, busy)
 
-    monkeypatch.setattr(h.engine, "_forward", forward)
+    monkeypatch.setattr(h.engine.execution, "forward", forward)
     gen.gate.clear()
     jobs = [await h.submit({"command": "probe", "options": {"text": t}, "seed": 1, "count": 2})
             for t in ("a", "poison", "b")]
@@ -178,4 +178,4 @@ async def test_an_output_that_kills_its_generator_every_time_fails_alone(engine_
     results = {t: await h.wait_done(j["id"]) for t, j in zip(("a", "poison", "b"), jobs)}
     assert results["a"]["status"] == results["b"]["status"] == "done"
     assert results["poison"]["status"] == "failed"
-    assert f"died {service.MAX_CRASHES_PER_OUTPUT} times" in results["poison"]["error"]["message"]
+    assert f"died {execution.MAX_CRASHES_PER_OUTPUT} times" in results["poison"]["error"]["message"]
