@@ -305,7 +305,7 @@ if __name__ == "__main__":  # the child: python -m engine.generator_process FD A
     # Ctrl-C reaches the whole process group; the engine decides when this child stops (it
     # closes the pipe, and the child returns), so a terminal interrupt must not kill it mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from aigc.logs import setup_logging
+    from aigc_common.logs import setup_logging
 
     setup_logging(os.environ.get("AIGC_LOG_FORMAT", "json"))  # the engine's structured lines
     _child(Connection(int(sys.argv[1])), **json.loads(sys.argv[2]))
