@@ -1,7 +1,7 @@
 """The plugin API: the only engine module a plugin imports.
 
-A plugin is a module (built in under ``plugins/`` or an installed package exposing the entry
-point group ``aigc.plugins``) whose ``plugin`` attribute (or a zero-argument callable returning
+A plugin is a module exposed through the entry point group ``aigc.plugins`` (an installed
+package's, or a built-in ``plugins/<name>`` declared in this project's pyproject.toml) whose ``plugin`` attribute (or a zero-argument callable returning
 one) is a :class:`Plugin`::
 
     from engine import sdk
