@@ -18,6 +18,7 @@ WORKDIR /app
 RUN pip install "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY aigc ./aigc
+COPY aigc_common ./aigc_common
 COPY engine ./engine
 COPY bot ./bot
 COPY plugins ./plugins

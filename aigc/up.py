@@ -25,7 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aigc.logs import setup_logging
+    from aigc_common.logs import setup_logging
 
     setup_logging("text")
     try:

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"aigc: invalid configuration:\n{e}", file=sys.stderr)
         return 2
-    from aigc.logs import setup_logging
+    from aigc_common.logs import setup_logging
 
     setup_logging("text")
     return asyncio.run(_serve(settings, args.emulator_port))

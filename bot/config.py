@@ -28,7 +28,7 @@ from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationE
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from aigc.config_file import ConfigError, load_toml_table
+from aigc_common.config_file import ConfigError, load_toml_table
 
 from bot.store.database import StoreConfigError, normalize_store_url
 

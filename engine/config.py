@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aigc.config_file import ConfigError, load_toml_table
+from aigc_common.config_file import ConfigError, load_toml_table
 
 
 class _TomlTable(PydanticBaseSettingsSource):

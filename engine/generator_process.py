@@ -16,8 +16,6 @@ batch and started again on the next call.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -29,6 +27,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from engine.discovery import BUILTIN, load_plugin
 from engine.sdk import EncodeContext, Generator, Item, Modality, Output, Plugin
 
 log = logging.getLogger("aigc.engine.generator_process")
@@ -53,15 +52,9 @@ class GeneratorDied(GeneratorProcessError):
 
 
 def _import_plugin(name: str, source: str) -> Plugin:
-    from engine.registry import ENTRY_POINT_GROUP, _resolve
-
-    if source == "builtin":
-        return _resolve(importlib.import_module(f"plugins.{name}"))
-    if source.startswith("entry_point:"):
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name == name:
-                return _resolve(ep.load())
-    raise GeneratorProcessError(f"plugin {name!r} from {source!r} cannot be imported in a child process")
+    if not can_isolate(source):
+        raise GeneratorProcessError(f"plugin {name!r} from {source!r} cannot be imported in a child process")
+    return load_plugin(name, source)
 
 
 Encoding = tuple[str, EncodeContext]  # (modality name, context) for one item
@@ -296,7 +289,7 @@ def isolate(inner: Generator, plugin: str, source: str, device: str, threads: in
 
 def can_isolate(source: str) -> bool:
     """Only plugins a child can import again by name (not in-process test plugins)."""
-    return source == "builtin" or source.startswith("entry_point:")
+    return source == BUILTIN or source.startswith("entry_point:")
 
 
 if __name__ == "__main__":  # the child: python -m engine.generator_process FD ARGS_JSON
@@ -305,7 +298,7 @@ if __name__ == "__main__":  # the child: python -m engine.generator_process FD A
     # Ctrl-C reaches the whole process group; the engine decides when this child stops (it
     # closes the pipe, and the child returns), so a terminal interrupt must not kill it mid-batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from aigc.logs import setup_logging
+    from aigc_common.logs import setup_logging
 
     setup_logging(os.environ.get("AIGC_LOG_FORMAT", "json"))  # the engine's structured lines
     _child(Connection(int(sys.argv[1])), **json.loads(sys.argv[2]))

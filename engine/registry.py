@@ -1,29 +1,25 @@
 """Plugin discovery and the catalog.
 
-Plugins come from the built-in ``plugins`` package and from installed distributions exposing
-the entry point group ``aigc.plugins``. A plugin that fails to import, declare or load is
+Plugins are the entry points of the group ``aigc.plugins``, built-in ones included
+(``engine.discovery`` finds them). A plugin that fails to import, declare or load is
 recorded with its reason (catalog ``failed`` and the log); the others are still served.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.metadata
 import json
 import logging
-import pkgutil
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
 
 from engine.artifacts import BUILTIN_MODALITIES
+from engine.discovery import BUILTIN, Candidate, discover, resolve
 from engine.protocol import Catalog, CommandSpec, FailedPlugin, PluginSpec
 from engine.sdk import Command, Generator, Modality, Plugin
 
 log = logging.getLogger("aigc.engine.registry")
-ENTRY_POINT_GROUP = "aigc.plugins"
 
 
 @dataclass
@@ -146,27 +142,6 @@ def _command_spec(c: Command, plugin: str) -> CommandSpec:
         raise ValueError(f"command /{c.name}: {where}: {first['msg']}") from None
 
 
-def _resolve(obj: Any) -> Plugin:
-    """A module with a ``plugin`` attribute, a Plugin, or a callable returning one."""
-    if hasattr(obj, "plugin") and not isinstance(obj, Plugin):
-        obj = obj.plugin
-    if callable(obj) and not isinstance(obj, Plugin):
-        obj = obj()
-    return obj
-
-
-def discover() -> Iterable[tuple[str, str, Callable[[], Any]]]:
-    """Yield (name, source, loader) for built-in modules and entry points (not yet imported)."""
-    import plugins as builtin
-
-    for info in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda i: i.name):
-        if not info.name.startswith("_"):
-            yield info.name, "builtin", (lambda n=info.name: importlib.import_module(f"plugins.{n}"))
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist else "unknown"
-        yield ep.name, f"entry_point:{dist}", ep.load
-
-
 def _error_text(e: BaseException) -> str:
     frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
     where = f" ({frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
@@ -184,16 +159,15 @@ def build_registry(device: str, *, enabled: list[str] | None = None,
     from engine.generator_process import can_isolate, isolate
 
     reg = Registry(modalities={m.name: m for m in BUILTIN_MODALITIES})
-    candidates: list[tuple[str, str, Callable[[], Any]]] = list(discover())
-    candidates += [(p.name, "in-process", (lambda p=p: p)) for p in extra or []]
-    for name, source, loader in candidates:
-        if source == "builtin" and not builtin:
+    candidates = discover() + [Candidate(p.name, "in-process", (lambda p=p: p)) for p in extra or []]
+    for name, source, loader in ((c.name, c.source, c.load) for c in candidates):
+        if source == BUILTIN and not builtin:
             continue
         if (enabled and name not in enabled) or (disabled and name in disabled):
             log.info("plugin disabled by config", extra={"plugin": name})
             continue
         try:
-            plugin = _resolve(loader())
+            plugin = resolve(loader())
             reg.add(plugin, source)
         except Exception as e:  # a broken plugin must not take the engine down
             reg.fail(name, source, f"could not be declared: {_error_text(e)}")

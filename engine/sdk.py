@@ -1,7 +1,7 @@
 """The plugin API: the only engine module a plugin imports.
 
-A plugin is a module (built in under ``plugins/`` or an installed package exposing the entry
-point group ``aigc.plugins``) whose ``plugin`` attribute (or a zero-argument callable returning
+A plugin is a module exposed through the entry point group ``aigc.plugins`` (an installed
+package's, or a built-in ``plugins/<name>`` declared in this project's pyproject.toml) whose ``plugin`` attribute (or a zero-argument callable returning
 one) is a :class:`Plugin`::
 
     from engine import sdk
@@ -23,6 +23,13 @@ one) is a :class:`Plugin`::
 Determinism contract: ``generate`` must return, for each item, a value that depends only on
 the item (command, options, seed, index, action, source) — never on the other items in the
 batch. Use :meth:`Item.rng` / :func:`normal` for all randomness.
+
+A new modality encodes with the label-aware writers below (:func:`encode_png`,
+:func:`encode_gif`, :func:`encode_webp`, :func:`encode_wav`, :func:`encode_ogg`,
+:func:`label_text`), which embed ``ctx.meta`` and the AI-generated labels::
+
+    gif = sdk.Modality("loop", "image/gif", "gif", sdk.Presentation.animation,
+                       lambda out, ctx: sdk.encode_gif(out.data, ctx.meta, visible_mark=ctx.visible_mark))
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ import hashlib
 import struct
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
 from engine.protocol import (
     LOCALES,
@@ -45,13 +52,15 @@ from engine.protocol import (
 
 from engine.policy.output_checks import OutputCheck, OutputVerdict
 
-if TYPE_CHECKING:  # torch is imported lazily so that importing the SDK stays cheap
+if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importing the SDK stays cheap
     import torch
+    from PIL import Image
 
 __all__ = [
     "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "load_safetensors", "load_model", "prompt_encoder", "file_sha256",
+    "encode_png", "encode_gif", "encode_webp", "encode_wav", "encode_ogg", "label_text",
 ]
 
 # Follow-up actions every command has; plugins may declare more.
@@ -228,3 +237,62 @@ def file_sha256(path: str | Path) -> str:
     from engine.runtime import file_sha256 as _sha
 
     return _sha(path)
+
+
+# ---- label-aware writers (engine.labels): every file a modality encodes carries the labels ----
+# ``meta`` is the encoder's ``ctx.meta``. Each writer adds the GB 45438 ``AIGC`` object, the IPTC
+# DigitalSourceType ``trainedAlgorithmicMedia`` and the provenance meta, in the places the format's
+# readers look; ``engine.labels.read_labels`` (and ``/v1/verify``) reads them back. Bad input
+# raises ``ValueError`` (engine.labels.LabelError) naming the rule it breaks.
+
+def encode_png(image: Image.Image | Any, meta: dict[str, str], *, visible_mark: bool = True,
+               compress_level: int = 1) -> bytes:
+    """PNG from a PIL image or a uint8 HxW[xC] array: the visible "AI" mark (unless
+    ``visible_mark`` is off, e.g. ``ctx.visible_mark``), iTXt XMP and iTXt ``AIGC`` (JSON)."""
+    from engine.labels import encode_png as _encode
+
+    return _encode(image, meta, visible_mark=visible_mark, compress_level=compress_level)
+
+
+def encode_gif(frames: Sequence[Image.Image | Any], meta: dict[str, str], *, duration_ms: int = 100,
+               loop: int = 0, visible_mark: bool = True, mark_frames: int | None = None) -> bytes:
+    """Animated (or one-frame) GIF: the mark on every frame (or the first ``mark_frames``), an
+    XMP application extension and a comment extension carrying the ``AIGC`` object."""
+    from engine.labels import encode_gif as _encode
+
+    return _encode(frames, meta, duration_ms=duration_ms, loop=loop, visible_mark=visible_mark,
+                   mark_frames=mark_frames)
+
+
+def encode_webp(frames: Image.Image | Any | Sequence[Image.Image | Any], meta: dict[str, str], *,
+                duration_ms: int = 100, loop: int = 0, visible_mark: bool = True,
+                mark_frames: int | None = None, lossless: bool = True, quality: int = 90) -> bytes:
+    """WebP, one image or (a list of frames) an animation: the mark and an ``XMP `` chunk."""
+    from engine.labels import encode_webp as _encode
+
+    return _encode(frames, meta, duration_ms=duration_ms, loop=loop, visible_mark=visible_mark,
+                   mark_frames=mark_frames, lossless=lossless, quality=quality)
+
+
+def encode_wav(samples: Any, rate: int, meta: dict[str, str]) -> bytes:
+    """PCM 16-bit WAV from float samples in [-1, 1] (or int16), shape (n,) or (n, channels):
+    ``LIST``/``INFO`` (ICMT comment, ISFT software, INAM title), an ``AIGC`` chunk and XMP
+    (``_PMX``). Audio has no visible mark; the title and comment say "AI-generated"."""
+    from engine.labels import encode_wav as _encode
+
+    return _encode(samples, rate, meta)
+
+
+def encode_ogg(samples: Any, rate: int, meta: dict[str, str], *, codec: str = "vorbis") -> bytes:
+    """Ogg Vorbis (or ``codec="opus"``) from float samples, with the comments ``AIGC``,
+    ``AIGCBOT_PROVENANCE``, ``DIGITALSOURCETYPE`` and ``COMMENT`` in its comment header."""
+    from engine.labels import encode_ogg as _encode
+
+    return _encode(samples, rate, meta, codec=codec)
+
+
+def label_text(text: str, *, locale: str = "en-US") -> str:
+    """``text`` ending in the line ``[AI-generated]`` (``[人工智能生成]`` for zh-CN), once."""
+    from engine.labels import label_text as _label
+
+    return _label(text, locale=locale)

@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from engine.cli import settings_or_exit
-from aigc.logs import setup_logging
+from aigc_common.logs import setup_logging
 
 
 def configure(p: argparse.ArgumentParser) -> None:

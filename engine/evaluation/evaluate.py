@@ -6,7 +6,6 @@ has, so the floor (held-out real), the blur references and the model are compara
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from engine import sdk
+from engine.discovery import load_plugin
 from engine.evaluation.judge import (balanced_accuracy, is_held_out, judge_outputs, load_judge,
                                      save_judge, train_judge)
 from engine.evaluation.metrics import frechet_distance, gaussian_blur, nearest_rmse, precision_recall
@@ -87,8 +87,7 @@ def served_options(plugin: str, model: str, variety: float | None = None,
     """The plugin, and the options every sample gets (all but the prompt): checked and
     completed with the command's defaults as the engine does for a request. Raises
     FieldError naming the field; cheap, so callers check before any compute."""
-    mod = importlib.import_module(f"plugins.{plugin}")
-    p = mod.plugin() if callable(mod.plugin) else mod.plugin
+    p = load_plugin(plugin)
     asked = {"prompt": "check", "model": model, **({} if variety is None else {"variety": variety}), **(options or {})}
     served = validate_option_values([o for o in p.commands[0].options if not o.job_field], asked)
     served.pop("prompt")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.weights import load_state, save_model
+from engine.models.state import load_state, save_model
 
 HELD_OUT_PERCENT = 15
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.weights import load_state
+from engine.models.state import load_state
 
 
 def package_dir() -> Path:

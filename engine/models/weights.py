@@ -1,41 +1,18 @@
-"""Model files: ``<stem>.safetensors`` (tensors) + ``<stem>.json`` (config). No pickle anywhere:
-safetensors cannot run code on load, unlike torch.save/torch.load."""
+"""Models from their files: the module a config describes (GAN generator/discriminator or
+VAE), loaded from ``<stem>.json`` + ``<stem>.safetensors``. The file format itself (saving,
+reading tensors) is ``engine.models.state``, which imports no family, so the families and
+the prompt encoders can read tensors without an import circle through this module."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from engine.models.gan import Discriminator, GanConfig, Generator
+from engine.models.state import load_state
 from engine.models.vae import VAE, VaeConfig
-
-
-def save_model(module: nn.Module, config: dict[str, Any], stem: str | Path,
-               dtype: torch.dtype | None = None) -> Path:
-    """Write ``stem.safetensors`` and ``stem.json``; ``dtype`` (e.g. fp16) shrinks float tensors."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for k, v in module.state_dict().items():
-        v = v.detach().cpu()
-        if dtype is not None and v.is_floating_point():
-            v = v.to(dtype)
-        tensors[k] = v.contiguous()
-    path = stem.with_suffix(".safetensors")
-    save_file(tensors, str(path))
-    path.chmod(0o644)  # safetensors writes 0600; weights are meant to be shipped and read
-    stem.with_suffix(".json").write_text(json.dumps(config, indent=1, sort_keys=True))
-    return path
-
-
-def load_state(path: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file, floats as float32 (fp16 files are for storage only)."""
-    state = load_file(str(path), device=device)
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
 def build(config: dict[str, Any], part: str = "generator") -> nn.Module:

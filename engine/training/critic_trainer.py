@@ -26,7 +26,8 @@ from tqdm import tqdm
 from engine.evaluation.judge import HELD_OUT_PERCENT, is_held_out
 from engine.models.gan import Discriminator, GanConfig
 from engine.models.prompt_encoder import make_prompt_encoder
-from engine.models.weights import load_model, save_model
+from engine.models.state import save_model
+from engine.models.weights import load_model
 from engine.runtime import file_sha256
 from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from engine.models.weights import load_model, save_model
+from engine.models.state import save_model
+from engine.models.weights import load_model
 
 
 def export_run(run_dir: str | Path, dest_stem: str | Path, ema_steps: float | None = None,

@@ -21,7 +21,8 @@ import torch
 
 from engine.models.gan import Discriminator, GanConfig, Generator
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
-from engine.models.weights import load_model, save_model
+from engine.models.state import save_model
+from engine.models.weights import load_model
 from engine.training import checkpoint as ckpt
 from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment

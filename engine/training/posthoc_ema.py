@@ -20,7 +20,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from engine.models.weights import load_model, load_state
+from engine.models.state import load_state
+from engine.models.weights import load_model
 
 _NAME = re.compile(r"g_(\d{7})\.safetensors$")
 

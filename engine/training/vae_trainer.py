@@ -11,7 +11,7 @@ import torch
 
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.vae import VAE, VaeConfig
-from engine.models.weights import save_model
+from engine.models.state import save_model
 from engine.training import checkpoint as ckpt
 from engine.training.data import ImageSet
 from engine.training.gan_trainer import new_prompt_encoder, pick_device, step_generator

@@ -145,3 +145,57 @@ def test_plugins_import_only_the_sdk_from_the_engine():
                         a.name != "sdk" for a in node.names):
                     offenders.append(f"{path.relative_to(ROOT)}: from engine import ...")
     assert offenders == []
+
+
+# ---- one resolver: built-ins are entry points too (engine.discovery) ----------------------------
+
+def _declared_builtins() -> dict[str, str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["entry-points"]["aigc.plugins"]
+
+
+def test_every_builtin_plugin_is_a_declared_entry_point():
+    import pkgutil
+
+    import plugins
+    from engine.discovery import discover
+
+    folders = {m.name for m in pkgutil.iter_modules(plugins.__path__) if not m.name.startswith("_")}
+    declared = _declared_builtins()
+    assert set(declared) == folders and all(v == f"plugins.{k}" for k, v in declared.items())
+    assert [(c.name, c.source) for c in discover() if c.source == "builtin"] == sorted(
+        (name, "builtin") for name in folders)
+
+
+class _FakeEntryPoint:
+    def __init__(self, name: str, value: str, dist: str):
+        self.name, self.value, self.group = name, value, "aigc.plugins"
+        self.dist = type("Dist", (), {"name": dist})()
+
+    def load(self):
+        return f"loaded {self.value}"
+
+
+def test_installed_metadata_gives_the_builtins_without_a_source_tree(monkeypatch):
+    from engine import discovery
+
+    installed = [_FakeEntryPoint("zeta", "plugins.zeta", "aigc_bot"), _FakeEntryPoint("alpha", "plugins.alpha", "aigc-bot"),
+                 _FakeEntryPoint("swatch", "aigc_example_swatch:plugin", "aigc-example-swatch")]
+    monkeypatch.setattr(discovery.importlib.metadata, "entry_points", lambda group: installed)
+    monkeypatch.setattr(discovery, "_source_tree_entry_points", lambda: None)  # a wheel install
+    got = [(c.name, c.source, c.load()) for c in discovery.discover()]
+    assert got == [("alpha", "builtin", "loaded plugins.alpha"), ("zeta", "builtin", "loaded plugins.zeta"),
+                   ("swatch", "entry_point:aigc-example-swatch", "loaded aigc_example_swatch:plugin")]
+
+
+def test_the_running_source_tree_declares_the_builtins_over_stale_metadata(monkeypatch):
+    from engine import discovery
+
+    stale = [_FakeEntryPoint("retired", "plugins.retired", "aigc-bot")]  # an old editable install
+    monkeypatch.setattr(discovery.importlib.metadata, "entry_points", lambda group: stale)
+    assert [(c.name, c.source) for c in discovery.discover()] == [(n, "builtin") for n in sorted(_declared_builtins())]
+    assert discovery.load_plugin("emoji", "builtin").name == "emoji"
+    with pytest.raises(ModuleNotFoundError, match="no plugin 'retired'"):
+        discovery.load_plugin("retired")

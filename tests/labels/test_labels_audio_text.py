@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from engine import labels
-from engine.labels import DIGITAL_SOURCE_TYPE, LabelError, label_ogg, read_labels
+from engine.labels import DIGITAL_SOURCE_TYPE, LabelError, label_ogg, ogg, read_labels
 
 
 def tone(seconds=0.5, rate=16000, channels=1):
@@ -100,8 +100,8 @@ def test_label_ogg_handles_a_comment_header_spanning_pages(meta):
 @pytest.mark.parametrize("bad, message", [
     (b"not ogg at all", "not an Ogg page at byte 0"),
     (b"OggS" + b"\x00" * 22 + b"\x05\x01", "truncated Ogg page at byte 0"),
-    (labels._Page(2, 0, 1, 0, b"\x05", b"hello").to_bytes(), "only Ogg Vorbis and Ogg Opus"),
-    (labels._Page(2, 0, 1, 0, b"\x08", b"OpusHead").to_bytes(), "fewer than 2 header packets"),
+    (ogg._Page(2, 0, 1, 0, b"\x05", b"hello").to_bytes(), "only Ogg Vorbis and Ogg Opus"),
+    (ogg._Page(2, 0, 1, 0, b"\x08", b"OpusHead").to_bytes(), "fewer than 2 header packets"),
 ])
 def test_label_ogg_rejects_what_it_cannot_label(bad, message, meta):
     with pytest.raises(LabelError, match=message):

@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from engine import labels
-from engine.labels import build_xmp, parse_xmp, read_labels
+from engine.labels import build_xmp, metadata, parse_xmp, read_labels
 
 
 @settings(max_examples=200, deadline=None)
@@ -32,7 +32,7 @@ def test_truncating_a_labelled_file_never_raises(meta):
 @given(st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=6))
 def test_xmp_round_trips_any_meta(meta):
     parsed = parse_xmp(build_xmp(meta))
-    cleaned = {k: labels._clean(v) for k, v in meta.items()}
+    cleaned = {k: metadata._clean(v) for k, v in meta.items()}
     assert parsed["provenance"] == {k: v for k, v in cleaned.items()}
     assert parsed["aigc"]["Label"] == "1"
 

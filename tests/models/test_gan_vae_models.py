@@ -10,7 +10,8 @@ from safetensors import safe_open
 from engine.models.gan import Discriminator, GanConfig, Generator
 from engine.models.prompt_encoder import PromptTokenizer
 from engine.models.vae import VAE, VaeConfig
-from engine.models.weights import load_model, save_model
+from engine.models.state import save_model
+from engine.models.weights import load_model
 
 CAPTIONS = ["grinning face", "dog face", "red heart", "flag fr", "person running"]
 

@@ -11,6 +11,7 @@ import zlib
 from PIL import Image
 
 from engine import labels
+from engine.labels import ogg
 
 MIB = 1 << 20
 NESTED = "[" * 100_000
@@ -61,7 +62,7 @@ def opus_tags(comments: list[bytes], count: int | None = None) -> bytes:
 
 
 def ogg_packet_pages(packet: bytes, first_seq: int) -> bytes:
-    return b"".join(ogg_page(p.lacing, p.body, p.seq, p.flags) for p in labels._paginate([packet], 7, first_seq))
+    return b"".join(ogg_page(p.lacing, p.body, p.seq, p.flags) for p in ogg._paginate([packet], 7, first_seq))
 
 
 # ---- the files --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from engine import containers, labels
-from engine.labels import read_labels
+from engine.labels import ogg, read_labels, readback
 from engine.provenance import ProvenanceLedger, verify
 from engine.provenance.content_hash import MAX_HASH_PIXELS, content_hash, content_sha256
 from tests.provenance import hostile_files as hf
@@ -112,8 +112,8 @@ def test_ogg_pages_without_headers_stop_at_the_page_cap(ledger):
 
 
 def test_ogg_header_packets_are_read_lazily():
-    pages = (labels._Page(0, 0, 7, i, b"\x00", b"") for i in range(10**9))  # endless
-    assert labels._ogg_header_packets(pages, 2, whole_pages=False)[0] == [b"", b""]
+    pages = (ogg._Page(0, 0, 7, i, b"\x00", b"") for i in range(10**9))  # endless
+    assert ogg._ogg_header_packets(pages, 2, whole_pages=False)[0] == [b"", b""]
 
 
 def test_a_million_vorbis_comments_are_not_all_read(ledger):
@@ -168,15 +168,15 @@ def test_the_labels_returned_stay_under_their_cap():
 
 def test_compressed_text_inflates_within_one_budget_per_file(monkeypatch, ledger):
     asked = []
-    real = labels._inflate
-    monkeypatch.setattr(labels, "_inflate", lambda data, limit: asked.append(limit) or real(data, limit))
+    real = readback._inflate
+    monkeypatch.setattr(readback, "_inflate", lambda data, limit: asked.append(limit) or real(data, limit))
     _, got = checked(hf.png_zlib_bombs(), ledger)
     assert sum(asked) <= labels.MAX_INFLATED_BYTES + len(asked)  # 2 MiB in all, not 15,000 x 1 MiB
     assert got["malformed"][0] == f"png:iTXt:XML:com.adobe.xmp: corrupt, or inflates past {labels.MAX_XMP_BYTES} bytes; not read"
 
 
 def test_only_our_text_chunks_are_decoded(monkeypatch):
-    monkeypatch.setattr(labels, "_inflate", lambda data, limit: pytest.fail("inflated a foreign chunk"))
+    monkeypatch.setattr(readback, "_inflate", lambda data, limit: pytest.fail("inflated a foreign chunk"))
     foreign = hf.itxt("Comment", b"x" * 1000, compressed=True)
     assert read_labels(hf.png_with(foreign * 50))["malformed"] == []
 

@@ -11,7 +11,8 @@ import torch
 
 from engine.evaluation.judge import is_held_out
 from engine.models.gan import Discriminator
-from engine.models.weights import load_model, save_model
+from engine.models.state import save_model
+from engine.models.weights import load_model
 from engine.training.critic_trainer import CriticTrainConfig, CriticTrainer, auc
 from engine.training.data import load_image_folder
 from engine.training.gan_trainer import GanTrainConfig, GanTrainer
