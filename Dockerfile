@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY aigc ./aigc
 COPY engine ./engine
 COPY bot ./bot
+COPY emulator ./emulator
 COPY plugins ./plugins
 RUN pip install .
 
