@@ -21,6 +21,7 @@ COPY aigc ./aigc
 COPY aigc_common ./aigc_common
 COPY engine ./engine
 COPY bot ./bot
+COPY emulator ./emulator
 COPY plugins ./plugins
 RUN pip install .
 

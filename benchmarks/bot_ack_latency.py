@@ -22,11 +22,11 @@ from pathlib import Path
 import discord
 from discord import app_commands
 
-from bot.emulator.client import EmulatorControl
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._harness import ROOT, free_port, percentile, start_engine, wait_ready  # noqa: E402
+from emulator.client import EmulatorControl  # noqa: E402
 
 
 class BareClient(discord.Client):
@@ -64,7 +64,7 @@ async def burst(ctl, guild: str, channel: str, users: list[str], n: int, desc: s
 async def emulator_process():
     """The emulator in a process of its own, as Discord is: the bot's loop does only its work."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.emulator", "--port", str(port), "--no-demo"],
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--port", str(port), "--no-demo"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -93,8 +93,8 @@ async def main() -> None:
     args = ap.parse_args()
 
     from bot.config import load_bot_settings
-    from bot.emulator import EmulatorConfig, point_discordpy_at
     from bot.runner import start_bot
+    from emulator import EmulatorConfig, point_discordpy_at
 
     port, token = free_port(), secrets.token_urlsafe(16)
     bot_acks: list[float] = []

@@ -39,7 +39,7 @@ class Running:
 async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT,
                     ready_timeout: float = 60, **bot_kw: Any) -> Running:
     """Log in and wait until the bot is ready and its commands are synced."""
-    from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
+    from emulator import Emulator, EmulatorConfig, point_discordpy_at
 
     emulator = restore = None
     if settings.discord_token is not None:

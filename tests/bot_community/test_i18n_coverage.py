@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.i18n import MESSAGES
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
-SOURCES = [p for p in sorted(BOT.rglob("*.py")) if "emulator" not in p.parts]
+SOURCES = sorted(BOT.rglob("*.py"))
 REPLY_CALLS = {"send_message", "send", "edit_original_response", "edit_message", "send_error", "_reply",
                "Refused", "reply"}
 WORDS = re.compile(r"[A-Za-z]{2,}[ ,.;:!?'-]+[A-Za-z]{2,}")

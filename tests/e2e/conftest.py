@@ -125,7 +125,7 @@ class World:
 @pytest.fixture
 async def world(tmp_path) -> AsyncIterator[World]:
     from bot.config import load_bot_settings
-    from bot.emulator import Emulator, EmulatorConfig
+    from emulator import Emulator, EmulatorConfig
 
     engine = EngineProcess(tmp_path / "engine")
     await engine.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.emulator.interactions import InjectError
+from emulator.interactions import InjectError
 
 MANAGE_GUILD = 1 << 5
 

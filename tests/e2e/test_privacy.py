@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from PIL import Image
 
-from bot.emulator import file
 from bot.scoped_settings import SettingsContext
+from emulator import file
 from tests.e2e.test_moderation import mod, reply
 
 
@@ -53,7 +53,7 @@ async def test_leaving_a_guild_purges_its_data(world):
     await world.result(await world.slash("emoji", {"prompt": "cat", "seed": 3}))
     await mod(world, "mod ban", {"user": world.mod, "reason": "test"})
     await world.audit_actions("job.done")
-    from bot.emulator.state import INTENT_GUILDS
+    from emulator.state import INTENT_GUILDS
 
     world.emu.world.dispatcher.dispatch("GUILD_DELETE", {"id": str(world.guild)}, guild_id=world.guild,
                                         intent=INTENT_GUILDS)

@@ -45,7 +45,7 @@ async def test_catalog_change_appears_as_a_new_command(world):
     assert msg["attachments"][0]["filename"].startswith("probe-")
     # Members without Manage Server do not even see /aigc (default_member_permissions).
     import pytest
-    from bot.emulator import InjectError
+    from emulator import InjectError
 
     with pytest.raises(InjectError, match="cannot see /aigc"):
         await world.slash("aigc reload", user=world.alice)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
+from emulator import Emulator, EmulatorConfig, point_discordpy_at
 
 
 @pytest.fixture

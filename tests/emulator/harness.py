@@ -10,7 +10,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.emulator import Emulator
+from emulator import Emulator
 
 READY_TIMEOUT = 10.0
 

@@ -9,7 +9,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.emulator import Emulator, EmulatorConfig
+from emulator import Emulator, EmulatorConfig
 
 from .harness import BotClient, running
 

@@ -1,4 +1,4 @@
-"""The HTTP control API (via EmulatorControl), the playground page and ``python -m bot.emulator``."""
+"""The HTTP control API (via EmulatorControl), the playground page and ``python -m emulator``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.emulator import Emulator
-from bot.emulator.client import ControlError, EmulatorControl
+from emulator import Emulator
+from emulator.client import ControlError, EmulatorControl
 
 from .harness import BotClient, running
 from .test_interactions import png
@@ -124,7 +124,7 @@ async def test_playground_is_served(emu: Emulator, world) -> None:
 
 async def test_python_m_bot_emulator_prints_urls() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.emulator", "--port", "0", stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-m", "emulator", "--port", "0", stdout=asyncio.subprocess.PIPE)
     try:
         lines: dict[str, str] = {}
         assert proc.stdout is not None

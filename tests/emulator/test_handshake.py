@@ -10,8 +10,8 @@ import discord
 import pytest
 from discord.ext import commands
 
-from bot.emulator import Emulator, EmulatorConfig, point_discordpy_at
-from bot.emulator.config import PRIVILEGED_INTENTS
+from emulator import Emulator, EmulatorConfig, point_discordpy_at
+from emulator.config import PRIVILEGED_INTENTS
 
 from .harness import BotClient, FastIdentify, running
 
@@ -61,7 +61,7 @@ async def test_guild_created_after_ready_is_dispatched(emu: Emulator, world) -> 
 
 
 async def test_clean_close_ends_the_session(emu: Emulator, world) -> None:
-    from bot.emulator.gateway import NotConnected
+    from emulator.gateway import NotConnected
 
     identify = {"op": 2, "d": {"token": emu.token, "intents": 1, "properties": {}}}
     async with aiohttp.ClientSession() as http:

@@ -12,7 +12,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot.emulator import Emulator, file
+from emulator import Emulator, file
 
 from .harness import BotClient, running
 

@@ -12,8 +12,8 @@ import discord
 import pytest
 from discord.http import Route
 
-from bot.emulator import Emulator, EmulatorConfig, RateLimitConfig, point_discordpy_at
-from bot.emulator.models import MANAGE_GUILD_EXPRESSIONS, SEND_MESSAGES, VIEW_CHANNEL
+from emulator import Emulator, EmulatorConfig, RateLimitConfig, point_discordpy_at
+from emulator.models import MANAGE_GUILD_EXPRESSIONS, SEND_MESSAGES, VIEW_CHANNEL
 
 from .harness import BotClient, running
 from .test_interactions import png

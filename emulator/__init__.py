@@ -1,7 +1,7 @@
 """A local Discord: REST API v10 + gateway for the real discord.py client, with a control
 API and a web playground. Plain aiohttp; no discord.py, engine or torch imports.
 
-    from bot.emulator import Emulator, EmulatorConfig
+    from emulator import Emulator, EmulatorConfig
     async with Emulator(EmulatorConfig()) as emu:
         restore = point_discordpy_at(emu.api_base, emu.gateway_url)
 """

@@ -1,4 +1,4 @@
-"""``python -m bot.emulator [--port 8765]``: run the emulator with a demo guild."""
+"""``python -m emulator [--port 8765]``: run the emulator with a demo guild."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .server import serve
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("AIGC_EMULATOR_HOST", "127.0.0.1"),
                         help="address to bind (default $AIGC_EMULATOR_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765)

@@ -1,5 +1,5 @@
 """``EmulatorControl``: a thin async client for the HTTP control API, for tests and tools
-that run the emulator in another process (``python -m bot.emulator``, ``aigc up``)."""
+that run the emulator in another process (``python -m emulator``, ``aigc up``)."""
 
 from __future__ import annotations
 
