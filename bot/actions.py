@@ -2,26 +2,22 @@
 store, so it works after a restart and after the engine forgot the job."""
 from __future__ import annotations
 
-import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from bot import engine_client as ec
-from bot import generation
 from bot.community import is_moderator
 from bot.custom_ids import ButtonId
-from bot.generation import Request, send_error
+from bot.generation import Request
 from bot.i18n import t
 from bot.rendering import describe, prompt_of
+from bot.services import Services
 from bot.store import AuditEvent, JobRecord
 from bot.views import ActionForm
-from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
-
-if TYPE_CHECKING:
-    from bot.app import AigcBot
+from engine.protocol import CommandSpec, ParentRef
 
 log = logging.getLogger("aigc.bot.actions")
 EMOJI_MAX_BYTES = 256 * 1024
@@ -34,58 +30,58 @@ def parent_ref(record: JobRecord, action: str, index: int) -> ParentRef:
                      options=record.options, seed=record.seed)
 
 
-async def handle(bot: "AigcBot", it: discord.Interaction, bid: ButtonId) -> None:
-    record = await bot.store.jobs.get(bid.job)
+async def handle(services: Services, it: discord.Interaction, bid: ButtonId) -> None:
+    record = await services.store.jobs.get(bid.job)
     if record is None:
         await it.response.send_message(t(it.locale, "unknown_job", job=bid.job), ephemeral=True)
         return
     if bid.action == "details":
-        await it.response.send_message(embed=details_embed(record, it.locale, bot.catalog_specs.get(record.command)),
+        await it.response.send_message(embed=details_embed(record, it.locale, services.catalog.get(record.command)),
                                        ephemeral=True)
         return
     if bid.action == "delete":
-        await delete(bot, it, record)
+        await delete(services, it, record)
         return
     if bid.action == "emoji":
-        await save_emoji(bot, it, record, bid.index or 0)
+        await save_emoji(services, it, record, bid.index or 0)
         return
     if bid.action == "cancel":
-        await cancel(bot, it, record)
+        await cancel(services, it, record)
         return
-    spec = bot.catalog_specs.get(record.command)
+    spec = services.catalog.get(record.command)
     action = next((a for a in spec.actions if a.name == bid.action), None) if spec else None
     if spec is None or action is None:
         await it.response.send_message(t(it.locale, "unknown_job", job=bid.job), ephemeral=True)
         return
     if action.options:
         async def submitted(modal_it: discord.Interaction, values: dict[str, Any]) -> None:
-            await start_follow_up(bot, modal_it, spec, record, bid, values)
+            await start_follow_up(services, modal_it, spec, record, bid, values)
         await it.response.send_modal(ActionForm(action, bid, submitted))
         return
-    await start_follow_up(bot, it, spec, record, bid, {})
+    await start_follow_up(services, it, spec, record, bid, {})
 
 
-async def start_follow_up(bot: "AigcBot", it: discord.Interaction, spec: CommandSpec, record: JobRecord,
+async def start_follow_up(services: Services, it: discord.Interaction, spec: CommandSpec, record: JobRecord,
                           bid: ButtonId, options: dict[str, Any]) -> None:
     # Acknowledge first; a new message will hold the result (ephemeral where held for review).
-    await it.response.defer(thinking=True, ephemeral=await bot.community.holds_for_review(it))
-    await generation.run(bot, Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0),
+    await it.response.defer(thinking=True, ephemeral=await services.community.holds_for_review(it))
+    await services.generation.run(Request(it, spec, options, parent=parent_ref(record, bid.action, bid.index or 0),
                                       own_follow_up=str(it.user.id) == record.user_id))
 
 
-async def delete(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> None:
+async def delete(services: Services, it: discord.Interaction, record: JobRecord) -> None:
     if str(it.user.id) != record.user_id and not is_moderator(it):
         await it.response.send_message(t(it.locale, "not_yours"), ephemeral=True)
         return
     await it.response.defer()
     if it.message is not None:
         await it.message.delete()
-    await bot.store.audit.append(AuditEvent(
+    await services.store.audit.append(AuditEvent(
         action="job.deleted", actor_id=str(it.user.id), guild_id=record.guild_id,
         channel_id=record.channel_id, subject_id=record.user_id, command=record.command, job_id=record.id))
 
 
-async def cancel(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> None:
+async def cancel(services: Services, it: discord.Interaction, record: JobRecord) -> None:
     """Cancel a queued or running job (its author or a moderator). The flow that follows the
     job sees it end, refunds the quota and says so; this only asks the engine."""
     if str(it.user.id) != record.user_id and not is_moderator(it):
@@ -96,18 +92,18 @@ async def cancel(bot: "AigcBot", it: discord.Interaction, record: JobRecord) -> 
         return
     await it.response.defer()
     try:
-        await bot.engine.cancel(record.id, engine_url=record.engine_url)
+        await services.engine.cancel(record.id, engine_url=record.engine_url)
     except ec.EngineClientError as e:
         if e.code != "already_finished":
             raise
         await it.followup.send(t(it.locale, "cancel_too_late"), ephemeral=True)
         return
-    await bot.store.audit.append(AuditEvent(
+    await services.store.audit.append(AuditEvent(
         action="job.cancelled", actor_id=str(it.user.id), guild_id=record.guild_id,
         channel_id=record.channel_id, subject_id=record.user_id, command=record.command, job_id=record.id))
 
 
-async def save_emoji(bot: "AigcBot", it: discord.Interaction, record: JobRecord, index: int) -> None:
+async def save_emoji(services: Services, it: discord.Interaction, record: JobRecord, index: int) -> None:
     """Save output `index` as a server emoji (Manage Expressions, Discord's 256 KiB cap)."""
     if it.guild is None or not it.permissions.manage_expressions:
         await it.response.send_message(t(it.locale, "admin_only"), ephemeral=True)
@@ -120,7 +116,7 @@ async def save_emoji(bot: "AigcBot", it: discord.Interaction, record: JobRecord,
     if art is None:
         await it.followup.send(t(it.locale, "unknown_job", job=record.id), ephemeral=True)
         return
-    data = await artifact_bytes(bot, record, art.id)
+    data = await artifact_bytes(services, record, art.id)
     if len(data) > EMOJI_MAX_BYTES:
         await it.followup.send(t(it.locale, "emoji_too_big", size=len(data)), ephemeral=True)
         return
@@ -131,32 +127,20 @@ async def save_emoji(bot: "AigcBot", it: discord.Interaction, record: JobRecord,
         await it.followup.send(f"{e.text or e}", ephemeral=True)
         return
     await it.followup.send(t(it.locale, "emoji_saved", name=name), ephemeral=True)
-    await bot.store.audit.append(AuditEvent(action="emoji.saved", actor_id=str(it.user.id),
+    await services.store.audit.append(AuditEvent(action="emoji.saved", actor_id=str(it.user.id),
                                             guild_id=record.guild_id, job_id=record.id,
                                             output_hash=art.sha256))
 
 
-async def artifact_bytes(bot: "AigcBot", record: JobRecord, artifact_id: str) -> bytes:
+async def artifact_bytes(services: Services, record: JobRecord, artifact_id: str) -> bytes:
     """The file, from the engine's store or, once expired there, made again: a job is fully
     described by (command, options, seed), so the same request gives the same bytes' pixels."""
     try:
-        return await bot.engine.artifact(artifact_id, job_id=record.id)
+        return await services.engine.artifact(artifact_id, job_id=record.id)
     except ec.NotFound:
-        view = await regenerate(bot, record)
+        view = await services.renderer.regenerate(record)
         index = int(artifact_id.rsplit("-", 1)[-1])
-        return await bot.engine.artifact(view.artifacts[index].id, job_id=view.id)
-
-
-async def regenerate(bot: "AigcBot", record: JobRecord) -> JobView:
-    req = JobRequest(command=record.command, options=record.options, seed=record.seed, count=record.count,
-                     requester=Requester(platform="discord", guild=record.guild_id,
-                                         channel=record.channel_id, user=record.user_id, escalation="front"),
-                     idempotency_key=f"regen:{record.id}")
-    submitted = await bot.engine.submit(req)
-    view = await bot.engine.wait(submitted.id, timeout_s=300)
-    if view.status.value != "done":
-        raise ec.JobFailed(view)
-    return view
+        return await services.engine.artifact(view.artifacts[index].id, job_id=view.id)
 
 
 def emoji_name(record: JobRecord, index: int) -> str:

@@ -1,13 +1,17 @@
 """The Discord application: an AutoShardedBot whose slash commands come from the engine's catalog.
 
-Catalog commands are synced as raw payloads next to the bot's own app_commands and dispatched
-by name to the generic generation flow; nothing here knows any plugin.
+Catalog commands are synced as raw payloads next to the bot's own app_commands. The tree
+declines them through its public global check (``AigcTree.interaction_check``) and the bot's
+``on_interaction`` event routes them, by name, to the generation pipeline; result buttons are
+routed there by custom_id. Nothing here knows any plugin. Everything the bot does goes through
+the services (bot.services) handed to it by the runner.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +19,22 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, builtin_commands, generation, moderation
-from bot.catalog_commands import catalog_commands, command_payload, interaction_options, payload_hash
+from bot import actions, builtin_commands, member_commands
+from bot.catalog_commands import command_payload, interaction_options, payload_hash
 from bot.community import Community
 from bot.config import BotSettings
 from bot.custom_ids import ButtonId
 from bot.engine_client import EngineClient, EngineClientError
+from bot.generation import Request
 from bot.metrics import BotMetrics
+from bot.moderation import commands as moderation_commands
+from bot.moderation.service import Moderation
 from bot.quota import QuotaService
-from bot.rendering import result_buttons
+from bot.results import error_message, send_error
 from bot.scoped_settings import CommunitySettings, ScopedSettings
+from bot.services import Services
 from bot.store import Store
-from bot.views import ActionButton, buttons_view
-from engine.protocol import AutocompleteRequest, Catalog, CommandSpec, JobView
+from engine.protocol import AutocompleteRequest, CommandSpec
 
 log = logging.getLogger("aigc.bot")
 
@@ -44,24 +51,28 @@ class Translator(app_commands.Translator):
         return None
 
 
-class CatalogTree(app_commands.CommandTree):
-    """Routes catalog commands (and their autocomplete) to the bot; the rest to discord.py."""
+def catalog_command_of(it: discord.Interaction, catalog: Mapping[str, CommandSpec]) -> CommandSpec | None:
+    """The catalog command a slash command (or its autocomplete) interaction is for, if any."""
+    if it.type not in (discord.InteractionType.application_command, discord.InteractionType.autocomplete):
+        return None
+    data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
+    return catalog.get(data.get("name", "")) if data.get("type", 1) == 1 else None
 
-    def _from_interaction(self, interaction: discord.Interaction) -> None:
-        bot: AigcBot = self.client  # type: ignore[assignment]
-        data: dict[str, Any] = interaction.data or {}  # type: ignore[assignment]
-        if data.get("type", 1) == 1 and data.get("name") in bot.catalog_specs:
-            if interaction.type is discord.InteractionType.autocomplete:
-                bot.loop.create_task(bot.on_catalog_autocomplete(interaction))
-            else:
-                bot.loop.create_task(bot.on_catalog_command(interaction))
-            return
-        super()._from_interaction(interaction)
+
+class AigcTree(app_commands.CommandTree):
+    """The bot's own commands. Catalog commands are not the tree's: its global check declines
+    them (the bot's ``on_interaction`` answers them), so they never reach command lookup."""
+
+    catalog: Mapping[str, CommandSpec] = {}
+    metrics: BotMetrics | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return catalog_command_of(interaction, self.catalog) is None
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        bot: AigcBot = self.client  # type: ignore[assignment]
         command = interaction.command.qualified_name if interaction.command else "unknown"
-        bot.metrics.interaction(command, "denied" if isinstance(error, app_commands.CheckFailure) else "error")
+        if self.metrics is not None:
+            self.metrics.interaction(command, "denied" if isinstance(error, app_commands.CheckFailure) else "error")
         await super().on_error(interaction, error)
 
 
@@ -69,35 +80,64 @@ class AigcBot(commands.AutoShardedBot):
     def __init__(self, settings: BotSettings, *, shard_count: int | None = None, **kw: Any):
         intents = discord.Intents.default()
         intents.message_content = False
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=CatalogTree,
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, tree_cls=AigcTree,
                          help_command=None, shard_count=shard_count, **kw)
         self.config = settings
-        token = settings.engine_token.get_secret_value() if settings.engine_token else None
-        self.engine = EngineClient([str(u) for u in settings.engine_url], token,
-                                   health_interval_s=settings.engine_health_s)
-        self.metrics = BotMetrics(lambda: self.latency)
-        self.engine.on_error = self.metrics.engine_error
-        self.store: Store = None  # type: ignore[assignment]  # opened in setup_hook
-        self.scoped: ScopedSettings[CommunitySettings] = None  # type: ignore[assignment]
-        self.quota: QuotaService = None  # type: ignore[assignment]
-        self.community = Community(self)
-        self.catalog: Catalog | None = None
-        self.catalog_specs: dict[str, CommandSpec] = {}
+        self._services: Services | None = None
         self._poller: asyncio.Task | None = None
         self.synced = asyncio.Event()
-        self.admission = asyncio.Semaphore(4)  # flows in their gate/submit phase at once
+
+    def attach(self, services: Services) -> None:
+        """Hand the bot its services (built by the runner for this client) before login."""
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("AigcBot.attach(services) must come before login")
+        return self._services
+
+    # The services most often reached from outside (tests, tools), under their old names.
+    @property
+    def engine(self) -> EngineClient:
+        return self.services.engine
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def scoped(self) -> ScopedSettings[CommunitySettings]:
+        return self.services.scoped
+
+    @property
+    def quota(self) -> QuotaService:
+        return self.services.quota
+
+    @property
+    def community(self) -> Community:
+        return self.services.community
+
+    @property
+    def moderation(self) -> Moderation:
+        return self.services.moderation
+
+    @property
+    def metrics(self) -> BotMetrics:
+        return self.services.metrics
 
     # ---- start-up -------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
-        self.store = await Store.open(self.config.store_url or "")
-        self.scoped = ScopedSettings(self.store)
-        self.quota = QuotaService(self.store, self.scoped)
-        await self.engine.start()
-        await self.tree.set_translator(Translator())
-        self.add_dynamic_items(ActionButton)
-        builtin_commands.register(self)
-        await moderation.register(self)
+        s = self.services
+        await s.start()
+        tree = self.tree
+        assert isinstance(tree, AigcTree)
+        tree.catalog, tree.metrics = s.catalog, s.metrics
+        await tree.set_translator(Translator())
+        builtin_commands.register(s, tree, self.refresh_catalog)
+        moderation_commands.register(s, self)
+        member_commands.register(s, self)
         try:
             await self.refresh_catalog()
         except EngineClientError as e:  # the engine may start later; polling picks it up
@@ -107,20 +147,16 @@ class AigcBot(commands.AutoShardedBot):
             self._poller = self.loop.create_task(self._poll_catalog())
 
     async def close(self) -> None:
+        """Disconnect; the services are closed by whoever built them (bot.runner)."""
         if self._poller:
             self._poller.cancel()
         await super().close()
-        await self.engine.close()
-        if self.store is not None:
-            await self.store.close()
 
     # ---- catalog and sync -------------------------------------------------------------
 
     async def refresh_catalog(self) -> bool:
         """Fetch the catalog; sync commands when their content changed. True if synced."""
-        catalog = await self.engine.catalog()
-        self.catalog = catalog
-        self.catalog_specs = catalog_commands(catalog)
+        self.services.catalog.update(await self.engine.catalog())
         return await self.sync_commands()
 
     async def command_payload(self) -> list[dict[str, Any]]:
@@ -129,7 +165,7 @@ class AigcBot(commands.AutoShardedBot):
         for cmd in self.tree.get_commands():
             own.append(await cmd.get_translated_payload(self.tree, translator) if translator
                        else cmd.to_dict(self.tree))
-        return own + [command_payload(c) for c in self.catalog_specs.values()]
+        return own + [command_payload(c) for c in self.services.catalog.values()]
 
     async def sync_commands(self) -> bool:
         payload = await self.command_payload()
@@ -157,14 +193,13 @@ class AigcBot(commands.AutoShardedBot):
         return changed
 
     async def _poll_catalog(self) -> None:
+        catalog = self.services.catalog
         while True:
             await asyncio.sleep(self.config.catalog_poll_s)
             try:
-                old = self.catalog.hash if self.catalog else None
-                catalog = await self.engine.catalog()
-                if catalog.hash != old:
-                    self.catalog = catalog
-                    self.catalog_specs = catalog_commands(catalog)
+                fetched = await self.engine.catalog()
+                if fetched.hash != catalog.hash:
+                    catalog.update(fetched)
                     await self.sync_commands()
             except EngineClientError as e:
                 log.warning("catalog poll failed", extra={"error": str(e)})
@@ -173,17 +208,32 @@ class AigcBot(commands.AutoShardedBot):
 
     # ---- interactions ------------------------------------------------------------------
 
-    async def on_catalog_command(self, it: discord.Interaction) -> None:
+    async def on_interaction(self, it: discord.Interaction) -> None:
+        """Catalog commands and their autocomplete (declined by the tree), and result buttons."""
+        spec = catalog_command_of(it, self.services.catalog)
+        if spec is not None:
+            if it.type is discord.InteractionType.autocomplete:
+                await self.on_catalog_autocomplete(it)
+            else:
+                await self.on_catalog_command(it, spec)
+            return
+        if it.type is discord.InteractionType.component:
+            data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
+            bid = ButtonId.decode(str(data.get("custom_id", "")))
+            if bid is not None:
+                await self.on_action(it, bid)
+
+    async def on_catalog_command(self, it: discord.Interaction, spec: CommandSpec) -> None:
         data: dict[str, Any] = it.data  # type: ignore[assignment]
-        spec = self.catalog_specs[data["name"]]
+        s = self.services
         # First, long before Discord's 3 s; ephemeral where outputs are held for review.
-        await it.response.defer(thinking=True, ephemeral=await self.community.holds_for_review(it))
+        await it.response.defer(thinking=True, ephemeral=await s.community.holds_for_review(it))
         values, _ = interaction_options(data)
-        req = generation.Request(it, spec, values)
+        req = Request(it, spec, values)
         try:
-            await generation.run(self, req)
+            await s.generation.run(req)
         finally:
-            self.metrics.interaction(spec.name, req.outcome)
+            s.metrics.interaction(spec.name, req.outcome)
 
     async def on_app_command_completion(self, it: discord.Interaction, command: Any) -> None:
         self.metrics.interaction(command.qualified_name, "ok")
@@ -204,13 +254,9 @@ class AigcBot(commands.AutoShardedBot):
 
     async def on_action(self, it: discord.Interaction, bid: ButtonId) -> None:
         try:
-            await actions.handle(self, it, bid)
+            await actions.handle(self.services, it, bid)
             self.metrics.interaction(f"button:{bid.action}", "ok")
         except Exception as e:
             self.metrics.interaction(f"button:{bid.action}", "error")
             log.exception("action failed", extra={"action": bid.action, "job": bid.job})
-            await generation.send_error(it, generation.error_message(e, it.locale))
-
-    def result_view(self, view: JobView, spec: CommandSpec) -> discord.ui.View:
-        savable = any(a.presentation.value == "image" for a in view.artifacts)
-        return buttons_view(result_buttons(view, spec, savable=savable))
+            await send_error(it, error_message(e, it.locale))

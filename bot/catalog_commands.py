@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from engine.protocol import Catalog, CommandSpec, OptionSpec
@@ -68,6 +69,32 @@ def command_payload(c: CommandSpec) -> dict[str, Any]:
 
 def catalog_commands(catalog: Catalog) -> dict[str, CommandSpec]:
     return {c.name: c for p in catalog.plugins for c in p.commands}
+
+
+class CatalogState(Mapping[str, CommandSpec]):
+    """The engine's catalog as last fetched, read as {command name: spec}. One object shared by
+    every part that looks a command up; ``update`` swaps in a new catalog."""
+
+    def __init__(self) -> None:
+        self.catalog: Catalog | None = None
+        self._specs: dict[str, CommandSpec] = {}
+
+    def update(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._specs = catalog_commands(catalog)
+
+    @property
+    def hash(self) -> str | None:
+        return self.catalog.hash if self.catalog else None
+
+    def __getitem__(self, name: str) -> CommandSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
 
 
 def payload_hash(payload: list[dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
-"""The community workflow around a generation: who may run what where (gate), and how a
-finished result reaches the channel (deliver). Settings come from the scoped settings store."""
+"""The community workflow around a generation: who may run what where (gate), whether a
+channel holds outputs for review, and what a refusal costs (audit, warnings, automatic
+blocks). Settings come from the scoped settings store."""
 from __future__ import annotations
 
 import asyncio
@@ -9,24 +10,21 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
 from bot import engine_client as ec
-from bot.generation import TOKEN_SAFE_S, Refused, propagate_id, result_files
 from bot.i18n import t
-from bot.quota import QuotaExceeded, limits_from, quota_message
-from bot.rendering import result_buttons, result_embed
-from bot.scoped_settings import CommunitySettings, SettingsContext
-from bot.store import AuditEvent, Reservation
+from bot.moderation.audit_mirror import AuditMirror
+from bot.moderation.rules import GuildPolicy
+from bot.quota import QuotaExceeded, QuotaService, limits_from, quota_message
+from bot.results import Refused
+from bot.scoped_settings import CommunitySettings, ScopedSettings, SettingsContext
+from bot.store import AuditEvent, Reservation, Store
 from engine.protocol import CommandSpec, JobView, PolicyContext
 
-if TYPE_CHECKING:
-    from bot.app import AigcBot
-
 log = logging.getLogger("aigc.bot.community")
-DEFAULT_ATTACHMENT_LIMIT = 10 * 2**20
 REVIEW_CACHE_S = 30.0  # how long "does this channel hold outputs for review" is remembered
 REVIEW_LOOKUP_S = 0.5  # the defer waits at most this long for it (Discord allows 3 s in all)
 # Repeated refused prompts: this many within the window block the member in this server
@@ -61,13 +59,14 @@ def is_moderator(it: discord.Interaction) -> bool:
 
 
 class Community:
-    def __init__(self, bot: "AigcBot"):
-        self.bot = bot
+    def __init__(self, store: Store, scoped: ScopedSettings[CommunitySettings], quota: QuotaService,
+                 policy: GuildPolicy, mirror: AuditMirror):
+        self.store, self.scoped, self.quota, self.policy, self.mirror = store, scoped, quota, policy, mirror
         self._review_cache: dict[tuple[int, int | None], tuple[float, asyncio.Future[bool]]] = {}
         self._blocked_notified: dict[str, float] = {}  # user id -> end of an engine block moderators know of
 
     async def resolve(self, it: discord.Interaction) -> CommunitySettings:
-        return await self.bot.scoped.resolve(settings_context(it))
+        return await self.scoped.resolve(settings_context(it))
 
     # ---- review queue ---------------------------------------------------------------
 
@@ -93,12 +92,12 @@ class Community:
 
     async def _review_lookup(self, it: discord.Interaction) -> bool:
         ctx = SettingsContext(guild_id=str(it.guild_id), channel_id=str(it.channel_id) if it.channel_id else None)
-        settings = await self.bot.scoped.resolve(ctx)
+        settings = await self.scoped.resolve(ctx)
         return bool(settings.review_enabled and settings.review_channel)
 
     async def may_republish(self, job_id: str) -> bool:
         """A job that went through review may be posted again only if it was approved."""
-        item = await self.bot.store.reviews.get_by_job(job_id)
+        item = await self.store.reviews.get_by_job(job_id)
         return item is None or item.status.value == "approved"
 
     def forget_review_cache(self, guild_id: int | None = None) -> None:
@@ -111,11 +110,11 @@ class Community:
         ``cooldown=False``: a follow-up on the member's own result (reroll, variations...),
         which the cooldown does not apply to; the daily quota and concurrency caps do."""
         ctx = settings_context(it)
-        settings = await self.bot.scoped.resolve(ctx)
+        settings = await self.scoped.resolve(ctx)
         if it.guild_id is not None:
-            ban = await self.bot.store.bans.active_ban(str(it.guild_id), str(it.user.id))
+            ban = await self.store.bans.active_ban(str(it.guild_id), str(it.user.id))
             if ban is not None and ban.moderator_id is None and ban.reason == AUTO_BLOCK_REASON and ban.expires_at:
-                left = (ban.expires_at - self.bot.store.now()).total_seconds()
+                left = (ban.expires_at - self.store.now()).total_seconds()
                 raise Refused(t(it.locale, "requester_blocked", minutes=max(1, round(left / 60))),
                               verdict="blocked", reason=f"blocked after repeated refused prompts, {left:.0f}s left")
             if ban is not None:
@@ -130,61 +129,17 @@ class Community:
                 raise Refused(t(it.locale, "channel_not_allowed", command=spec.name))
         if (spec.nsfw or settings.nsfw_only(spec.name)) and not _is_nsfw(it.channel):
             raise Refused(t(it.locale, "nsfw_only", command=spec.name))
-        policy = await self.bot.moderation.policy.context(it, settings)
+        policy = await self.policy.context(it, settings)
         reservation = None
         if cost > 0:
             limits = limits_from(settings, in_guild=it.guild_id is not None)
             if not cooldown:
                 limits = dataclasses.replace(limits, cooldown_s=0.0)
             try:
-                reservation = await self.bot.quota.reserve(ctx, cost=cost, limits=limits)
+                reservation = await self.quota.reserve(ctx, cost=cost, limits=limits)
             except QuotaExceeded as e:
                 raise Refused(quota_message(e, it.locale), verdict="throttled", reason=str(e)) from None
         return GateResult(reservation, settings.ai_mark_visible, settings, policy)
-
-    async def deliver(self, it: discord.Interaction, spec: CommandSpec, view: JobView, *,
-                      started: float, author_id: str | None = None) -> discord.Message | None:
-        """Post the result where the interaction was (with the bot token past 14 minutes), or,
-        where the guild holds outputs for review, to the review channel."""
-        settings = await self.resolve(it)
-        if it.guild_id is not None and settings.review_enabled and settings.review_channel:
-            msg = await self.bot.moderation.review.hold(it, spec, view, settings, started)
-            await self.bot.store.audit.append(job_audit(it, spec, view, action="job.done", verdict="held",
-                                                        prompt_storage=settings.prompt_storage))
-            return msg
-        limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(self.bot, view, limit, it.locale,
-                                               where=propagate_id(it.guild_id, it.channel_id, it.id))
-        author = f"<@{author_id}>" if author_id else it.user.mention  # /show credits the job's author
-        embed = result_embed(view, it.locale, image_name=image_name, requester_mention=author, spec=spec)
-        buttons = self.bot.result_view(view, spec)
-        msg = None
-        if time.monotonic() - started < TOKEN_SAFE_S:
-            try:
-                # The deferred message becomes the result: record it before anyone can see it.
-                try:
-                    original = await it.original_response()
-                    await self.bot.store.jobs.set_result_message(view.id, str(original.channel.id),
-                                                                 str(original.id))
-                except discord.HTTPException:
-                    pass  # the edit says whether the token still works
-                msg = await it.edit_original_response(content=None, embed=embed, attachments=files, view=buttons)
-            except discord.HTTPException as e:
-                if e.status not in (401, 404):  # 401 50027: the interaction token has expired
-                    raise
-                log.info("interaction token no longer valid; delivering with the bot token",
-                         extra={"job": view.id, "code": e.code})
-                for f in files:
-                    f.reset()
-        if msg is None:
-            channel = it.channel if isinstance(it.channel, discord.abc.Messageable) else None
-            if channel is None:
-                channel = await self.bot.fetch_channel(it.channel_id)  # type: ignore[arg-type]
-            msg = await channel.send(content=it.user.mention, embed=embed, files=files, view=buttons)  # type: ignore[union-attr]
-        await self.bot.store.jobs.set_result_message(view.id, str(msg.channel.id), str(msg.id))
-        await self.bot.store.audit.append(job_audit(it, spec, view, action="job.done",
-                                                    prompt_storage=settings.prompt_storage))
-        return msg
 
     async def on_refused(self, it: discord.Interaction, spec: CommandSpec, options: dict[str, Any],
                          error: Exception) -> str | None:
@@ -196,7 +151,7 @@ class Community:
         blocked_for = None
         if isinstance(error, ec.PromptRefused):
             verdict, reason = "refused", f"{error.category or '?'}:{error.rule or '?'}"
-            label = self.bot.moderation.policy.rule_label(error.rule, it.guild_id, settings)
+            label = self.policy.rule_label(error.rule, it.guild_id, settings)
             message = t(it.locale, "prompt_refused", rule=label)
             blocked_for = error.blocked_for_s
         elif isinstance(error, ec.RequesterBlocked):
@@ -213,7 +168,7 @@ class Community:
         # A quota limit (cooldown, daily quota, concurrency) is not a refusal: its own action.
         action = ("job.failed" if verdict in ("failed", "error")
                   else "job.throttled" if verdict == "throttled" else "job.refused")
-        await self.bot.store.audit.append(AuditEvent(
+        await self.store.audit.append(AuditEvent(
             action=action, actor_id=str(it.user.id),
             guild_id=str(it.guild_id) if it.guild_id else None,
             channel_id=str(it.channel_id) if it.channel_id else None, command=spec.name,
@@ -232,8 +187,8 @@ class Community:
         if it.permissions.manage_guild or it.permissions.administrator:
             return message, None  # server managers are never blocked (the prompt is still refused)
         guild, user = str(it.guild_id), str(it.user.id)
-        now = self.bot.store.now()
-        rows = await self.bot.store.audit.query(guild_id=guild, user_id=user, limit=BLOCK_AFTER * 4,
+        now = self.store.now()
+        rows = await self.store.audit.query(guild_id=guild, user_id=user, limit=BLOCK_AFTER * 4,
                                                 since=now - timedelta(seconds=BLOCK_WINDOW_S))
         count = 0
         for row in rows:  # newest first
@@ -243,7 +198,7 @@ class Community:
                 count += 1
         minutes = max(1, round(BLOCK_S / 60))
         if count >= BLOCK_AFTER:
-            await self.bot.store.bans.ban(guild, user, moderator_id=None, reason=AUTO_BLOCK_REASON,
+            await self.store.bans.ban(guild, user, moderator_id=None, reason=AUTO_BLOCK_REASON,
                                           expires_at=now + timedelta(seconds=BLOCK_S))
             return f"{message}\n{t(it.locale, 'refusal_blocked_now', minutes=minutes)}", BLOCK_S
         if count == BLOCK_AFTER - 1:
@@ -260,7 +215,7 @@ class Community:
             return  # an engine block (other fronts, or an engine run with escalation "engine")
         self._blocked_notified[user] = now + seconds
         minutes = max(1, round(seconds / 60))
-        await self.bot.store.audit.append(AuditEvent(
+        await self.store.audit.append(AuditEvent(
             action="policy.blocked", actor_id=None, subject_id=user,
             guild_id=str(it.guild_id) if it.guild_id else None,
             channel_id=str(it.channel_id) if it.channel_id else None, verdict="blocked",
@@ -268,8 +223,8 @@ class Community:
                                                                                 "last_rule": rule}))
         notify = settings.modlog_channel or settings.review_channel  # moderators read one of them
         if it.guild_id is not None and notify:
-            label = self.bot.moderation.policy.rule_label(rule, it.guild_id, settings) if rule else "—"
-            await self.bot.moderation.mirror.post(notify, t(
+            label = self.policy.rule_label(rule, it.guild_id, settings) if rule else "—"
+            await self.mirror.post(notify, t(
                 it.guild_locale or "en-US", "modlog_blocked", user=it.user.mention, minutes=minutes,
                 channel=f"<#{it.channel_id}>", rule=label))
 

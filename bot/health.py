@@ -3,20 +3,19 @@ Prometheus ``/metrics``. Started by ``bot.runner.start_bot`` on AIGC_BOT_HTTP_HO
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import discord
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.engine_client import redact_url
-
-if TYPE_CHECKING:
-    from bot.app import AigcBot
+from bot.services import Services
 
 log = logging.getLogger("aigc.bot.health")
 
 
-def gateway_state(bot: "AigcBot") -> dict[str, Any]:
+def gateway_state(bot: discord.Client) -> dict[str, Any]:
     shards = getattr(bot, "shards", {}) or {}
     connected = bot.is_ready() and not bot.is_closed() and all(not s.is_closed() for s in shards.values())
     latency = bot.latency
@@ -24,17 +23,17 @@ def gateway_state(bot: "AigcBot") -> dict[str, Any]:
             "shards": len(shards)}
 
 
-async def engine_state(bot: "AigcBot") -> dict[str, Any]:
-    engines = await bot.engine.probe()  # GET /readyz of each engine, bounded by its health timeout
+async def engine_state(services: Services) -> dict[str, Any]:
+    engines = await services.engine.probe()  # GET /readyz of each engine, bounded by its health timeout
     return {"reachable": any(h.healthy for h in engines),
             "engines": [{"url": redact_url(h.url), "healthy": h.healthy, "detail": h.detail} for h in engines]}
 
 
-def build_app(bot: "AigcBot") -> web.Application:
+def build_app(services: Services) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
-        gateway = gateway_state(bot)
+        gateway = gateway_state(services.client)
         try:
-            engine = await engine_state(bot)
+            engine = await engine_state(services)
         except Exception as e:  # not started yet, or closed
             engine = {"reachable": False, "error": type(e).__name__}
         ok = gateway["connected"] and engine["reachable"]
@@ -42,7 +41,7 @@ def build_app(bot: "AigcBot") -> web.Application:
                                  status=200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=bot.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=services.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
@@ -51,12 +50,12 @@ def build_app(bot: "AigcBot") -> web.Application:
 
 
 class HealthServer:
-    def __init__(self, bot: "AigcBot", host: str, port: int):
-        self.bot, self.host, self.port = bot, host, port
+    def __init__(self, services: Services, host: str, port: int):
+        self.services, self.host, self.port = services, host, port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> HealthServer:
-        self._runner = web.AppRunner(build_app(self.bot), access_log=None)
+        self._runner = web.AppRunner(build_app(self.services), access_log=None)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, self.host, self.port).start()

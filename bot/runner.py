@@ -10,6 +10,7 @@ from typing import Any
 from bot.app import AigcBot
 from bot.config import BotSettings
 from bot.health import HealthServer
+from bot.services import Services
 
 log = logging.getLogger("aigc.bot.runner")
 DISCORD_API = "https://discord.com/api/v10"
@@ -20,6 +21,7 @@ EMULATOR_PORT = 8765
 class Running:
     bot: AigcBot
     task: asyncio.Task
+    services: Services | None = None
     emulator: Any | None = None
     restore: Any | None = None
     http: HealthServer | None = None  # /healthz and /metrics
@@ -30,6 +32,8 @@ class Running:
         await self.bot.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(self.task, 10)
+        if self.services is not None:
+            await self.services.close()
         if self.restore:
             self.restore()
         if self.emulator is not None:
@@ -58,16 +62,18 @@ async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT
         else:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
     bot = AigcBot(settings, **bot_kw)
-    http = None
+    services = http = None
     try:
+        services = await Services.open(settings, bot)  # the store, and every part wired once
+        bot.attach(services)
         if settings.http_port:  # first, so /healthz says 503 while the bot starts
-            http = await HealthServer(bot, settings.http_host, settings.http_port).start()
-        await bot.login(token)  # REST handshake and setup_hook (store, engine, command sync)
+            http = await HealthServer(services, settings.http_host, settings.http_port).start()
+        await bot.login(token)  # REST handshake and setup_hook (engine, commands, command sync)
     except BaseException:
-        await Running(bot, asyncio.create_task(asyncio.sleep(0)), emulator, restore, http).stop()
+        await Running(bot, asyncio.create_task(asyncio.sleep(0)), services, emulator, restore, http).stop()
         raise
     task = asyncio.create_task(bot.connect(), name="discord-bot")
-    running = Running(bot, task, emulator, restore, http)
+    running = Running(bot, task, services, emulator, restore, http)
     ready = asyncio.create_task(_ready(bot))
     done, _ = await asyncio.wait({task, ready}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
     if ready not in done:

@@ -1,43 +1,28 @@
-"""Buttons and forms under results. Buttons are DynamicItems: their custom_id carries
-(action, job, index), so a click works after a restart without any in-memory view."""
+"""Buttons and forms under results. A button's custom_id carries (action, job, index), so a
+click works after a restart without any in-memory view."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import discord
 
-from bot.custom_ids import PATTERN, ButtonId
+from bot.custom_ids import ButtonId
 from bot.rendering import ButtonSpec
 from engine.protocol import ActionSpec
 
 
-class ActionButton(discord.ui.DynamicItem[discord.ui.Button], template=PATTERN):
-    def __init__(self, spec: ButtonSpec | ButtonId):
-        if isinstance(spec, ButtonSpec):
-            button = discord.ui.Button(label=spec.label, emoji=spec.emoji, style=spec.style,
-                                       custom_id=spec.id.encode(), row=spec.row)
-            self.bid = spec.id
-        else:
-            button = discord.ui.Button(custom_id=spec.encode())
-            self.bid = spec
-        super().__init__(button)
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> "ActionButton":
-        bid = ButtonId.decode(match.string)
-        assert bid is not None  # the template matched
-        return cls(bid)
-
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        await interaction.client.on_action(interaction, self.bid)  # type: ignore[attr-defined]
+def action_button(spec: ButtonSpec) -> discord.ui.Button[Any]:
+    """A result button. Its custom_id carries (action, job, index); a click is answered by
+    whoever listens for that custom_id (bot.generation_commands), so it works after a restart
+    without any in-memory view."""
+    return discord.ui.Button(label=spec.label, emoji=spec.emoji, style=spec.style, custom_id=spec.id.encode(),
+                             row=spec.row)
 
 
 def buttons_view(specs: list[ButtonSpec]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     for s in specs:
-        view.add_item(ActionButton(s))
+        view.add_item(action_button(s))
     return view
 
 

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 
-from bot.scoped_settings import SettingsContext
-from bot.store import AuditEvent, AuditRecord
-
-if TYPE_CHECKING:
-    from bot.app import AigcBot
+from bot.scoped_settings import CommunitySettings, ScopedSettings, SettingsContext
+from bot.store import AuditEvent, AuditRecord, Store
 
 log = logging.getLogger("aigc.bot.moderation.audit_mirror")
 NOT_MIRRORED = frozenset({"policy.blocked",  # posted by the notifier itself, worded for people
@@ -53,8 +50,8 @@ def describe(r: AuditRecord) -> str:
 
 
 class AuditMirror:
-    def __init__(self, bot: "AigcBot"):
-        self.bot = bot
+    def __init__(self, client: discord.Client, store: Store, scoped: ScopedSettings[CommunitySettings]):
+        self.client, self.store, self.scoped = client, store, scoped
         self._tasks: set[asyncio.Task[Any]] = set()
         self._append: Any = None
 
@@ -62,7 +59,7 @@ class AuditMirror:
         """Every append through ``store.audit.append`` is mirrored (the bot's own flows
         append there); appends the store makes inside its own transactions (review decisions,
         bans, purges) are mirrored with ``mirror_latest``."""
-        audit = self.bot.store.audit
+        audit = self.store.audit
         self._append = audit.append
 
         async def append(event: AuditEvent) -> AuditRecord:
@@ -80,13 +77,13 @@ class AuditMirror:
         task.add_done_callback(self._tasks.discard)
 
     async def mirror_latest(self, guild_id: str, action: str) -> None:
-        rows = await self.bot.store.audit.query(guild_id=guild_id, action=action, limit=1)
+        rows = await self.store.audit.query(guild_id=guild_id, action=action, limit=1)
         if rows:
             self.schedule(rows[0])
 
     async def _mirror(self, record: AuditRecord) -> None:
         try:
-            channel = await self.bot.scoped.get("modlog_channel", SettingsContext(guild_id=record.guild_id))
+            channel = await self.scoped.get("modlog_channel", SettingsContext(guild_id=record.guild_id))
             if channel:
                 await self.post(channel, describe(record))
         except Exception:
@@ -94,7 +91,7 @@ class AuditMirror:
 
     async def post(self, channel_id: str | int, text: str) -> discord.Message | None:
         try:
-            return await self.bot.get_partial_messageable(int(channel_id)).send(
+            return await self.client.get_partial_messageable(int(channel_id)).send(
                 text[:2000], allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as e:
             log.warning("cannot post to the mod-log channel", extra={"channel": channel_id, "error": repr(e)})

@@ -2,7 +2,8 @@
 moderators' channel with Approve / Reject buttons instead of the requester's channel; only
 an approved output is published (with the normal result buttons).
 
-- Buttons are DynamicItems with custom_id ``aigc-review:<approve|reject>:<job>``: they work
+- Buttons carry custom_id ``aigc-review:<approve|reject>:<job>`` and are answered by the
+  moderation commands' ``on_interaction`` listener (``ReviewQueue.on_component``): they work
   after a restart (the review item is looked up in the store by job id).
 - Reject asks for a reason in a modal (custom_id ``aigc-review-reason:<job>``), answered by an
   ``on_interaction`` listener rather than a stored Modal, so it also works after a restart.
@@ -22,15 +23,16 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot import engine_client as ec
-from bot.community import DEFAULT_ATTACHMENT_LIMIT, is_moderator
-from bot.generation import TOKEN_SAFE_S, Refused, propagate_id, result_files
+from bot.catalog_commands import CatalogState
+from bot.community import is_moderator
 from bot.i18n import t
+from bot.moderation.audit_mirror import AuditMirror
 from bot.rendering import result_embed
-from bot.store import JobRecord, ReviewItem
+from bot.results import DEFAULT_ATTACHMENT_LIMIT, TOKEN_SAFE_S, Refused, Renderer, propagate_id, result_view
+from bot.store import JobRecord, ReviewItem, Store
 from engine.protocol import CommandSpec, JobView
 
 if TYPE_CHECKING:
-    from bot.app import AigcBot
     from bot.scoped_settings import CommunitySettings
 
 log = logging.getLogger("aigc.bot.moderation.review")
@@ -45,28 +47,21 @@ class _Waiting:
     started: float
 
 
-class ReviewButton(discord.ui.DynamicItem[discord.ui.Button], template=PATTERN):
-    def __init__(self, decision: str, job_id: str, locale: Any = "en-US"):
-        approve = decision == "approve"
-        super().__init__(discord.ui.Button(
-            label=t(locale, "review_approve" if approve else "review_reject"), emoji="✅" if approve else "⛔",
-            style=discord.ButtonStyle.success if approve else discord.ButtonStyle.danger,
-            custom_id=f"aigc-review:{decision}:{job_id}"))
-        self.decision, self.job_id = decision, job_id
+_DECISION = re.compile(PATTERN + r"\Z")
 
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> "ReviewButton":
-        return cls(match["decision"], match["job"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        await interaction.client.moderation.review.on_button(interaction, self.decision, self.job_id)  # type: ignore[attr-defined]
+def review_button(decision: str, job_id: str, locale: Any = "en-US") -> discord.ui.Button[Any]:
+    approve = decision == "approve"
+    return discord.ui.Button(
+        label=t(locale, "review_approve" if approve else "review_reject"), emoji="✅" if approve else "⛔",
+        style=discord.ButtonStyle.success if approve else discord.ButtonStyle.danger,
+        custom_id=f"aigc-review:{decision}:{job_id}")
 
 
 def review_view(job_id: str, locale: Any) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(ReviewButton("approve", job_id, locale))
-    view.add_item(ReviewButton("reject", job_id, locale))
+    view.add_item(review_button("approve", job_id, locale))
+    view.add_item(review_button("reject", job_id, locale))
     return view
 
 
@@ -82,8 +77,10 @@ def modal_values(data: dict[str, Any]) -> dict[str, str]:
 
 
 class ReviewQueue:
-    def __init__(self, bot: "AigcBot"):
-        self.bot = bot
+    def __init__(self, client: discord.Client, store: Store, engine: ec.EngineClient,
+                 catalog: CatalogState, renderer: Renderer, mirror: AuditMirror):
+        self.client, self.store, self.engine, self.catalog = client, store, engine, catalog
+        self.renderer, self.mirror = renderer, mirror
         self._waiting: dict[str, _Waiting] = {}  # job id -> the requester's interaction
 
     # ---- holding ----------------------------------------------------------------------
@@ -94,12 +91,12 @@ class ReviewQueue:
         assert it.guild_id is not None and settings.review_channel is not None
         locale = it.guild_locale or "en-US"
         limit = getattr(it, "filesize_limit", None) or DEFAULT_ATTACHMENT_LIMIT
-        files, image_name = await result_files(
-            self.bot, view, limit, locale, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
+        files, image_name = await self.renderer.files(
+            view, limit, locale, where=propagate_id(it.guild_id, settings.review_channel, f"review-{it.id}"))
         embed = result_embed(view, locale, image_name=image_name, requester_mention=it.user.mention, spec=spec)
         embed.title = t(locale, "review_title", command=view.command)
         embed.add_field(name=t(locale, "review_where"), value=f"<#{it.channel_id}>")
-        channel = self.bot.get_partial_messageable(int(settings.review_channel), guild_id=it.guild_id)
+        channel = self.client.get_partial_messageable(int(settings.review_channel), guild_id=it.guild_id)
         try:
             msg = await channel.send(
                 content=t(locale, "review_post", user=it.user.mention, channel=f"<#{it.channel_id}>"),
@@ -107,10 +104,10 @@ class ReviewQueue:
         except discord.HTTPException as e:
             log.warning("cannot post to the review channel", extra={"guild": it.guild_id, "error": repr(e)})
             raise Refused(t(it.locale, "review_channel_unusable")) from None
-        item = await self.bot.store.reviews.create(
+        item = await self.store.reviews.create(
             job_id=view.id, guild_id=str(it.guild_id), requester_id=str(it.user.id),
             channel_id=str(it.channel_id), review_channel_id=str(channel.id))
-        await self.bot.store.reviews.set_message(item.id, str(channel.id), str(msg.id))
+        await self.store.reviews.set_message(item.id, str(channel.id), str(msg.id))
         self._prune()
         self._waiting[view.id] = _Waiting(it, started)
         if time.monotonic() - started < TOKEN_SAFE_S:
@@ -127,6 +124,15 @@ class ReviewQueue:
                 del self._waiting[job]
 
     # ---- deciding -----------------------------------------------------------------------
+
+    async def on_component(self, it: discord.Interaction) -> bool:
+        """An Approve / Reject click; True if the button was ours."""
+        data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
+        m = _DECISION.match(str(data.get("custom_id", "")))
+        if it.type is not discord.InteractionType.component or m is None:
+            return False
+        await self.on_button(it, m["decision"], m["job"])
+        return True
 
     async def on_button(self, it: discord.Interaction, decision: str, job_id: str) -> None:
         if not is_moderator(it):
@@ -158,7 +164,7 @@ class ReviewQueue:
         return True
 
     async def decide(self, it: discord.Interaction, job_id: str, *, approve: bool, reason: str | None) -> None:
-        store = self.bot.store
+        store = self.store
         item = await store.reviews.get_by_job(job_id)
         if item is None or (it.guild_id is not None and item.guild_id != str(it.guild_id)):
             await it.followup.send(t(it.locale, "unknown_job", job=job_id), ephemeral=True)
@@ -171,7 +177,7 @@ class ReviewQueue:
             await it.followup.send(t(it.locale, "review_already", status=item.status.value,
                                      moderator=f"<@{item.moderator_id}>"), ephemeral=True)
             return
-        await self.bot.moderation.mirror.mirror_latest(item.guild_id, f"review.{item.status.value}")  # type: ignore[attr-defined]
+        await self.mirror.mirror_latest(item.guild_id, f"review.{item.status.value}")
         waiting = self._waiting.pop(job_id, None)
         locale = waiting.interaction.locale if waiting else (it.guild_locale or "en-US")
         published = None
@@ -196,7 +202,7 @@ class ReviewQueue:
     async def _mark_review_message(self, item: ReviewItem, status: str) -> None:
         if not (item.review_channel_id and item.review_message_id):
             return
-        msg = self.bot.get_partial_messageable(int(item.review_channel_id)).get_partial_message(
+        msg = self.client.get_partial_messageable(int(item.review_channel_id)).get_partial_message(
             int(item.review_message_id))
         try:
             await msg.edit(content=status, view=None, allowed_mentions=NO_MENTIONS)
@@ -205,19 +211,19 @@ class ReviewQueue:
 
     async def publish(self, item: ReviewItem, locale: Any) -> discord.Message:
         """Post an approved output where it was asked for, with the normal result buttons."""
-        record = await self.bot.store.jobs.get(item.job_id)
+        record = await self.store.jobs.get(item.job_id)
         if record is None or item.channel_id is None:
             raise LookupError(f"job {item.job_id} has no record any more")
         view, engine_job = await self._job_view(record)
-        spec = self.bot.catalog_specs.get(record.command)
-        files, image_name = await result_files(self.bot, view, DEFAULT_ATTACHMENT_LIMIT, locale, engine_job=engine_job,
+        spec = self.catalog.get(record.command)
+        files, image_name = await self.renderer.files(view, DEFAULT_ATTACHMENT_LIMIT, locale, engine_job=engine_job,
                                                where=propagate_id(item.guild_id, item.channel_id, f"approved-{record.id}"))
         mention = f"<@{item.requester_id}>"
         embed = result_embed(view, locale, image_name=image_name, requester_mention=mention, spec=spec)
-        channel = self.bot.get_partial_messageable(int(item.channel_id), guild_id=int(item.guild_id))
-        msg = await channel.send(content=mention, embed=embed, files=files, view=self.bot.result_view(view, spec),  # type: ignore[arg-type]
+        channel = self.client.get_partial_messageable(int(item.channel_id), guild_id=int(item.guild_id))
+        msg = await channel.send(content=mention, embed=embed, files=files, view=result_view(view, spec),
                                  allowed_mentions=discord.AllowedMentions(users=[discord.Object(int(item.requester_id))]))
-        await self.bot.store.jobs.set_result_message(record.id, str(channel.id), str(msg.id))
+        await self.store.jobs.set_result_message(record.id, str(channel.id), str(msg.id))
         return msg
 
     async def _job_view(self, record: JobRecord) -> tuple[JobView, str]:
@@ -225,14 +231,12 @@ class ReviewQueue:
         the same outputs) when the engine forgot it: the view under the recorded id, and the
         id the engine knows it by."""
         try:
-            view = await self.bot.engine.job(record.id, engine_url=record.engine_url)
+            view = await self.engine.job(record.id, engine_url=record.engine_url)
             if view.status.value == "done" and view.artifacts:
                 return view, view.id
         except ec.NotFound:
             pass
-        from bot.actions import regenerate
-
-        again = await regenerate(self.bot, record)
+        again = await self.renderer.regenerate(record)
         return again.model_copy(update={"id": record.id}), again.id
 
     async def _tell_requester(self, item: ReviewItem, waiting: _Waiting | None, locale: Any, *,
@@ -249,7 +253,7 @@ class ReviewQueue:
         if approve:
             return "mention"  # the published message mentions them
         try:
-            user = self.bot.get_user(int(item.requester_id)) or await self.bot.fetch_user(int(item.requester_id))
+            user = self.client.get_user(int(item.requester_id)) or await self.client.fetch_user(int(item.requester_id))
             await user.send(text)
             return "dm"
         except discord.HTTPException:

@@ -22,7 +22,6 @@ from bot import engine_client as ec
 from engine.protocol import PolicyContext
 
 if TYPE_CHECKING:
-    from bot.app import AigcBot
     from bot.scoped_settings import CommunitySettings
 
 log = logging.getLogger("aigc.bot.moderation.rules")
@@ -46,7 +45,8 @@ class _Cached:
 
 @dataclass
 class GuildPolicy:
-    bot: "AigcBot"
+    client: discord.Client  # the Discord connection: AutoMod rules come over its REST client
+    engine: ec.EngineClient
     ttl_s: float = AUTOMOD_TTL_S
     _automod: dict[int, _Cached] = field(default_factory=dict)
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
@@ -72,7 +72,7 @@ class GuildPolicy:
     async def _fetch(self, guild_id: int) -> _Cached:
         now = time.monotonic()
         try:
-            raw = await self.bot.http.get_auto_moderation_rules(guild_id)
+            raw = await self.client.http.get_auto_moderation_rules(guild_id)
         except discord.Forbidden:
             return _Cached([], now + self.ttl_s, "the bot lacks Manage Server, so AutoMod rules are not imported")
         except (discord.HTTPException, asyncio.TimeoutError, OSError) as e:
@@ -87,7 +87,7 @@ class GuildPolicy:
         if not rules:
             return [], []
         try:
-            await self.bot.engine.moderate("", automod=rules)
+            await self.engine.moderate("", automod=rules)
             return rules, []
         except ec.InvalidOption:
             pass
@@ -96,7 +96,7 @@ class GuildPolicy:
         usable, dropped = [], []
         for r in rules:
             try:
-                await self.bot.engine.moderate("", automod=[r])
+                await self.engine.moderate("", automod=[r])
                 usable.append(r)
             except ec.InvalidOption as e:
                 dropped.append(str(r.get("name") or r.get("id")))

@@ -2,22 +2,20 @@
 that have no command of their own: which commands are on, who and where may use them,
 age-restricted commands, the visible AI mark, retention and prompt storage.
 
-Each handler acknowledges first, changes one setting through ``bot.scoped`` (which checks the
+Each handler acknowledges first, changes one setting through ``services.scoped`` (which checks the
 value) and audits `mod.settings`; the run-time permission check is ModGroup's."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
 
 from bot.i18n import t
+from bot.moderation.base import ModGroup, reply
 from bot.scoped_settings import SettingError, SettingsContext
+from bot.services import Services
 from bot.store import AuditEvent, Scope
-
-if TYPE_CHECKING:
-    from bot.app import AigcBot
-    from bot.moderation.commands import ModGroup
 
 _ = app_commands.locale_str
 Action = Literal["add", "remove", "clear"]
@@ -27,19 +25,17 @@ class UnknownCommand(ValueError):
     pass
 
 
-def register(bot: "AigcBot", mod: "ModGroup") -> None:
-    from bot.moderation.commands import ModGroup, _reply
-
+def register(services: Services, mod: ModGroup) -> None:
     group = ModGroup(name="settings", description=_("Who may use which command where, AI mark, retention",
                                                     zh="命令的使用范围、AI 标记、保留期"), parent=mod)
 
     async def command_names(it: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        names = sorted(n for n in bot.catalog_specs if current.lower() in n)
+        names = sorted(n for n in services.catalog if current.lower() in n)
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
     def known_command(name: str) -> str:
         name = name.strip().lstrip("/").lower()
-        if bot.catalog_specs and name not in bot.catalog_specs:
+        if services.catalog and name not in services.catalog:
             raise UnknownCommand(name)
         return name
 
@@ -47,24 +43,24 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
                    scope_id: str | None = None, shown: str, where: str | None = None) -> None:
         g = str(it.guild_id)
         try:
-            await bot.scoped.set(setting, value, guild_id=g, scope=scope, scope_id=scope_id)
+            await services.scoped.set(setting, value, guild_id=g, scope=scope, scope_id=scope_id)
         except SettingError as e:
-            await _reply(it, t(it.locale, "setting_invalid", error=str(e)))
+            await reply(it, t(it.locale, "setting_invalid", error=str(e)))
             return
         if setting in ("review_enabled", "review_channel"):
-            bot.community.forget_review_cache(it.guild_id)
-        await bot.store.audit.append(AuditEvent(
+            services.community.forget_review_cache(it.guild_id)
+        await services.store.audit.append(AuditEvent(
             action="mod.settings", actor_id=str(it.user.id), guild_id=g, channel_id=str(it.channel_id),
             detail={"command": f"/mod settings {it.command.name if it.command else ''}".strip(), "setting": setting,
-                    "value": bot.scoped.defs[setting].adapter.dump_python(value, mode="json"),
+                    "value": services.scoped.defs[setting].adapter.dump_python(value, mode="json"),
                     "scope": scope.value, "scope_id": scope_id}))
-        await _reply(it, t(it.locale, "settings_saved", setting=setting, value=shown,
+        await reply(it, t(it.locale, "settings_saved", setting=setting, value=shown,
                            where=where or t(it.locale, "the_server")))
 
     async def stored(it: discord.Interaction, setting: str, scope: Scope = Scope.guild,
                      scope_id: str | None = None) -> Any:
-        value = await bot.scoped.stored(setting, guild_id=str(it.guild_id), scope=scope, scope_id=scope_id)
-        return bot.scoped.defs[setting].default if value is None else value
+        value = await services.scoped.stored(setting, guild_id=str(it.guild_id), scope=scope, scope_id=scope_id)
+        return services.scoped.defs[setting].default if value is None else value
 
     async def edit_list(it: discord.Interaction, action: str, item: str | None, command: str | None,
                         whole: str, per_command: str, mention: str, missing: str) -> None:
@@ -72,11 +68,11 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
         try:
             name = known_command(command) if command else None
         except UnknownCommand as e:
-            await _reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(bot.catalog_specs))))
+            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
+                               known=", ".join(sorted(services.catalog))))
             return
         if action != "clear" and item is None:
-            await _reply(it, t(it.locale, missing))
+            await reply(it, t(it.locale, missing))
             return
         table = dict(await stored(it, per_command)) if name else {}
         current = list(table.get(name, [])) if name else list(await stored(it, whole))
@@ -100,7 +96,7 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
     @group.command(name="show", description=_("Show this server's settings", zh="查看本服务器的设置"))
     async def show(it: discord.Interaction) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await _reply(it, embed=await settings_embed(bot, it))
+        await reply(it, embed=await settings_embed(services, it))
 
     @group.command(name="command", description=_("Turn a command on or off", zh="开启或关闭一个命令"))
     @app_commands.describe(command=_("The command", zh="命令"), enabled=_("On or off", zh="开或关"),
@@ -112,8 +108,8 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
         try:
             name = known_command(command)
         except UnknownCommand as e:
-            await _reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(bot.catalog_specs))))
+            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
+                               known=", ".join(sorted(services.catalog))))
             return
         scope, scope_id = (Scope.channel, str(channel.id)) if channel else (Scope.guild, None)
         table = {**await stored(it, "commands", scope, scope_id), name: enabled}
@@ -155,8 +151,8 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
         try:
             name = known_command(command)
         except UnknownCommand as e:
-            await _reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(bot.catalog_specs))))
+            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
+                               known=", ".join(sorted(services.catalog))))
             return
         current = [c for c in await stored(it, "nsfw_commands") if c != name] + ([name] if nsfw_only else [])
         await save(it, "nsfw_commands", current,
@@ -189,9 +185,9 @@ def register(bot: "AigcBot", mod: "ModGroup") -> None:
         await save(it, "prompt_storage", storage.value, shown=storage.value)
 
 
-async def settings_embed(bot: "AigcBot", it: discord.Interaction) -> discord.Embed:
+async def settings_embed(services: Services, it: discord.Interaction) -> discord.Embed:
     g, loc = str(it.guild_id), it.locale
-    s = await bot.scoped.resolve(SettingsContext(guild_id=g))
+    s = await services.scoped.resolve(SettingsContext(guild_id=g))
 
     def listed(values: list[str], fmt: str, empty: str) -> str:
         return ", ".join(fmt.format(v) for v in values) or t(loc, empty)
@@ -216,7 +212,7 @@ async def settings_embed(bot: "AigcBot", it: discord.Interaction) -> discord.Emb
     ]
     for key, value in fields:
         embed.add_field(name=t(loc, key), value=value[:1024], inline=False)
-    overrides = [f"<#{v.scope_id}> {v.key} = {v.value}" for v in await bot.store.settings.list_guild(g)
+    overrides = [f"<#{v.scope_id}> {v.key} = {v.value}" for v in await services.store.settings.list_guild(g)
                  if v.scope is Scope.channel and v.key in ("commands", "ai_mark_visible")]
     if overrides:
         embed.add_field(name=t(loc, "settings_channel_overrides"), value="\n".join(overrides)[:1024], inline=False)

@@ -173,7 +173,7 @@ async def test_healthcheck_routes_are_the_ones_served(world):
 
     engine_routes = {r.canonical for r in world.engine.runner.app.router.resources()}
     assert healthcheck.ENGINE_ROUTE in engine_routes
-    assert healthcheck.BOT_ROUTE in {r.canonical for r in build_app(world.bot).router.resources()}
+    assert healthcheck.BOT_ROUTE in {r.canonical for r in build_app(world.bot.services).router.resources()}
     base = await _with_http(world)
     env = {**os.environ, "AIGC_ENGINE_PORT": str(world.engine.port),
            "AIGC_BOT_HTTP_PORT": base.rsplit(":", 1)[1]}

@@ -1,0 +1,104 @@
+"""Commands for every member: `/quota`, `/verify`, `/privacy` and `/forget-me` (its
+confirmation button is answered by a listener, so it works after a restart); and the guild's
+data purged when the bot leaves it."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import engine_client as ec
+from bot.community import settings_context
+from bot.i18n import t
+from bot.moderation.privacy import forget_button, forget_target, forget_user, privacy_text
+from bot.services import Services
+
+log = logging.getLogger("aigc.bot.member_commands")
+_ = app_commands.locale_str
+VERIFY_MAX_BYTES = 32 * 2**20
+
+
+def register(services: Services, bot: commands.Bot) -> None:
+    tree = bot.tree
+    @tree.command(name="quota", description=_("Your remaining generation budget", zh="你剩余的生成额度"))
+    async def quota(it: discord.Interaction) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)
+        status = await services.quota.remaining(settings_context(it))
+        lim = status.limits
+        lines = [t(it.locale, "quota_daily", remaining="∞" if status.daily_remaining is None else status.daily_remaining,
+                   limit="∞" if lim.daily is None else lim.daily, used=status.daily_used,
+                   reset=int(status.day_resets_at.timestamp())),
+                 t(it.locale, "quota_running", running=status.running, limit=lim.user_concurrent or "∞"),
+                 t(it.locale, "quota_cooldown", seconds=f"{lim.cooldown_s:g}")
+                 + (t(it.locale, "quota_ready_at", at=int(status.cooldown_ready_at.timestamp()))
+                    if status.cooldown_ready_at else "")]
+        if it.guild_id is not None:
+            lines.append(t(it.locale, "quota_guild", running=status.guild_running, limit=lim.guild_concurrent or "∞"))
+        await it.followup.send(embed=discord.Embed(title=t(it.locale, "quota_title"), description="\n".join(lines)),
+                               ephemeral=True)
+
+    @tree.command(name="verify", description=_("Check whether a file was made here", zh="检查文件是否由本服务生成"))
+    @app_commands.describe(file=_("The file to check", zh="要检查的文件"))
+    async def verify(it: discord.Interaction, file: discord.Attachment) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)
+        if file.size > VERIFY_MAX_BYTES:
+            await it.followup.send(t(it.locale, "verify_too_large", size=file.size, limit=VERIFY_MAX_BYTES),
+                                   ephemeral=True)
+            return
+        try:
+            data = await file.read()
+            report = await services.engine.verify(data)
+        except discord.HTTPException as e:
+            await it.followup.send(t(it.locale, "verify_failed", error=f"download: HTTP {e.status}"), ephemeral=True)
+            return
+        except ec.EngineClientError as e:
+            await it.followup.send(t(it.locale, "verify_failed", error=e.message[:300]), ephemeral=True)
+            return
+        embed = discord.Embed(title=t(it.locale, "verify_title", name=file.filename[:200]),
+                              description=report.summary[:4000],
+                              colour=0x57F287 if report.made_here else (0xFEE75C if report.ai_generated else 0x99AAB5))
+        embed.add_field(name=t(it.locale, "verify_made_here"), value="✅" if report.made_here else "—")
+        embed.add_field(name=t(it.locale, "verify_labels"), value="✅" if report.labels.get("ai_generated") else "—")
+        embed.add_field(name="sha256", value=f"`{report.sha256[:16]}…`")
+        if report.ledger:
+            first = report.ledger[0]
+            embed.add_field(name=t(it.locale, "verify_record"), inline=False,
+                            value=f"job `{first.get('job')}` · {first.get('command')} · {first.get('model')} · "
+                                  f"<t:{int(first.get('created') or 0)}:f>")
+        await it.followup.send(embed=embed, ephemeral=True)
+
+    @tree.command(name="privacy", description=_("What this bot stores about you", zh="本机器人存储了你的哪些数据"))
+    async def privacy(it: discord.Interaction) -> None:
+        await it.response.defer(ephemeral=True, thinking=True)
+        await it.followup.send(embed=await privacy_text(services.scoped, it), ephemeral=True)
+
+    @tree.command(name="forget-me", description=_("Erase your data (asks to confirm)", zh="删除你的数据（需确认）"))
+    async def forget_me(it: discord.Interaction) -> None:
+        view = discord.ui.View(timeout=None)
+        view.add_item(forget_button(it.user.id, it.locale))
+        await it.response.send_message(t(it.locale, "forget_ask"), view=view, ephemeral=True)
+
+    async def on_interaction(it: discord.Interaction) -> None:
+        data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
+        user_id = forget_target(str(data.get("custom_id", ""))) if it.type is discord.InteractionType.component else None
+        if user_id is None:
+            return
+        if it.user.id != user_id:
+            await it.response.send_message(t(it.locale, "not_yours"), ephemeral=True)
+            return
+        await it.response.defer()
+        report = await forget_user(services.client, services.store, str(user_id))
+        await it.edit_original_response(content=t(it.locale, "forgotten", jobs=report.deleted.get("jobs", 0),
+                                                   messages=report.deleted.get("messages", 0)), view=None)
+
+    async def on_guild_remove(guild: discord.Guild) -> None:
+        report = await services.store.purge_guild(str(guild.id))
+        services.moderation.policy.invalidate(guild.id)
+        services.community.forget_review_cache(guild.id)
+        log.info("guild data purged", extra={"guild": guild.id, "deleted": report.deleted})
+
+    bot.add_listener(on_interaction, "on_interaction")
+    bot.add_listener(on_guild_remove, "on_guild_remove")
