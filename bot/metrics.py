@@ -7,6 +7,7 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from bot import engine_client as ec
+from bot.results import Refused
 
 
 class BotMetrics:
@@ -33,8 +34,6 @@ class BotMetrics:
 
 def outcome_of(error: BaseException | None) -> str:
     """ok | refused (gate, prompt policy, engine block) | engine_error | error."""
-    from bot.generation import Refused
-
     if error is None:
         return "ok"
     if isinstance(error, (Refused, ec.PromptRefused, ec.RequesterBlocked, ec.InvalidOption)):
