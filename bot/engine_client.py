@@ -1,5 +1,8 @@
 """aiohttp client of the engine's HTTP API (/v1, schemas in ``engine.protocol``).
 
+Over 400 lines on purpose: one concept (calling the engines), and its failover, stickiness
+and retry rules below only make sense read together; each route's method is a few lines.
+
 - Several engine URLs: a background probe (GET /readyz) keeps each one's health; calls go
   to the first healthy engine in the configured order and fail over on connection errors.
 - A job sticks to the engine that accepted it (the client remembers job → engine; after a

@@ -1,5 +1,8 @@
 """Interactions: building INTERACTION_CREATE payloads and applying the bot's responses.
 
+Over 400 lines: the interaction life cycle (ack deadline, the five response types, followups,
+modals, autocomplete) is one state machine, kept in one place so its rules can be read together.
+
 An ``InteractionRecord`` is the emulator's memory of one interaction: what was sent,
 when, how (and how fast) the bot acknowledged it, and which messages it produced.
 """

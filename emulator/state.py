@@ -1,4 +1,5 @@
-"""The emulated Discord world: users, guilds, channels, messages, files, commands.
+"""The emulated Discord world: users, guilds, channels, messages, files, commands (over 400
+lines: one data model whose mutations must all bump ``revision`` the same way).
 
 Plain data and plain functions; no aiohttp. Every mutation bumps ``revision`` and wakes
 waiters, so tests and the playground can await "the bot posted something".

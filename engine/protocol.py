@@ -1,4 +1,5 @@
-"""Wire schemas of the engine's HTTP API (/v1).
+"""Wire schemas of the engine's HTTP API (/v1) (over 400 lines: the whole contract in one
+dependency-light module, which the bot may import and nothing else of the engine).
 
 This module is the contract between the engine and every front (bot, CLI, HTTP clients).
 It must stay dependency-light: pydantic only, never torch, so that `import bot` never

@@ -1,4 +1,5 @@
-"""Policy rules shaped like Discord AutoMod keyword rules, validated and compiled.
+"""Policy rules shaped like Discord AutoMod keyword rules, validated and compiled (over 400
+lines: validation, the caps and compilation of one rule format stay together).
 
 A rule has an id, a name, a category, keywords, regexes and an allow list:
 
