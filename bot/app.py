@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions, builtin_commands, member_commands
+from bot import actions, generation_commands, jobs_commands, member_commands
 from bot.catalog_commands import command_payload, interaction_options, payload_hash
 from bot.community import Community
 from bot.config import BotSettings
@@ -135,9 +135,10 @@ class AigcBot(commands.AutoShardedBot):
         assert isinstance(tree, AigcTree)
         tree.catalog, tree.metrics = s.catalog, s.metrics
         await tree.set_translator(Translator())
-        builtin_commands.register(s, tree, self.refresh_catalog)
-        moderation_commands.register(s, self)
-        member_commands.register(s, self)
+        await self.add_cog(jobs_commands.JobCommands(s))
+        generation_commands.install(tree, s, self.refresh_catalog)
+        await moderation_commands.install(self, s)
+        await member_commands.install(self, s)
         try:
             await self.refresh_catalog()
         except EngineClientError as e:  # the engine may start later; polling picks it up

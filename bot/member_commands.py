@@ -1,6 +1,7 @@
 """Commands for every member: `/quota`, `/verify`, `/privacy` and `/forget-me` (its
 confirmation button is answered by a listener, so it works after a restart); and the guild's
-data purged when the bot leaves it."""
+data purged when the bot leaves it. A Cog: discord.py's container for top-level commands and
+listeners that share state (the services)."""
 from __future__ import annotations
 
 import logging
@@ -21,12 +22,18 @@ _ = app_commands.locale_str
 VERIFY_MAX_BYTES = 32 * 2**20
 
 
-def register(services: Services, bot: commands.Bot) -> None:
-    tree = bot.tree
-    @tree.command(name="quota", description=_("Your remaining generation budget", zh="你剩余的生成额度"))
-    async def quota(it: discord.Interaction) -> None:
+async def install(bot: commands.Bot, services: Services) -> None:
+    await bot.add_cog(MemberCommands(services))
+
+
+class MemberCommands(commands.Cog):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @app_commands.command(name="quota", description=_("Your remaining generation budget", zh="你剩余的生成额度"))
+    async def quota(self, it: discord.Interaction) -> None:
         await it.response.defer(ephemeral=True, thinking=True)
-        status = await services.quota.remaining(settings_context(it))
+        status = await self.services.quota.remaining(settings_context(it))
         lim = status.limits
         lines = [t(it.locale, "quota_daily", remaining="∞" if status.daily_remaining is None else status.daily_remaining,
                    limit="∞" if lim.daily is None else lim.daily, used=status.daily_used,
@@ -40,9 +47,9 @@ def register(services: Services, bot: commands.Bot) -> None:
         await it.followup.send(embed=discord.Embed(title=t(it.locale, "quota_title"), description="\n".join(lines)),
                                ephemeral=True)
 
-    @tree.command(name="verify", description=_("Check whether a file was made here", zh="检查文件是否由本服务生成"))
+    @app_commands.command(name="verify", description=_("Check whether a file was made here", zh="检查文件是否由本服务生成"))
     @app_commands.describe(file=_("The file to check", zh="要检查的文件"))
-    async def verify(it: discord.Interaction, file: discord.Attachment) -> None:
+    async def verify(self, it: discord.Interaction, file: discord.Attachment) -> None:
         await it.response.defer(ephemeral=True, thinking=True)
         if file.size > VERIFY_MAX_BYTES:
             await it.followup.send(t(it.locale, "verify_too_large", size=file.size, limit=VERIFY_MAX_BYTES),
@@ -50,7 +57,7 @@ def register(services: Services, bot: commands.Bot) -> None:
             return
         try:
             data = await file.read()
-            report = await services.engine.verify(data)
+            report = await self.services.engine.verify(data)
         except discord.HTTPException as e:
             await it.followup.send(t(it.locale, "verify_failed", error=f"download: HTTP {e.status}"), ephemeral=True)
             return
@@ -70,18 +77,19 @@ def register(services: Services, bot: commands.Bot) -> None:
                                   f"<t:{int(first.get('created') or 0)}:f>")
         await it.followup.send(embed=embed, ephemeral=True)
 
-    @tree.command(name="privacy", description=_("What this bot stores about you", zh="本机器人存储了你的哪些数据"))
-    async def privacy(it: discord.Interaction) -> None:
+    @app_commands.command(name="privacy", description=_("What this bot stores about you", zh="本机器人存储了你的哪些数据"))
+    async def privacy(self, it: discord.Interaction) -> None:
         await it.response.defer(ephemeral=True, thinking=True)
-        await it.followup.send(embed=await privacy_text(services.scoped, it), ephemeral=True)
+        await it.followup.send(embed=await privacy_text(self.services.scoped, it), ephemeral=True)
 
-    @tree.command(name="forget-me", description=_("Erase your data (asks to confirm)", zh="删除你的数据（需确认）"))
-    async def forget_me(it: discord.Interaction) -> None:
+    @app_commands.command(name="forget-me", description=_("Erase your data (asks to confirm)", zh="删除你的数据（需确认）"))
+    async def forget_me(self, it: discord.Interaction) -> None:
         view = discord.ui.View(timeout=None)
         view.add_item(forget_button(it.user.id, it.locale))
         await it.response.send_message(t(it.locale, "forget_ask"), view=view, ephemeral=True)
 
-    async def on_interaction(it: discord.Interaction) -> None:
+    @commands.Cog.listener()
+    async def on_interaction(self, it: discord.Interaction) -> None:
         data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
         user_id = forget_target(str(data.get("custom_id", ""))) if it.type is discord.InteractionType.component else None
         if user_id is None:
@@ -90,15 +98,13 @@ def register(services: Services, bot: commands.Bot) -> None:
             await it.response.send_message(t(it.locale, "not_yours"), ephemeral=True)
             return
         await it.response.defer()
-        report = await forget_user(services.client, services.store, str(user_id))
+        report = await forget_user(self.services.client, self.services.store, str(user_id))
         await it.edit_original_response(content=t(it.locale, "forgotten", jobs=report.deleted.get("jobs", 0),
                                                    messages=report.deleted.get("messages", 0)), view=None)
 
-    async def on_guild_remove(guild: discord.Guild) -> None:
-        report = await services.store.purge_guild(str(guild.id))
-        services.moderation.policy.invalidate(guild.id)
-        services.community.forget_review_cache(guild.id)
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        report = await self.services.store.purge_guild(str(guild.id))
+        self.services.moderation.policy.invalidate(guild.id)
+        self.services.community.forget_review_cache(guild.id)
         log.info("guild data purged", extra={"guild": guild.id, "deleted": report.deleted})
-
-    bot.add_listener(on_interaction, "on_interaction")
-    bot.add_listener(on_guild_remove, "on_guild_remove")

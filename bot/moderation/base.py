@@ -1,5 +1,6 @@
-"""What every `/mod` command group shares: the group class with the run-time permission check,
-the ephemeral reply, and the option parsers (errors name the option)."""
+"""What every `/mod` command group shares: the group class (the services, the run-time
+permission check, the audit row), the ephemeral reply, and the option parsers (errors name the
+option)."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,8 @@ import discord
 from discord import app_commands
 
 from bot.i18n import t
+from bot.services import Services
+from bot.store import AuditEvent
 
 log = logging.getLogger("aigc.bot.moderation.base")
 _DURATION = re.compile(r"(\d+)\s*([smhdw])", re.I)
@@ -57,8 +60,20 @@ def parse_limit(name: str, value: str) -> Any:
 
 
 class ModGroup(app_commands.Group):
-    """`/mod` and its subgroups (discord.py asks only a command's direct parent): the run-time
-    check repeats the default permission (server admins can widen who sees a command)."""
+    """`/mod` and its subgroups, each a subclass naming itself in its class arguments
+    (``class RuleCommands(ModGroup, name="rules", description=...)``) with
+    ``@app_commands.command`` methods. discord.py asks a command's own group
+    (``interaction_check``): the run-time check repeats the default permission, since server
+    admins can widen who sees a command."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__()
+        self.services = services
+
+    async def audit(self, it: discord.Interaction, action: str, **kw: Any) -> None:
+        """An audit row for a moderator's action here (actor, guild, channel from ``it``)."""
+        await self.services.store.audit.append(AuditEvent(
+            action=action, actor_id=str(it.user.id), guild_id=str(it.guild_id), channel_id=str(it.channel_id), **kw))
 
     async def interaction_check(self, it: discord.Interaction) -> bool:  # type: ignore[override]
         if it.guild_id is None or not (it.permissions.manage_guild or it.permissions.administrator):

@@ -3,7 +3,8 @@ that have no command of their own: which commands are on, who and where may use 
 age-restricted commands, the visible AI mark, retention and prompt storage.
 
 Each handler acknowledges first, changes one setting through ``services.scoped`` (which checks the
-value) and audits `mod.settings`; the run-time permission check is ModGroup's."""
+value) and audits `mod.settings`; the run-time permission check is ModGroup's. The
+settings embed (`/mod settings show`) is ``settings_embed``."""
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -15,67 +16,61 @@ from bot.i18n import t
 from bot.moderation.base import ModGroup, reply
 from bot.scoped_settings import SettingError, SettingsContext
 from bot.services import Services
-from bot.store import AuditEvent, Scope
+from bot.store import Scope
 
 _ = app_commands.locale_str
 Action = Literal["add", "remove", "clear"]
 
 
-class UnknownCommand(ValueError):
-    pass
+class SettingsCommands(ModGroup, name="settings", description=_("Who may use which command where, AI mark, retention",
+                                                                zh="命令的使用范围、AI 标记、保留期")):
 
-
-def register(services: Services, mod: ModGroup) -> None:
-    group = ModGroup(name="settings", description=_("Who may use which command where, AI mark, retention",
-                                                    zh="命令的使用范围、AI 标记、保留期"), parent=mod)
-
-    async def command_names(it: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        names = sorted(n for n in services.catalog if current.lower() in n)
+    async def command_names(self, it: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        names = sorted(n for n in self.services.catalog if current.lower() in n)
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
-    def known_command(name: str) -> str:
+    async def known_command(self, it: discord.Interaction, name: str) -> str | None:
+        """The catalog command's name, or None once the moderator is told it is unknown."""
         name = name.strip().lstrip("/").lower()
-        if services.catalog and name not in services.catalog:
-            raise UnknownCommand(name)
+        if self.services.catalog and name not in self.services.catalog:
+            await reply(it, t(it.locale, "settings_unknown_command", command=name,
+                              known=", ".join(sorted(self.services.catalog))))
+            return None
         return name
 
-    async def save(it: discord.Interaction, setting: str, value: Any, *, scope: Scope = Scope.guild,
+    async def save(self, it: discord.Interaction, setting: str, value: Any, *, scope: Scope = Scope.guild,
                    scope_id: str | None = None, shown: str, where: str | None = None) -> None:
         g = str(it.guild_id)
         try:
-            await services.scoped.set(setting, value, guild_id=g, scope=scope, scope_id=scope_id)
+            await self.services.scoped.set(setting, value, guild_id=g, scope=scope, scope_id=scope_id)
         except SettingError as e:
             await reply(it, t(it.locale, "setting_invalid", error=str(e)))
             return
         if setting in ("review_enabled", "review_channel"):
-            services.community.forget_review_cache(it.guild_id)
-        await services.store.audit.append(AuditEvent(
-            action="mod.settings", actor_id=str(it.user.id), guild_id=g, channel_id=str(it.channel_id),
-            detail={"command": f"/mod settings {it.command.name if it.command else ''}".strip(), "setting": setting,
-                    "value": services.scoped.defs[setting].adapter.dump_python(value, mode="json"),
-                    "scope": scope.value, "scope_id": scope_id}))
+            self.services.community.forget_review_cache(it.guild_id)
+        await self.audit(it, "mod.settings", detail={
+            "command": f"/mod settings {it.command.name if it.command else ''}".strip(), "setting": setting,
+            "value": self.services.scoped.defs[setting].adapter.dump_python(value, mode="json"),
+            "scope": scope.value, "scope_id": scope_id})
         await reply(it, t(it.locale, "settings_saved", setting=setting, value=shown,
-                           where=where or t(it.locale, "the_server")))
+                          where=where or t(it.locale, "the_server")))
 
-    async def stored(it: discord.Interaction, setting: str, scope: Scope = Scope.guild,
+    async def stored(self, it: discord.Interaction, setting: str, scope: Scope = Scope.guild,
                      scope_id: str | None = None) -> Any:
-        value = await services.scoped.stored(setting, guild_id=str(it.guild_id), scope=scope, scope_id=scope_id)
-        return services.scoped.defs[setting].default if value is None else value
+        value = await self.services.scoped.stored(setting, guild_id=str(it.guild_id), scope=scope, scope_id=scope_id)
+        return self.services.scoped.defs[setting].default if value is None else value
 
-    async def edit_list(it: discord.Interaction, action: str, item: str | None, command: str | None,
+    async def edit_list(self, it: discord.Interaction, action: str, item: str | None, command: str | None,
                         whole: str, per_command: str, mention: str, missing: str) -> None:
         """add/remove/clear ``item`` in the guild-wide list ``whole`` or ``per_command[command]``."""
-        try:
-            name = known_command(command) if command else None
-        except UnknownCommand as e:
-            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(services.catalog))))
+        name = await self.known_command(it, command) if command else None
+        if command and name is None:
             return
         if action != "clear" and item is None:
             await reply(it, t(it.locale, missing))
             return
-        table = dict(await stored(it, per_command)) if name else {}
-        current = list(table.get(name, [])) if name else list(await stored(it, whole))
+        table = dict(await self.stored(it, per_command)) if name else {}
+        current = list(table.get(name, [])) if name else list(await self.stored(it, whole))
         if action == "clear":
             current = []
         elif action == "add" and item not in current:
@@ -89,100 +84,94 @@ def register(services: Services, mod: ModGroup) -> None:
                 table[name] = current
             else:
                 table.pop(name, None)
-            await save(it, per_command, table, shown=f"/{name}: {shown}")
+            await self.save(it, per_command, table, shown=f"/{name}: {shown}")
         else:
-            await save(it, whole, current, shown=shown)
+            await self.save(it, whole, current, shown=shown)
 
-    @group.command(name="show", description=_("Show this server's settings", zh="查看本服务器的设置"))
-    async def show(it: discord.Interaction) -> None:
+    @app_commands.command(name="show", description=_("Show this server's settings", zh="查看本服务器的设置"))
+    async def show_settings(self, it: discord.Interaction) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await reply(it, embed=await settings_embed(services, it))
+        await reply(it, embed=await settings_embed(self.services, it))
 
-    @group.command(name="command", description=_("Turn a command on or off", zh="开启或关闭一个命令"))
+    @app_commands.command(name="command", description=_("Turn a command on or off", zh="开启或关闭一个命令"))
     @app_commands.describe(command=_("The command", zh="命令"), enabled=_("On or off", zh="开或关"),
                            channel=_("Only in this channel", zh="仅对该频道"))
     @app_commands.autocomplete(command=command_names)
-    async def command(it: discord.Interaction, command: str, enabled: bool,
-                      channel: discord.TextChannel | None = None) -> None:
+    async def toggle_command(self, it: discord.Interaction, command: str, enabled: bool,
+                             channel: discord.TextChannel | None = None) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        try:
-            name = known_command(command)
-        except UnknownCommand as e:
-            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(services.catalog))))
+        name = await self.known_command(it, command)
+        if name is None:
             return
         scope, scope_id = (Scope.channel, str(channel.id)) if channel else (Scope.guild, None)
-        table = {**await stored(it, "commands", scope, scope_id), name: enabled}
-        await save(it, "commands", table, scope=scope, scope_id=scope_id,
-                   shown=f"/{name} {t(it.locale, 'settings_on' if enabled else 'settings_off')}",
-                   where=channel.mention if channel else None)
+        table = {**await self.stored(it, "commands", scope, scope_id), name: enabled}
+        await self.save(it, "commands", table, scope=scope, scope_id=scope_id,
+                        shown=f"/{name} {t(it.locale, 'settings_on' if enabled else 'settings_off')}",
+                        where=channel.mention if channel else None)
 
-    @group.command(name="roles", description=_("Roles that may use the bot or one command",
-                                               zh="可以使用机器人或某个命令的身份组"))
+    @app_commands.command(name="roles", description=_("Roles that may use the bot or one command",
+                                                      zh="可以使用机器人或某个命令的身份组"))
     @app_commands.describe(action=_("Add, remove or clear (clear: everyone)", zh="添加、移除或清空（清空：所有人）"),
                            role=_("The role", zh="身份组"),
                            command=_("Only for this command (empty: every command)", zh="仅对该命令（留空：所有命令）"))
     @app_commands.autocomplete(command=command_names)
-    async def roles(it: discord.Interaction, action: Action, role: discord.Role | None = None,
-                    command: str | None = None) -> None:
+    async def allowed_roles(self, it: discord.Interaction, action: Action, role: discord.Role | None = None,
+                            command: str | None = None) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await edit_list(it, action, str(role.id) if role else None, command, "allowed_roles", "command_roles",
-                        "<@&{}>", "settings_need_role")
+        await self.edit_list(it, action, str(role.id) if role else None, command, "allowed_roles", "command_roles",
+                             "<@&{}>", "settings_need_role")
 
-    @group.command(name="channels", description=_("Channels where the bot or one command may be used",
-                                                  zh="可以使用机器人或某个命令的频道"))
+    @app_commands.command(name="channels", description=_("Channels where the bot or one command may be used",
+                                                         zh="可以使用机器人或某个命令的频道"))
     @app_commands.describe(action=_("Add, remove or clear (clear: anywhere)", zh="添加、移除或清空（清空：任何频道）"),
                            channel=_("The channel", zh="频道"),
                            command=_("Only for this command (empty: every command)", zh="仅对该命令（留空：所有命令）"))
     @app_commands.autocomplete(command=command_names)
-    async def channels(it: discord.Interaction, action: Action, channel: discord.TextChannel | None = None,
-                       command: str | None = None) -> None:
+    async def allowed_channels(self, it: discord.Interaction, action: Action,
+                               channel: discord.TextChannel | None = None, command: str | None = None) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await edit_list(it, action, str(channel.id) if channel else None, command, "allowed_channels",
-                        "command_channels", "<#{}>", "settings_need_channel")
+        await self.edit_list(it, action, str(channel.id) if channel else None, command, "allowed_channels",
+                             "command_channels", "<#{}>", "settings_need_channel")
 
-    @group.command(name="nsfw", description=_("Allow a command only in age-restricted channels",
-                                              zh="命令仅限年龄限制频道使用"))
+    @app_commands.command(name="nsfw", description=_("Allow a command only in age-restricted channels",
+                                                     zh="命令仅限年龄限制频道使用"))
     @app_commands.describe(command=_("The command", zh="命令"),
                            nsfw_only=_("Only in age-restricted channels", zh="仅限年龄限制频道"))
     @app_commands.autocomplete(command=command_names)
-    async def nsfw(it: discord.Interaction, command: str, nsfw_only: bool) -> None:
+    async def nsfw_only(self, it: discord.Interaction, command: str, nsfw_only: bool) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        try:
-            name = known_command(command)
-        except UnknownCommand as e:
-            await reply(it, t(it.locale, "settings_unknown_command", command=str(e),
-                               known=", ".join(sorted(services.catalog))))
+        name = await self.known_command(it, command)
+        if name is None:
             return
-        current = [c for c in await stored(it, "nsfw_commands") if c != name] + ([name] if nsfw_only else [])
-        await save(it, "nsfw_commands", current,
-                   shown=", ".join(f"/{c}" for c in current) or t(it.locale, "settings_none"))
+        current = [c for c in await self.stored(it, "nsfw_commands") if c != name] + ([name] if nsfw_only else [])
+        await self.save(it, "nsfw_commands", current,
+                        shown=", ".join(f"/{c}" for c in current) or t(it.locale, "settings_none"))
 
-    @group.command(name="ai-mark", description=_("Draw the visible AI mark on images", zh="在图片上绘制可见的 AI 标记"))
+    @app_commands.command(name="ai-mark", description=_("Draw the visible AI mark on images", zh="在图片上绘制可见的 AI 标记"))
     @app_commands.describe(visible=_("Visible or not", zh="是否可见"), channel=_("Only in this channel", zh="仅对该频道"))
-    async def ai_mark(it: discord.Interaction, visible: bool, channel: discord.TextChannel | None = None) -> None:
+    async def ai_mark_visible(self, it: discord.Interaction, visible: bool, channel: discord.TextChannel | None = None) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
         scope, scope_id = (Scope.channel, str(channel.id)) if channel else (Scope.guild, None)
-        await save(it, "ai_mark_visible", visible, scope=scope, scope_id=scope_id,
-                   shown=t(it.locale, "settings_on" if visible else "settings_off"),
-                   where=channel.mention if channel else None)
+        await self.save(it, "ai_mark_visible", visible, scope=scope, scope_id=scope_id,
+                        shown=t(it.locale, "settings_on" if visible else "settings_off"),
+                        where=channel.mention if channel else None)
 
-    @group.command(name="retention", description=_("How long job records and audit rows are kept",
-                                                   zh="任务记录和审计记录的保留期"))
+    @app_commands.command(name="retention", description=_("How long job records and audit rows are kept",
+                                                          zh="任务记录和审计记录的保留期"))
     @app_commands.describe(days=_("Days (0: keep forever)", zh="天数（0：永久保留）"))
-    async def retention(it: discord.Interaction, days: app_commands.Range[int, 0, 3650]) -> None:
+    async def retention_days(self, it: discord.Interaction, days: app_commands.Range[int, 0, 3650]) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await save(it, "retention_days", days or None,
-                   shown=t(it.locale, "settings_days", days=days) if days else t(it.locale, "settings_forever"))
+        await self.save(it, "retention_days", days or None,
+                        shown=t(it.locale, "settings_days", days=days) if days else t(it.locale, "settings_forever"))
 
-    @group.command(name="prompts", description=_("Keep prompts in the audit log in full or as a hash",
-                                                 zh="审计日志中完整保存提示词或只保存哈希"))
+    @app_commands.command(name="prompts", description=_("Keep prompts in the audit log in full or as a hash",
+                                                        zh="审计日志中完整保存提示词或只保存哈希"))
     @app_commands.describe(storage=_("full or hash (sha256 only)", zh="full 完整或 hash（仅 sha256）"))
     @app_commands.choices(storage=[app_commands.Choice(name=_("full", zh="完整"), value="full"),
                                    app_commands.Choice(name=_("hash (sha256 only)", zh="哈希（仅 sha256）"), value="hash")])
-    async def prompts(it: discord.Interaction, storage: app_commands.Choice[str]) -> None:
+    async def prompt_storage(self, it: discord.Interaction, storage: app_commands.Choice[str]) -> None:
         await it.response.defer(ephemeral=True, thinking=True)  # first: acknowledge
-        await save(it, "prompt_storage", storage.value, shown=storage.value)
+        await self.save(it, "prompt_storage", storage.value, shown=storage.value)
 
 
 async def settings_embed(services: Services, it: discord.Interaction) -> discord.Embed:
