@@ -10,7 +10,7 @@ from typing import Any
 import discord
 
 from bot.scoped_settings import CommunitySettings, ScopedSettings, SettingsContext
-from bot.store import AuditEvent, AuditRecord, Store
+from bot.store import AuditRecord, Store
 
 log = logging.getLogger("aigc.bot.moderation.audit_mirror")
 NOT_MIRRORED = frozenset({"policy.blocked",  # posted by the notifier itself, worded for people
@@ -53,21 +53,13 @@ class AuditMirror:
     def __init__(self, client: discord.Client, store: Store, scoped: ScopedSettings[CommunitySettings]):
         self.client, self.store, self.scoped = client, store, scoped
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._append: Any = None
 
     def install(self) -> None:
-        """Every append through ``store.audit.append`` is mirrored (the bot's own flows
+        """Every row appended through ``store.audit.append`` is mirrored (the bot's own flows
         append there); appends the store makes inside its own transactions (review decisions,
         bans, purges) are mirrored with ``mirror_latest``."""
-        audit = self.store.audit
-        self._append = audit.append
-
-        async def append(event: AuditEvent) -> AuditRecord:
-            record = await self._append(event)
-            self.schedule(record)
-            return record
-
-        audit.append = append  # type: ignore[method-assign]
+        if self.schedule not in self.store.audit.listeners:
+            self.store.audit.listeners.append(self.schedule)
 
     def schedule(self, record: AuditRecord) -> None:
         if record.guild_id is None or record.action in NOT_MIRRORED:

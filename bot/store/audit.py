@@ -3,7 +3,7 @@ only through the erasure and retention functions of ``Store``, which log themsel
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,10 +41,16 @@ async def append_audit(conn: AsyncConnection, at: datetime, event: AuditEvent) -
 class AuditLog:
     def __init__(self, db: Database):
         self._db = db
+        # Told of every row ``append`` commits (the mod-log mirror); rows appended inside
+        # another transaction (append_audit) are announced by whoever made them.
+        self.listeners: list[Callable[[AuditRecord], None]] = []
 
     async def append(self, event: AuditEvent) -> AuditRecord:
         async with self._db.write() as conn:
-            return await append_audit(conn, self._db.now(), event)
+            record = await append_audit(conn, self._db.now(), event)
+        for listener in self.listeners:
+            listener(record)
+        return record
 
     async def query(self, *, guild_id: str | None = None, actor_id: str | None = None,
                     subject_id: str | None = None, user_id: str | None = None, action: str | None = None,
