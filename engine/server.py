@@ -228,15 +228,19 @@ async def verify_file(request: web.Request) -> web.Response:
     """The file is the raw body (any content type); answers engine.provenance's VerifyReport."""
     if request.content_length is not None and request.content_length > VERIFY_MAX_BYTES:
         raise EngineError(413, "body_too_large", f"body: at most {VERIFY_MAX_BYTES} bytes", "body")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > VERIFY_MAX_BYTES:
-            raise EngineError(413, "body_too_large", f"body: at most {VERIFY_MAX_BYTES} bytes", "body")
-        chunks.append(chunk)
-    if not size:
-        raise EngineError(422, "invalid_request", "body: send the file's bytes", "body")
-    report = await request.app[ENGINE_KEY].verify(b"".join(chunks))
+    engine = request.app[ENGINE_KEY]
+    async with engine.verify_slots:  # bounds memory: VERIFY_SLOTS bodies (and parses) at a time
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > VERIFY_MAX_BYTES:
+                raise EngineError(413, "body_too_large", f"body: at most {VERIFY_MAX_BYTES} bytes", "body")
+            chunks.append(chunk)
+        if not size:
+            raise EngineError(422, "invalid_request", "body: send the file's bytes", "body")
+        data = b"".join(chunks)
+        del chunks  # one copy of the body from here on
+        report = await engine.verify(data)
     return _json(report)
 
 

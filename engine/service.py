@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine", "EngineError"]
 log = logging.getLogger("aigc.engine")
+VERIFY_SLOTS = 2
 
 
 class Engine:
@@ -60,6 +61,8 @@ class Engine:
         self.artifacts = ArtifactStore(settings.artifact_max_bytes, settings.artifact_ttl_s)
         self.device = "cpu"
         self.ready = False
+        # /v1/verify reads and parses at most this many uploads at once (each up to 32 MiB).
+        self.verify_slots = asyncio.Semaphore(VERIFY_SLOTS)
         # Built by start(): what needs the plugins loaded and the data directory open.
         self.registry: Registry | None = None
         self.ledger: ProvenanceLedger | None = None  # sha256 of every artifact -> job, model, time

@@ -86,3 +86,32 @@ async def test_verify_answers_json_when_verification_itself_fails(probe_engine, 
     r = await h.client.post("/v1/verify", headers=h.headers, data=b"\x89PNG\r\n\x1a\n")
     err = (await r.json())["error"]
     assert r.status == 422 and err["code"] == "unreadable_file" and err["field"] == "body"
+
+
+async def test_at_most_two_uploads_are_verified_at_once(probe_engine, monkeypatch):
+    # Six 32 MiB uploads at once must not mean six bodies and six parses in memory (issue 18).
+    import asyncio
+    import threading
+    import time as _time
+
+    import engine.provenance
+
+    h, _ = probe_engine
+    running, peak, lock = 0, 0, threading.Lock()
+    real = engine.provenance.verify
+
+    def counting(*args, **kwargs):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        _time.sleep(0.2)  # hold the slot long enough for the others to queue up behind it
+        with lock:
+            running -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.provenance, "verify", counting)
+    answers = await asyncio.gather(*(h.client.post("/v1/verify", headers=h.headers, data=b"not a file %d" % i)
+                                     for i in range(6)))
+    assert [r.status for r in answers] == [200] * 6
+    assert peak == 2
