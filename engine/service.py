@@ -108,7 +108,13 @@ class Engine:
                                    on_expire=self._finished)
         self.scheduler.start()
         self.admission = Admission(s, registry, self.scheduler, self.journal, self.table, self.gate, self.metrics)
-        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger)
+        signer = None
+        if s.c2pa_sign:  # keys loaded (or the local CA made, once) before anything is served
+            from engine.provenance.credentials import Signer, load_keys
+
+            signer = await loop.run_in_executor(None, lambda: Signer(load_keys(s.c2pa_cert, s.c2pa_key, s.data_dir)))
+            log.info("serving files with Content Credentials", extra={"c2pa_keys": signer.keys.source})
+        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger, signer)
         await replay(self.journal, self.scheduler, self.table.restore, self.table.remember, self._finished)
         log.info("engine started", extra={"device": self.device, "threads": threads,
                                           "plugins": sorted(registry.plugins),

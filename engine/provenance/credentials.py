@@ -1,0 +1,320 @@
+"""Content Credentials (C2PA): the signing keys, ``sign`` (a manifest saying the file was made
+by a trained model, with the GB 45438 ``AIGC`` object as an assertion of its own) and
+``read_credentials`` (what any file's manifest says, whoever signed it; ``/verify`` uses it).
+
+Why here and not in ``engine.labels``: the labels are byte-deterministic pure-Python writers
+(files made again on demand are sha-checked against the ledger), while a C2PA manifest is not
+reproducible — c2pa-rs salts every assertion box with 16 random bytes (``c2sh``), gives each
+manifest a random ``urn:c2pa:`` label and instance id, and ECDSA signatures use a random nonce.
+Signing therefore happens when a file is served (``engine.server``), on top of the recorded,
+deterministic labelled bytes; it belongs with provenance (keys, the ledger, verification).
+
+Keys: an operator's certificate chain (PEM, signer first) and private key (PEM) by
+configuration (``AIGC_C2PA_CERT``, ``AIGC_C2PA_KEY``); without them, a local CA and an ES256
+signer certificate are created once in ``<data_dir>/c2pa/`` (PKCS#8 keys, mode 0600) and reused.
+Key material is never logged nor put in an exception message.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.labels.metadata import DIGITAL_SOURCE_TYPE, aigc_object
+
+log = logging.getLogger("aigc.engine")
+
+__all__ = ["AIGC_ASSERTION", "SIGNABLE_MIMES", "CredentialsError", "SigningKeys", "Signer", "create_local_ca",
+           "load_keys", "local_keys", "read_credentials", "sign"]
+
+AIGC_ASSERTION = "cn.gb45438.aigc"  # the GB 45438 implicit-label object, as a custom assertion
+# What c2pa-rs can embed a manifest in among our formats (Ogg is not supported: metadata + ledger).
+SIGNABLE_MIMES = {"image/png": "image/png", "image/gif": "image/gif", "image/webp": "image/webp",
+                  "audio/wav": "audio/wav", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav",
+                  "audio/vnd.wave": "audio/wav", "image/jpeg": "image/jpeg"}
+_SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}  # a thumbnail costs ~300 ms and ~2 MB
+_VALIDITY_DAYS = 3650
+
+
+class CredentialsError(RuntimeError):
+    """Keys that cannot be loaded or made, or a file that cannot be signed (no key material in
+    the message)."""
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    chain_pem: bytes  # the signer's certificate first, then its issuers
+    key_pem: bytes
+    source: str  # "configured" or "local CA"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"SigningKeys(source={self.source!r}, chain={len(self.chain_pem)} bytes, key=<hidden>)"
+
+
+# ---- keys ------------------------------------------------------------------------------
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def create_local_ca(directory: Path, organization: str = "AIGC Bot", *, common_name: str | None = None
+                    ) -> SigningKeys:
+    """A new CA (P-256) and an ES256 signer certificate it issued, written to ``directory``
+    (``ca.pem``, ``ca.key``, ``signer.pem`` = signer + CA, ``signer.key``; keys PKCS#8, 0600).
+
+    The signer certificate has what C2PA asks of one: digitalSignature key usage (critical),
+    an extended key usage (emailProtection and the C2PA signing EKU 1.3.6.1.4.1.62558.2.1),
+    not a CA, and subject/authority key identifiers."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(minutes=5)
+    until = now + _dt.timedelta(days=_VALIDITY_DAYS)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+
+    def usage(**on: bool) -> x509.KeyUsage:
+        flags = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                               "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+        return x509.KeyUsage(**{**flags, **on})
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(f"{organization} local C2PA CA")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(until)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(usage(key_cert_sign=True, crl_sign=True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name(common_name or f"{organization} content signer"))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(until)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(digital_signature=True), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION,
+                                                  ObjectIdentifier("1.3.6.1.4.1.62558.2.1")]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pkcs8 = dict(encoding=serialization.Encoding.PEM, format=serialization.PrivateFormat.PKCS8,
+                 encryption_algorithm=serialization.NoEncryption())
+    pem = serialization.Encoding.PEM
+    chain = cert.public_bytes(pem) + ca.public_bytes(pem)
+    key_pem = key.private_bytes(**pkcs8)
+    _write_private(directory / "ca.key", ca_key.private_bytes(**pkcs8))
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    _write_private(directory / "signer.key", key_pem)
+    _write_private(directory / "signer.pem", chain)  # last: its presence means the set is complete
+    return SigningKeys(chain, key_pem, "local CA")
+
+
+_create_lock = threading.Lock()
+
+
+def local_keys(data_dir: Path) -> SigningKeys:
+    """The data dir's local CA and signer, created on first use and reused afterwards."""
+    directory = Path(data_dir) / "c2pa"
+    with _create_lock:
+        chain, key = directory / "signer.pem", directory / "signer.key"
+        if chain.exists() and key.exists():
+            return SigningKeys(chain.read_bytes(), key.read_bytes(), "local CA")
+        log.info("creating a local C2PA signing CA", extra={"dir": str(directory)})
+        return create_local_ca(directory)
+
+
+def load_keys(cert: Path | None, key: Path | None, data_dir: Path) -> SigningKeys:
+    """The operator's chain and key when both are configured, else the local CA's."""
+    if (cert is None) != (key is None):
+        raise CredentialsError("AIGC_C2PA_CERT and AIGC_C2PA_KEY must be set together")
+    if cert is None or key is None:
+        return local_keys(data_dir)
+    try:
+        chain_pem, key_pem = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as e:
+        raise CredentialsError(f"cannot read the C2PA certificate or key: {e.strerror} ({e.filename})") from None
+    if b"-----BEGIN CERTIFICATE-----" not in chain_pem or b"PRIVATE KEY-----" not in key_pem:
+        raise CredentialsError("AIGC_C2PA_CERT must be a PEM certificate chain and AIGC_C2PA_KEY a PEM private key")
+    return SigningKeys(chain_pem, key_pem, "configured")
+
+
+# ---- signing ---------------------------------------------------------------------------
+
+def _alg(key_pem: bytes) -> Any:
+    import c2pa
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise CredentialsError("the C2PA private key cannot be read (PEM, unencrypted)") from None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {256: c2pa.C2paSigningAlg.ES256, 384: c2pa.C2paSigningAlg.ES384,
+                521: c2pa.C2paSigningAlg.ES512}[key.curve.key_size]
+    if isinstance(key, rsa.RSAPrivateKey):
+        return c2pa.C2paSigningAlg.PS256
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return c2pa.C2paSigningAlg.ED25519
+    raise CredentialsError("the C2PA private key must be EC (P-256/384/521), RSA or Ed25519")
+
+
+class Signer:
+    """A c2pa Context holding the signer, made once per process and reused (thread-safe)."""
+
+    def __init__(self, keys: SigningKeys, producer: str = "AIGC Bot") -> None:
+        import c2pa
+
+        self.keys, self.producer = keys, producer
+        try:
+            info = c2pa.C2paSignerInfo(_alg(keys.key_pem), keys.chain_pem, keys.key_pem, None)  # no TSA: offline
+            self._ctx = c2pa.Context.from_dict(_SETTINGS, signer=c2pa.Signer.from_info(info))
+        except c2pa.C2paError as e:
+            raise CredentialsError(f"the C2PA signer could not be made: {type(e).__name__}") from None
+        self._lock = threading.Lock()
+
+    def manifest(self, mime: str, meta: dict[str, str]) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            engine_version = version("aigc-bot")
+        except PackageNotFoundError:
+            engine_version = "dev"
+        model = meta.get("model") or meta.get("producer") or self.producer
+        agent = {"name": model, **({"version": meta["model_version"]} if meta.get("model_version") else {})}
+        return {
+            "claim_generator_info": [{"name": meta.get("producer") or self.producer, "version": engine_version}],
+            "title": f"{meta.get('command', 'output')} {meta.get('job', '')}:{meta.get('index', '')}".strip(),
+            "format": mime,
+            "assertions": [
+                {"label": "c2pa.actions", "data": {"actions": [
+                    {"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE, "softwareAgent": agent}]}},
+                {"label": AIGC_ASSERTION, "data": aigc_object(meta)},
+            ],
+        }
+
+    def sign(self, data: bytes, mime: str, meta: dict[str, str]) -> bytes:
+        import c2pa
+
+        fmt = SIGNABLE_MIMES.get(mime.split(";")[0].strip().lower())
+        if fmt is None:
+            raise CredentialsError(f"C2PA signing does not support {mime}")
+        out = io.BytesIO()
+        with self._lock:
+            try:
+                builder = c2pa.Builder.from_json(self.manifest(fmt, meta), self._ctx)
+                builder.sign(fmt, io.BytesIO(data), out)
+            except c2pa.C2paError as e:
+                raise CredentialsError(f"C2PA signing failed: {str(e)[:200]}") from None
+        return out.getvalue()
+
+
+_default: Signer | None = None
+_default_lock = threading.Lock()
+
+
+def default_signer(cert: Path | None = None, key: Path | None = None, data_dir: Path | None = None) -> Signer:
+    """This process's signer, made on first use from the paths (or the engine's settings)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            if data_dir is None:
+                from engine.config import load_engine_settings
+
+                s = load_engine_settings()
+                cert, key, data_dir = s.c2pa_cert, s.c2pa_key, s.data_dir
+            _default = Signer(load_keys(cert, key, data_dir))
+        return _default
+
+
+def sign(data: bytes, mime: str, meta: dict[str, str], signer: Signer | None = None) -> bytes:
+    """``data`` with a C2PA manifest: ``c2pa.created`` by the model (trainedAlgorithmicMedia)
+    and the GB 45438 AIGC object (``cn.gb45438.aigc``). No thumbnail, no timestamp authority."""
+    return (signer or default_signer()).sign(data, mime, meta)
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def sniff_mime(data: bytes) -> str | None:
+    for magic, mime in _MAGIC:
+        if data.startswith(magic):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav"
+    return None
+
+
+def read_credentials(data: bytes) -> dict[str, Any] | None:
+    """What the file's active C2PA manifest says, or None when it has none (or a format the
+    SDK cannot read). Any signer's manifest is read; a trust list is not applied, so
+    ``trusted`` says whether the SDK found the signer on its trust list (normally not).
+    ``state``: Valid / Trusted / Invalid (the file or manifest was changed: see ``errors``)."""
+    import c2pa
+
+    mime = sniff_mime(data)
+    if mime is None:
+        return None
+    try:
+        reader = c2pa.Reader.try_create(mime, io.BytesIO(data))
+    except c2pa.C2paError as e:
+        return {"state": "Invalid", "errors": [{"code": "manifest.unreadable", "explanation": str(e)[:300]}],
+                "signer": None, "actions": [], "digital_source_type": None, "ingredients": [],
+                "aigc": None, "trusted": False, "claim_generator": None, "title": None}
+    if reader is None:
+        return None
+    with reader:
+        store = json.loads(reader.json())
+    manifest = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
+    statuses = store.get("validation_status") or []
+    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    failures = [f for f in (results.get("failure") or statuses) if f.get("code") != "signingCredential.untrusted"]
+    actions: list[dict[str, Any]] = []
+    aigc = None
+    for a in manifest.get("assertions", []):
+        label = a.get("label", "")
+        if label.startswith("c2pa.actions"):
+            actions.extend((a.get("data") or {}).get("actions") or [])
+        elif label == AIGC_ASSERTION:
+            aigc = a.get("data")
+    created = next((a for a in actions if a.get("action") == "c2pa.created"), None)
+    sig = manifest.get("signature_info") or {}
+    state = store.get("validation_state") or ("Invalid" if failures else "Valid")
+    return {
+        "state": state,
+        "trusted": state == "Trusted",
+        "errors": [{"code": f.get("code"), "explanation": f.get("explanation")} for f in failures],
+        "signer": {"common_name": sig.get("common_name"), "issuer": sig.get("issuer"), "alg": sig.get("alg"),
+                   "serial": sig.get("cert_serial_number")} if sig else None,
+        "claim_generator": (manifest.get("claim_generator_info") or [{}])[0].get("name"),
+        "title": manifest.get("title"),
+        "actions": [{k: a[k] for k in ("action", "digitalSourceType", "softwareAgent", "when") if k in a}
+                    for a in actions],
+        "digital_source_type": (created or {}).get("digitalSourceType"),
+        "ingredients": [{k: i[k] for k in ("title", "format", "relationship", "instance_id") if k in i}
+                        for i in manifest.get("ingredients", [])],
+        "aigc": aigc,
+    }
