@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +269,80 @@ def sniff_mime(data: bytes) -> str | None:
     return None
 
 
+MAX_JPEG_SEGMENTS = 4096
+
+
+def manifest_box(data: bytes, mime: str) -> bool:
+    """Whether the file holds a C2PA manifest store where its format keeps one, found by our
+    own bounded walk (engine/containers.py): PNG ``caBX`` chunks, RIFF ``C2PA`` chunks, JPEG
+    APP11 segments, GIF ``C2PA_GIF`` application extensions. The SDK reader walks the whole
+    file itself and is not bounded (a 32 MiB file of tiny chunks held it for 20-80 s), so it
+    runs only on files that pass this: a walk that hits its limit, or finds no box, means no
+    reading."""
+    from engine.containers import WalkLimit, png_chunks, riff_chunks
+
+    try:
+        # The whole walk, not the first box: the reader will walk it all too.
+        if mime == "image/png":
+            return b"caBX" in [ctype for ctype, _, _ in png_chunks(data)]
+        if mime in ("image/webp", "audio/wav"):
+            return b"C2PA" in [cid for cid, _ in riff_chunks(data)]
+        if mime == "image/jpeg":
+            return _jpeg_has_app11(data)
+        if mime == "image/gif":
+            return _gif_has_c2pa(data)
+    except (WalkLimit, ValueError, struct.error):
+        return False
+    return False
+
+
+def _jpeg_has_app11(data: bytes) -> bool:
+    """An APP11 (JUMBF) segment among the markers before the scan, at most MAX_JPEG_SEGMENTS."""
+    pos = 2
+    for _ in range(MAX_JPEG_SEGMENTS):
+        if pos + 4 > len(data) or data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xDA:  # start of scan: no more metadata segments
+            return False
+        if marker == 0xEB:
+            return True
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return False
+
+
+def _gif_has_c2pa(data: bytes) -> bool:
+    """A ``C2PA_GIF`` application extension anywhere in the stream, walking every block and
+    sub-block (frames included) up to MAX_CHUNKS sub-blocks."""
+    from engine.containers import MAX_CHUNKS
+
+    if len(data) < 13:
+        return False
+    pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    walked, found = 0, False
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            break
+        if block == 0x21:  # extension: label, then sub-blocks
+            found = found or (data[pos + 1:pos + 2] == b"\xff" and data[pos + 3:pos + 11] == b"C2PA_GIF")
+            pos += 2
+        elif block == 0x2C:  # image: descriptor, local colour table, LZW code size, sub-blocks
+            if pos + 10 > len(data):
+                return False
+            packed = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0) + 1
+        else:
+            return False
+        while pos < len(data) and data[pos]:
+            walked += 1
+            if walked > MAX_CHUNKS:
+                return False
+            pos += 1 + data[pos]
+        pos += 1
+    return found
+
+
 def read_credentials(data: bytes) -> dict[str, Any] | None:
     """What the file's active C2PA manifest says, or None when it has none (or a format the
     SDK cannot read). Any signer's manifest is read; a trust list is not applied, so
@@ -276,7 +351,7 @@ def read_credentials(data: bytes) -> dict[str, Any] | None:
     import c2pa
 
     mime = sniff_mime(data)
-    if mime is None:
+    if mime is None or not manifest_box(data, mime):
         return None
     try:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data))

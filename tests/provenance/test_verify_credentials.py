@@ -71,3 +71,28 @@ def test_ours_and_none(tmp_path):
     assert c["state"] == "Valid" and c["aigc"]["ProduceID"] == "j9:0"
     assert verify(_plain_png()).content_credentials is None
     assert verify(b"not an image at all").content_credentials is None
+
+
+def test_hostile_files_never_reach_the_unbounded_sdk_reader(monkeypatch):
+    """c2pa's reader walks a whole file by itself (a 32 MiB file of tiny chunks held it for
+    20-80 s): only files whose manifest box our own bounded walk finds are handed to it."""
+    import struct
+
+    import c2pa
+
+    from tests.provenance import hostile_files as h
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the SDK reader was given a hostile file")
+
+    monkeypatch.setattr(c2pa.Reader, "try_create", refuse)
+    box_first = {  # a manifest box up front, then more chunks than the walk allows
+        "png": h.png_with(h.png_chunk(b"caBX", b"jumb") + h.png_chunk(b"zzZz", b"") * 70_000),
+        "wav": h.riff(b"WAVE", h.riff_chunk(b"C2PA", b"jumb") + h.riff_chunk(b"junk", b"") * 70_000),
+        "gif": (b"GIF89a" + struct.pack("<HHBBB", 8, 8, 0, 0, 0)
+                + b"\x21\xff\x0bC2PA_GIF\x01\x00\x00" + b"\x01a" * 70_000 + b"\x00"
+                + b"\x2c" + struct.pack("<HHHHB", 0, 0, 8, 8, 0) + b"\x02\x02\x44\x01\x00\x3b"),
+    }
+    files = [h.png_tiny_chunks(), h.wav_tiny_chunks(), h.gif_comment_subblocks(), *box_first.values()]
+    for data in files:
+        assert cr.read_credentials(data) is None
