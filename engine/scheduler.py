@@ -260,10 +260,9 @@ class Scheduler:
             if lane.queued_items == 0:
                 lane.wakeup.clear()
                 continue
-            if lane.paused_until > time.monotonic():  # the generator is backing off
+            if lane.paused_until > time.monotonic():  # the generator is backing off; the
+                # engine's janitor fails waiting jobs at their deadline meanwhile
                 await asyncio.sleep(min(1.0, lane.paused_until - time.monotonic()))
-                if lane.queued_items:
-                    self.expire_overdue()
                 continue
             if lane.max_queue_delay_s > 0 and lane.queued_items < lane.target_batch():
                 # Bounded wait for a preferred batch; new arrivals set the event again.

@@ -5,7 +5,6 @@ jobs queued (and /readyz says not ready) instead of failing them."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import signal
 import sqlite3
