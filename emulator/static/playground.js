@@ -116,8 +116,14 @@ function keepInView() {
 }
 
 function followImage(img) {
-  // A new result's image has no height until it loads: scroll again once it has one.
-  if (!img.complete) img.addEventListener("load", keepInView, { once: true });
+  // A new result's image has no height until it loads: scroll again once it has one. The
+  // growth itself can move the view (scroll anchoring) and fire a scroll event that unpins,
+  // so whether we were at the bottom is judged without the image's new height.
+  if (!img.complete) img.addEventListener("load", () => {
+    const box = $("messages");
+    if (box.scrollHeight - img.offsetHeight - box.scrollTop - box.clientHeight < 40) state.pinned = true;
+    keepInView();
+  }, { once: true });
   return img;
 }
 
