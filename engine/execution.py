@@ -1,5 +1,13 @@
-"""Execution: a batch's forward pass and its finishing (output checks, encoding, storing, and
-committing the ledger rows and the journal's note before anyone sees a result).
+"""Execution: a batch's forward pass and its finishing (output checks, encoding, signing with
+Content Credentials, storing, and committing the ledger rows and the journal's note before anyone
+sees a result).
+
+Signing happens here, on the finishing thread (c2pa's native code runs without the GIL while the
+next batch's forward pass runs in the generator's process), on top of the deterministic labelled
+bytes: both are recorded in the ledger, the view's ``labelled_sha256`` names the labelled file (the
+one made again on demand and sha-checked) and ``sha256`` the signed file that is served. A
+follow-up names the output it started from as a C2PA ingredient (``inputTo``), with that file's own
+manifest when it is still in the artifact store.
 
 The scheduler runs ``generate`` and ``finish`` on its lane threads. A generator process that is
 down or dies under a batch turns into ``Requeue`` items (the jobs wait; an output that kills its
@@ -20,6 +28,7 @@ from engine.config import EngineSettings
 from engine.generator_process import GeneratorDied, GeneratorProcess, GeneratorUnavailable
 from engine.jobs import Job
 from engine.journal import Journal
+from engine.provenance.ledger import sha256_hex
 from engine.prompt_gate import PromptGate
 from engine.protocol import ArtifactView
 from engine.registry import Registry
@@ -28,6 +37,7 @@ from engine.sdk import EncodeContext, Generator, Output
 
 if TYPE_CHECKING:
     from engine.policy import OutputChecks
+    from engine.provenance.credentials import Ingredient, Signer
     from engine.provenance import ProvenanceLedger
     from engine.provenance.ledger import LedgerRecord
 
@@ -57,9 +67,10 @@ class OutputRefused(Exception):
 class Execution:
     def __init__(self, settings: EngineSettings, registry: Registry, artifacts: ArtifactStore,
                  ledger: "ProvenanceLedger", journal: Journal, gate: PromptGate,
-                 output_checks: "OutputChecks | None") -> None:
+                 output_checks: "OutputChecks | None", signer: "Signer | None" = None) -> None:
         self.settings, self.registry, self.artifacts = settings, registry, artifacts
         self.ledger, self.journal, self.gate, self.output_checks = ledger, journal, gate, output_checks
+        self.signer = signer  # None: AIGC_C2PA_SIGN=false, files are served as labelled
 
     # ---- the first stage: the forward pass --------------------------------------------
 
@@ -189,18 +200,53 @@ class Execution:
         ctx = made.ctx or self.encode_context(job, index)
         meta, out = ctx.meta, made.output
         data = made.data if made.data is not None else modality.encode(out, ctx)
-        r = job.request.requester
-        records.append((data, meta, {"platform": r.platform, "guild": r.guild, "mime": modality.mime}))
+        served = self.sign_output(job, index, data, modality.mime, meta, records)
         art_id = f"{job.id}-{index}"
         filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
-        stored = self.artifacts.put(art_id, data, modality.mime, filename)
+        stored = self.artifacts.put(art_id, served, modality.mime, filename)
         return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=modality.mime,
-                            filename=filename, size=len(data), sha256=stored.sha256,
+                            filename=filename, size=len(served), sha256=stored.sha256,
+                            labelled_sha256=stored.sha256 if served is data else sha256_hex(data),
                             presentation=modality.presentation, text=out.text,
                             meta={k: v for k, v in out.meta.items() if isinstance(v, (str, int, float, bool))})
 
+    def sign_output(self, job: Job, index: int, data: bytes, mime: str, meta: dict[str, str],
+                    records: "list[LedgerRecord]") -> bytes:
+        """The file to serve for these labelled bytes: signed with Content Credentials where the
+        format allows and signing is on. The ledger rows of both files go to ``records``."""
+        from engine.provenance.credentials import signable
+
+        r = job.request.requester
+        where = {"platform": r.platform, "guild": r.guild, "mime": mime}
+        if self.signer is None or signable(mime) is None:
+            records.append((data, meta, where))
+            return data
+        from engine.provenance.content_hash import content_sha256
+
+        p = job.request.parent
+        description = f"{p.action} of output {p.index} of job {p.job}" if p is not None else None
+        signed = self.signer.sign(data, mime, meta, self.parent_ingredients(job), description=description)
+        content = content_sha256(data)  # once: signing changes no pixel or sample
+        records.append((data, meta, {**where, "content_sha256": content}))
+        records.append((signed, meta, {**where, "content_sha256": content, "signed": True}))
+        return signed
+
+    def parent_ingredients(self, job: Job) -> "list[Ingredient]":
+        """A follow-up's source: the output the front named (``parent.index``), an input to the
+        model that made this one. Carried with its own manifest while the engine still holds the
+        file, else named by title only (it expired, or the engine restarted)."""
+        from engine.provenance.credentials import Ingredient
+
+        p = job.request.parent
+        if p is None:
+            return []
+        held = self.artifacts.get(f"{p.job}-{p.index}")
+        return [Ingredient(title=f"output {p.index} of job {p.job}", relationship="inputTo",
+                           mime=held.mime if held else "image/png", data=held.data if held else None)]
+
     def remake(self, job: Job, index: int) -> bytes:
-        """Output ``index`` of a finished job, encoded again (worker thread)."""
+        """Output ``index`` of a finished job, encoded again: the labelled, unsigned bytes
+        (worker thread)."""
         made = self.forward(self.registry.generators[job.spec.generator], [(job, index)])[0]
         if made.data is not None:
             return made.data

@@ -346,8 +346,14 @@ class ArtifactView(_Model):
     mime: str
     filename: str
     size: int
+    # ``sha256``/``size``: the file as the engine made and first served it (signed with Content
+    # Credentials where the format allows). ``labelled_sha256``: the deterministic labelled file
+    # under the manifest, the output's stable identity: the engine makes it again on demand and
+    # checks it against this. A C2PA manifest is not byte-reproducible, so a file made again is
+    # signed again with new bytes (the ETag and the ledger name them). Equal when not signed.
     sha256: str
     presentation: Presentation
+    labelled_sha256: str | None = None  # None in views recorded before signing: then it is sha256
     text: str | None = None  # inline text for text modalities
     meta: dict[str, Any] = {}
 

@@ -101,20 +101,21 @@ class Engine:
         self.journal = Journal(Path(s.data_dir) / "engine-journal.sqlite3")
         model_info = {name: {k: str(v) for k, v in g.model_info().items()} for name, g in registry.generators.items()}
         self.table = JobTable(self.journal, registry, s.job_deadline_s, model_info)
-        self.execution = Execution(s, registry, self.artifacts, self.ledger, self.journal, self.gate, output_checks)
+        signer = None
+        if s.c2pa_sign:  # keys loaded (or the local CA made, once) before anything is made
+            from engine.provenance.credentials import Signer, load_keys
+
+            signer = await loop.run_in_executor(None, lambda: Signer(load_keys(s.c2pa_cert, s.c2pa_key, s.data_dir)))
+            log.info("signing files with Content Credentials", extra={"c2pa_keys": signer.keys.source})
+        self.execution = Execution(s, registry, self.artifacts, self.ledger, self.journal, self.gate, output_checks,
+                                   signer)
         self.scheduler = Scheduler(registry.generators, self.execution.generate, self._on_result,
                                    finish=self.execution.finish, capacity=s.queue_max,
                                    max_queue_delay_ms=s.max_queue_delay_ms, on_batch=self._on_batch,
                                    on_expire=self._finished)
         self.scheduler.start()
         self.admission = Admission(s, registry, self.scheduler, self.journal, self.table, self.gate, self.metrics)
-        signer = None
-        if s.c2pa_sign:  # keys loaded (or the local CA made, once) before anything is served
-            from engine.provenance.credentials import Signer, load_keys
-
-            signer = await loop.run_in_executor(None, lambda: Signer(load_keys(s.c2pa_cert, s.c2pa_key, s.data_dir)))
-            log.info("serving files with Content Credentials", extra={"c2pa_keys": signer.keys.source})
-        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger, signer)
+        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger)
         await replay(self.journal, self.scheduler, self.table.restore, self.table.remember, self._finished)
         log.info("engine started", extra={"device": self.device, "threads": threads,
                                           "plugins": sorted(registry.plugins),

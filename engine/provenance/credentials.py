@@ -1,13 +1,15 @@
 """Content Credentials (C2PA): the signing keys, ``sign`` (a manifest saying the file was made
-by a trained model, with the GB 45438 ``AIGC`` object as an assertion of its own) and
-``read_credentials`` (what any file's manifest says, whoever signed it; ``/verify`` uses it).
+by a trained model, with the GB 45438 ``AIGC`` object as an assertion of its own, and the source
+files of a follow-up or a display copy as ingredients) and ``read_credentials`` (what any file's
+manifest says, whoever signed it; ``/verify`` uses it).
 
 Why here and not in ``engine.labels``: the labels are byte-deterministic pure-Python writers
 (files made again on demand are sha-checked against the ledger), while a C2PA manifest is not
 reproducible — c2pa-rs salts every assertion box with 16 random bytes (``c2sh``), gives each
 manifest a random ``urn:c2pa:`` label and instance id, and ECDSA signatures use a random nonce.
-Signing therefore happens when a file is served (``engine.server``), on top of the recorded,
-deterministic labelled bytes; it belongs with provenance (keys, the ledger, verification).
+So the engine signs *on top of* the deterministic labelled bytes when it finishes an output
+(engine/execution.py) and records both hashes in the ledger; it belongs with provenance (keys,
+the ledger, verification).
 
 Keys: an operator's certificate chain (PEM, signer first) and private key (PEM) by
 configuration (``AIGC_C2PA_CERT``, ``AIGC_C2PA_KEY``); without them, a local CA and an ES256
@@ -25,22 +27,56 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.labels.metadata import DIGITAL_SOURCE_TYPE, aigc_object
 
 log = logging.getLogger("aigc.engine")
 
-__all__ = ["AIGC_ASSERTION", "SIGNABLE_MIMES", "CredentialsError", "SigningKeys", "Signer", "create_local_ca",
-           "load_keys", "local_keys", "read_credentials", "sign"]
+__all__ = ["AIGC_ASSERTION", "SIGNABLE_MIMES", "CredentialsError", "Ingredient", "SigningKeys", "Signer",
+           "create_local_ca", "load_keys", "local_keys", "read_credentials", "sign", "signable"]
 
 AIGC_ASSERTION = "cn.gb45438.aigc"  # the GB 45438 implicit-label object, as a custom assertion
 # What c2pa-rs can embed a manifest in among our formats (Ogg is not supported: metadata + ledger).
 SIGNABLE_MIMES = {"image/png": "image/png", "image/gif": "image/gif", "image/webp": "image/webp",
                   "audio/wav": "audio/wav", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav",
                   "audio/vnd.wave": "audio/wav", "image/jpeg": "image/jpeg"}
+# IPTC digital source types: a model's output, and a picture composed of several of them.
+COMPOSITE_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeSynthetic"
+_AI_SOURCE_TYPES = (DIGITAL_SOURCE_TYPE, COMPOSITE_SOURCE_TYPE,
+                    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia")
+MAX_INGREDIENTS = 64  # a display copy shows at most 64 outputs (max_count); more is a bug
 _SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}  # a thumbnail costs ~300 ms and ~2 MB
 _VALIDITY_DAYS = 3650
+
+
+def signable(mime: str) -> str | None:
+    """The format c2pa-rs signs ``mime`` as, or None (Ogg, text: labels and the ledger only)."""
+    return SIGNABLE_MIMES.get(mime.split(";")[0].strip().lower())
+
+
+Relationship = Literal["parentOf", "componentOf", "inputTo"]
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    """A source file named in a manifest. With ``data`` (the file itself, normally signed by us)
+    c2pa-rs hashes it and carries its own manifest along, so a reader shows the whole chain;
+    without (the source is no longer at hand) it is named by title only.
+
+    ``relationship`` as C2PA defines it: ``parentOf`` — this file is an edited copy of it (one
+    at most; a display copy of one output), ``componentOf`` — it was placed into this file (the
+    outputs in a grid), ``inputTo`` — it was an input to the model that made this file (the
+    output a variation or a morph starts from; the result a reroll replaces)."""
+
+    title: str
+    relationship: Relationship
+    mime: str = "image/png"
+    data: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (f"Ingredient({self.title!r}, {self.relationship}, {self.mime}, "
+                f"{'no data' if self.data is None else f'{len(self.data)} bytes'})")
 
 
 class CredentialsError(RuntimeError):
@@ -193,36 +229,77 @@ class Signer:
             raise CredentialsError(f"the C2PA signer could not be made: {type(e).__name__}") from None
         self._lock = threading.Lock()
 
-    def manifest(self, mime: str, meta: dict[str, str]) -> dict[str, Any]:
+    def manifest(self, mime: str, meta: dict[str, str], ingredients: list[Ingredient] | tuple = (),
+                 description: str | None = None) -> dict[str, Any]:
+        """The manifest definition: the actions say what made the file (see ``_actions``), the
+        GB 45438 object is an assertion of its own; ingredients are added by ``sign``."""
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             engine_version = version("aigc-bot")
         except PackageNotFoundError:
             engine_version = "dev"
-        model = meta.get("model") or meta.get("producer") or self.producer
-        agent = {"name": model, **({"version": meta["model_version"]} if meta.get("model_version") else {})}
+        index = meta.get("index", "")
         return {
             "claim_generator_info": [{"name": meta.get("producer") or self.producer, "version": engine_version}],
-            "title": f"{meta.get('command', 'output')} {meta.get('job', '')}:{meta.get('index', '')}".strip(),
+            "title": f"{meta.get('command', 'output')} {meta.get('job', '')}:{index}".strip(),
             "format": mime,
             "assertions": [
-                {"label": "c2pa.actions", "data": {"actions": [
-                    {"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE, "softwareAgent": agent}]}},
+                {"label": "c2pa.actions", "data": {"actions": self._actions(meta, ingredients, description)}},
                 {"label": AIGC_ASSERTION, "data": aigc_object(meta)},
             ],
         }
 
-    def sign(self, data: bytes, mime: str, meta: dict[str, str]) -> bytes:
+    def _actions(self, meta: dict[str, str], ingredients: list[Ingredient] | tuple,
+                 description: str | None) -> list[dict[str, Any]]:
+        """An output (a follow-up's too): ``c2pa.created`` by the model (trainedAlgorithmicMedia),
+        referring to the ``inputTo`` ingredients it started from. A display copy of one output:
+        ``c2pa.opened`` of its parent, then ``c2pa.resized``. A grid: ``c2pa.created`` as a
+        composite, then ``c2pa.placed`` for each output in it."""
+        model = meta.get("model") or meta.get("producer") or self.producer
+        agent = {"name": model, **({"version": meta["model_version"]} if meta.get("model_version") else {})}
+        ids = [f"ingredient-{k}" for k in range(len(ingredients))]
+
+        def refs(rel: str) -> dict[str, Any]:
+            chosen = [i for i, ing in zip(ids, ingredients) if ing.relationship == rel]
+            return {"parameters": {"ingredientIds": chosen}} if chosen else {}
+
+        rendition = meta.get("rendition", "")
+        if any(i.relationship == "parentOf" for i in ingredients):
+            return [{"action": "c2pa.opened", **refs("parentOf"), **({"description": rendition} if rendition else {})},
+                    {"action": "c2pa.resized", "description": "scaled for display"}]
+        if any(i.relationship == "componentOf" for i in ingredients):
+            return [{"action": "c2pa.created", "digitalSourceType": COMPOSITE_SOURCE_TYPE,
+                     **({"description": rendition} if rendition else {})},
+                    *({"action": "c2pa.placed", "parameters": {"ingredientIds": [i]}}
+                      for i, ing in zip(ids, ingredients) if ing.relationship == "componentOf")]
+        return [{"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE, "softwareAgent": agent,
+                 **refs("inputTo"), **({"description": description} if description else {})}]
+
+    def sign(self, data: bytes, mime: str, meta: dict[str, str], ingredients: list[Ingredient] | tuple = (),
+             description: str | None = None) -> bytes:
+        """``data`` with our manifest; ``description`` says what a follow-up is ("variations of
+        output 2 of job …"). Thread-safe (one signing at a time: the SDK's context is shared)."""
         import c2pa
 
-        fmt = SIGNABLE_MIMES.get(mime.split(";")[0].strip().lower())
+        fmt = signable(mime)
         if fmt is None:
             raise CredentialsError(f"C2PA signing does not support {mime}")
+        if len(ingredients) > MAX_INGREDIENTS:
+            raise CredentialsError(f"at most {MAX_INGREDIENTS} ingredients, got {len(ingredients)}")
+        definition = self.manifest(fmt, meta, ingredients, description)
+        specs = [{"title": ing.title, "relationship": ing.relationship, "label": f"ingredient-{k}",
+                  "format": ing.mime} for k, ing in enumerate(ingredients)]
+        with_data = [(spec, ing) for spec, ing in zip(specs, ingredients) if ing.data is not None and signable(ing.mime)]
+        # named only (the file is gone, or of a format c2pa cannot read): no hash of bytes we lack
+        definition["ingredients"] = [spec for spec, ing in zip(specs, ingredients)
+                                     if not (ing.data is not None and signable(ing.mime))]
         out = io.BytesIO()
         with self._lock:
             try:
-                builder = c2pa.Builder.from_json(self.manifest(fmt, meta), self._ctx)
+                builder = c2pa.Builder.from_json(definition, self._ctx)
+                for spec, ing in with_data:
+                    builder.add_ingredient(spec, signable(ing.mime), io.BytesIO(ing.data))
                 builder.sign(fmt, io.BytesIO(data), out)
             except c2pa.C2paError as e:
                 raise CredentialsError(f"C2PA signing failed: {str(e)[:200]}") from None
@@ -247,10 +324,12 @@ def default_signer(cert: Path | None = None, key: Path | None = None, data_dir: 
         return _default
 
 
-def sign(data: bytes, mime: str, meta: dict[str, str], signer: Signer | None = None) -> bytes:
+def sign(data: bytes, mime: str, meta: dict[str, str], signer: Signer | None = None,
+         ingredients: list[Ingredient] | tuple = (), description: str | None = None) -> bytes:
     """``data`` with a C2PA manifest: ``c2pa.created`` by the model (trainedAlgorithmicMedia)
-    and the GB 45438 AIGC object (``cn.gb45438.aigc``). No thumbnail, no timestamp authority."""
-    return (signer or default_signer()).sign(data, mime, meta)
+    and the GB 45438 AIGC object (``cn.gb45438.aigc``), with ``ingredients`` (the sources of a
+    follow-up or a display copy). No thumbnail, no timestamp authority."""
+    return (signer or default_signer()).sign(data, mime, meta, ingredients, description)
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -357,7 +436,7 @@ def read_credentials(data: bytes) -> dict[str, Any] | None:
         reader = c2pa.Reader.try_create(mime, io.BytesIO(data))
     except c2pa.C2paError as e:
         return {"state": "Invalid", "errors": [{"code": "manifest.unreadable", "explanation": str(e)[:300]}],
-                "signer": None, "actions": [], "digital_source_type": None, "ingredients": [],
+                "signer": None, "actions": [], "digital_source_type": None, "ai_generated": False, "ingredients": [],
                 "aigc": None, "trusted": False, "claim_generator": None, "title": None}
     if reader is None:
         return None
@@ -375,9 +454,22 @@ def read_credentials(data: bytes) -> dict[str, Any] | None:
             actions.extend((a.get("data") or {}).get("actions") or [])
         elif label == AIGC_ASSERTION:
             aigc = a.get("data")
-    created = next((a for a in actions if a.get("action") == "c2pa.created"), None)
+    sourced = next((a for a in actions if a.get("digitalSourceType")), None)
     sig = manifest.get("signature_info") or {}
     state = store.get("validation_state") or ("Invalid" if failures else "Valid")
+    manifests = store.get("manifests", {})
+
+    def ingredient(i: dict[str, Any]) -> dict[str, Any]:
+        out = {k: i[k] for k in ("title", "format", "relationship", "instance_id") if k in i}
+        parent = manifests.get(i.get("active_manifest") or "")  # the source's own credentials
+        if parent:
+            psig = parent.get("signature_info") or {}
+            out["credentials"] = {"title": parent.get("title"), "signer": psig.get("common_name"),
+                                  "issuer": psig.get("issuer"),
+                                  "aigc": next((a.get("data") for a in parent.get("assertions", [])
+                                                if a.get("label") == AIGC_ASSERTION), None)}
+        return out
+
     return {
         "state": state,
         "trusted": state == "Trusted",
@@ -386,10 +478,11 @@ def read_credentials(data: bytes) -> dict[str, Any] | None:
                    "serial": sig.get("cert_serial_number")} if sig else None,
         "claim_generator": (manifest.get("claim_generator_info") or [{}])[0].get("name"),
         "title": manifest.get("title"),
-        "actions": [{k: a[k] for k in ("action", "digitalSourceType", "softwareAgent", "when") if k in a}
-                    for a in actions],
-        "digital_source_type": (created or {}).get("digitalSourceType"),
-        "ingredients": [{k: i[k] for k in ("title", "format", "relationship", "instance_id") if k in i}
-                        for i in manifest.get("ingredients", [])],
+        "actions": [{k: a[k] for k in ("action", "digitalSourceType", "softwareAgent", "description", "when")
+                     if k in a} for a in actions],
+        "digital_source_type": (sourced or {}).get("digitalSourceType"),
+        "ai_generated": any(a.get("digitalSourceType") in _AI_SOURCE_TYPES for a in actions)
+        or (aigc or {}).get("Label") == "1",
+        "ingredients": [ingredient(i) for i in manifest.get("ingredients", [])][:MAX_INGREDIENTS],
         "aigc": aigc,
     }

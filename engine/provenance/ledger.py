@@ -6,7 +6,12 @@ is encoded, and ``/verify`` can still answer "was this made here, when, by which
 SQLite (stdlib ``sqlite3``), one file given by the caller. Append-only: triggers refuse
 UPDATE and DELETE, so a record cannot be rewritten through this or any other client short of
 dropping the triggers. Recording the same artifact again (a job re-run after a crash yields
-the same bytes) is a no-op. Thread-safe: one connection guarded by a lock; other processes
+the same bytes) is a no-op.
+
+Signed files (Content Credentials): a C2PA manifest is not byte-reproducible, so each output has
+two rows under the same job and index — the deterministic labelled file (``signed`` false: what
+the engine makes again on demand and sha-checks) and the signed file that was served (``signed``
+true; a file signed again after being made again adds one more row). ``/verify`` finds any of them. Thread-safe: one connection guarded by a lock; other processes
 are serialised by SQLite's file lock (WAL mode, 5 s busy timeout).
 
 Privacy: a row names the requester's platform and guild, never the user. The ledger keeps
@@ -23,11 +28,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.provenance.content_hash import content_sha256
+from engine.provenance.content_hash import content_sha256 as _content_sha256
 
 __all__ = ["LedgerEntry", "LedgerError", "ProvenanceLedger", "sha256_hex"]
 
-SCHEMA_VERSION = 2  # 2: rendition (display copies); a version-1 ledger is upgraded in place
+SCHEMA_VERSION = 3  # 2: rendition (display copies); 3: signed; older ledgers are upgraded in place
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
     id INTEGER PRIMARY KEY,
@@ -44,6 +49,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     mime TEXT,
     recorded_at REAL NOT NULL,
     rendition TEXT NOT NULL DEFAULT '',
+    signed INTEGER NOT NULL DEFAULT 0,
     UNIQUE (sha256, job, output_index)
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_job ON artifacts (job);
@@ -79,6 +85,7 @@ class LedgerEntry:
     mime: str | None
     recorded_at: float
     rendition: str = ""  # "" for an output; e.g. "display copy of outputs 1-4" for a posted grid
+    signed: bool = False  # these bytes carry our C2PA manifest (the labelled bytes under it have a row too)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +103,8 @@ def _text(value: Any, field: str, *, required: bool = True, limit: int = 256) ->
     return value
 
 
-# One artifact for record_meta_many: (file bytes, provenance meta, {platform, guild, mime}).
+# One artifact for record_meta_many: (file bytes, provenance meta, {platform, guild, mime} and
+# optionally signed and content_sha256).
 LedgerRecord = tuple[bytes, dict[str, str], dict[str, str | None]]
 
 
@@ -138,17 +146,21 @@ class ProvenanceLedger:
                 # WAL + NORMAL: a commit survives an engine crash without an fsync per artifact.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
-                if "rendition" not in self._table_columns():  # a version-1 ledger
+                columns = self._table_columns()
+                if "rendition" not in columns:  # a version-1 ledger
                     self._db.execute("ALTER TABLE artifacts ADD COLUMN rendition TEXT NOT NULL DEFAULT ''")
+                if "signed" not in columns:  # version 1 or 2
+                    self._db.execute("ALTER TABLE artifacts ADD COLUMN signed INTEGER NOT NULL DEFAULT 0")
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._db.commit()
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path}: not a usable ledger ({exc})") from None
-        if version not in (1, SCHEMA_VERSION) or (version == 1 and not readonly):
+        if version not in (1, 2, SCHEMA_VERSION) or (version != SCHEMA_VERSION and not readonly):
             raise LedgerError(f"{self.path}: ledger schema {version}, this engine reads {SCHEMA_VERSION}")
-        # A version-1 ledger read as it is (read-only): it holds no renditions.
-        self._columns = _COLUMNS if version == SCHEMA_VERSION else _COLUMNS_V1 + ", '' AS rendition"
+        # An older ledger read as it is (read-only): version 1 holds no renditions, neither signed files.
+        self._columns = (_COLUMNS if version == SCHEMA_VERSION else
+                         _COLUMNS_V1 + (", rendition" if version == 2 else ", '' AS rendition") + ", 0 AS signed")
         self._lock = threading.Lock()
 
     def _table_columns(self) -> set[str]:
@@ -167,12 +179,12 @@ class ProvenanceLedger:
     def record(self, data: bytes | None = None, *, sha256: str | None = None, job: str, index: int = 0,
                command: str, model: str, model_sha256: str = "", created: float | None = None,
                platform: str | None = None, guild: str | None = None, mime: str | None = None,
-               rendition: str = "") -> LedgerEntry:
+               rendition: str = "", signed: bool = False) -> LedgerEntry:
         """Record one artifact (its bytes, or their ``sha256``). Returns the stored entry —
         the earlier one when this artifact of this job was recorded already."""
         row = self._row(data, sha256=sha256, job=job, index=index, command=command, model=model,
                         model_sha256=model_sha256, created=created, platform=platform, guild=guild, mime=mime,
-                        rendition=rendition)
+                        rendition=rendition, signed=signed)
         with self._lock:
             self._db.execute(_INSERT, row)
             self._db.commit()
@@ -183,14 +195,16 @@ class ProvenanceLedger:
 
     def _row(self, data: bytes | None, *, sha256: str | None, job: str, index: int, command: str, model: str,
              model_sha256: str, created: float | None, platform: str | None, guild: str | None,
-             mime: str | None, rendition: str = "") -> tuple:
-        """One validated row (LedgerError names the bad field)."""
+             mime: str | None, rendition: str = "", signed: bool = False,
+             content_sha256: str | None = None) -> tuple:
+        """One validated row (LedgerError names the bad field). ``content_sha256``: the pixel/PCM
+        hash when the caller knows it already (a signed copy has its labelled file's pixels)."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
         if (data is None) == (sha256 is None):
             raise LedgerError("give the artifact's bytes or its sha256, exactly one of them")
         digest = sha256_hex(data) if data is not None else str(sha256).lower()
-        content = content_sha256(data) if data is not None else None
+        content = content_sha256 or (_content_sha256(data) if data is not None else None)
         if not _HEX64.match(digest):
             raise LedgerError("sha256: expected 64 hexadecimal characters")
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
@@ -203,13 +217,13 @@ class ProvenanceLedger:
                 _text(platform, "platform", required=False, limit=32),
                 _text(guild, "guild", required=False, limit=64),
                 _text(mime, "mime", required=False, limit=128), time.time(),
-                _text(rendition, "rendition", required=False, limit=128) or "")
+                _text(rendition, "rendition", required=False, limit=128) or "", int(bool(signed)))
 
     def record_meta(self, data: bytes, meta: dict[str, str], *, platform: str | None = None,
-                    guild: str | None = None, mime: str | None = None) -> LedgerEntry:
+                    guild: str | None = None, mime: str | None = None, signed: bool = False) -> LedgerEntry:
         """Record an artifact from the engine's provenance ``meta`` (job, index, command,
         model, model_sha256, created as ISO 8601)."""
-        return self.record(data, **_meta_fields(meta), platform=platform, guild=guild, mime=mime)
+        return self.record(data, **_meta_fields(meta), platform=platform, guild=guild, mime=mime, signed=signed)
 
     def record_meta_many(self, records: list[LedgerRecord]) -> int:
         """Record several artifacts, each (bytes, meta, {platform, guild, mime}), in one
@@ -257,9 +271,9 @@ class ProvenanceLedger:
 
 _COLUMNS_V1 = ("sha256, content_sha256, job, output_index, command, model, model_sha256, created, platform, "
                "guild, mime, recorded_at")
-_COLUMNS = _COLUMNS_V1 + ", rendition"
-_INSERT = f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_COLUMNS = _COLUMNS_V1 + ", rendition, signed"
+_INSERT = f"INSERT OR IGNORE INTO artifacts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:
-    return LedgerEntry(*row)
+    return LedgerEntry(*row[:-1], signed=bool(row[-1]))

@@ -53,7 +53,7 @@ def _describe(entry: LedgerEntry) -> str:
 
     when = datetime.fromtimestamp(entry.created, timezone.utc).isoformat(timespec="seconds")
     where = f" for {entry.platform}" + (f" guild {entry.guild}" if entry.guild else "") if entry.platform else ""
-    what = entry.rendition or f"output {entry.index}"
+    what = (entry.rendition or f"output {entry.index}") + (" (signed with Content Credentials)" if entry.signed else "")
     return (f"{what} of job {entry.job} ({entry.command}) by model {entry.model}"
             f" at {when}{where}")
 
@@ -68,7 +68,8 @@ def _credentials(data: bytes) -> dict[str, Any] | None:
     except Exception as e:  # noqa: BLE001 - a hostile file must not fail the whole report
         log.warning("reading Content Credentials failed", extra={"error": type(e).__name__})
         return {"state": "Invalid", "errors": [{"code": "manifest.unreadable", "explanation": type(e).__name__}],
-                "signer": None, "actions": [], "digital_source_type": None, "ingredients": [], "aigc": None,
+                "signer": None, "actions": [], "digital_source_type": None, "ai_generated": False,
+                "ingredients": [], "aigc": None,
                 "trusted": False, "claim_generator": None, "title": None}
 
 
@@ -78,16 +79,17 @@ def _describe_credentials(c: dict[str, Any]) -> str:
     if c["state"] == "Invalid":
         return (f" Its Content Credentials (signed by {who}) do not match it: the file or the manifest "
                 "was changed after signing.")
-    ai = " as AI-generated" if c.get("digital_source_type", "").endswith("trainedAlgorithmicMedia") else ""
-    return f" Content Credentials signed by {who} describe it{ai} (signature valid)."
+    ai = " as AI-generated" if c.get("ai_generated") else ""
+    sources = c.get("ingredients") or []
+    made_from = f", made from {len(sources)} source file{'s' * (len(sources) != 1)}" if sources else ""
+    return f" Content Credentials signed by {who} describe it{ai}{made_from} (signature valid)."
 
 
 def verify(data: bytes, ledger: ProvenanceLedger | None = None, *, ledger_status: str | None = None) -> VerifyReport:
     digest = sha256_hex(data)
     labels = read_labels(data)
     credentials = _credentials(data)
-    cred_ai = bool(credentials and credentials["state"] != "Invalid"
-                   and (credentials.get("digital_source_type") or "").endswith("trainedAlgorithmicMedia"))
+    cred_ai = bool(credentials and credentials["state"] != "Invalid" and credentials.get("ai_generated"))
     records = ledger.lookup(digest) if ledger is not None else []
     content_records: list[LedgerEntry] = []
     job_records: list[LedgerEntry] = []

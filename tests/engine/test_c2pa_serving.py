@@ -1,57 +1,149 @@
-"""AIGC_C2PA_SIGN: artifacts are served with Content Credentials; the recorded artifact stays the
-deterministic labelled file (sha-checked when made again), the signed copy is recorded too."""
+"""Content Credentials on every output (AIGC_C2PA_SIGN, on by default): the engine signs each
+output when it finishes it, records the deterministic labelled file and the signed one in the
+ledger, serves the signed one, and signs afresh (a new hash, recorded) when a file is made again;
+follow-ups and display copies name their sources as C2PA ingredients."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import stat
 
+import numpy as np
 import pytest
+from PIL import Image
 
-pytest.importorskip("c2pa")
+c2pa = pytest.importorskip("c2pa")
 
 from engine.labels import read_labels  # noqa: E402
+from engine.labels.metadata import DIGITAL_SOURCE_TYPE  # noqa: E402
 from engine.provenance.credentials import read_credentials  # noqa: E402
 
 
-async def test_served_artifacts_are_signed_and_recorded(engine_factory, tmp_path):
-    from tests.engine.probe_plugin import make_probe_plugin
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    plugin, gen = make_probe_plugin()
-    h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False, c2pa_sign=True)
-    gen.gate.set()
+
+def _pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+async def test_every_output_is_signed_and_both_files_recorded(probe_engine, tmp_path):
+    h, gen = probe_engine
     key = tmp_path / "engine-data" / "c2pa" / "signer.key"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600  # made at start, before anything is served
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600  # made at start, before anything is made
     done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "hi"}, "seed": 4}))["id"])
     art = done["artifacts"][0]
     r = await h.client.get(art["url"], headers=h.headers)
     signed = await r.read()
     assert r.status == 200 and r.headers["Content-Type"] == "image/png"
-    assert hashlib.sha256(signed).hexdigest() != art["sha256"]  # the view names the labelled file
-    assert r.headers["ETag"] == f'"{hashlib.sha256(signed).hexdigest()}"'
+    # the view names the served file; labelled_sha256 the deterministic file under the manifest
+    assert _sha(signed) == art["sha256"] and len(signed) == art["size"] != 0
+    assert art["labelled_sha256"] != art["sha256"]
+    assert r.headers["ETag"] == f'"{art["sha256"]}"'
     cred = read_credentials(signed)
     assert cred["state"] == "Valid" and cred["aigc"]["ProduceID"] == f"{done['id']}:0"
-    assert cred["actions"][0]["softwareAgent"]["name"] == "probe-model"
-    assert read_labels(signed)["ai_generated"]
-    # the same signed copy while it is kept
-    assert await (await h.client.get(art["url"], headers=h.headers)).read() == signed
-    # the labelled file underneath is the one recorded and sha-checked
-    unsigned = await h.engine.files.unsigned(art["id"])
-    assert unsigned.sha256 == art["sha256"]
-    # the signed bytes are in the ledger: /verify finds them
+    assert cred["actions"][0]["action"] == "c2pa.created"
+    assert cred["actions"][0]["softwareAgent"] == {"name": "probe-model", "version": "1"}
+    assert cred["digital_source_type"] == DIGITAL_SOURCE_TYPE and cred["ingredients"] == []
+    assert read_labels(signed)["ai_generated"]  # the labels under the manifest are still there
+    # both files are in the ledger under the job and index, the signed one marked
+    rows = h.engine.ledger.lookup_job(done["id"])
+    assert {(r.sha256, r.signed) for r in rows} == {(art["labelled_sha256"], False), (art["sha256"], True)}
+    assert len({r.content_sha256 for r in rows}) == 1  # the same pixels
     report = await (await h.client.post("/v1/verify", headers=h.headers, data=signed)).json()
-    assert report["finding"] == "recorded" and report["made_here"]
-    # made again after the stores let both go: sha-checked, signed afresh
+    assert report["finding"] == "recorded" and report["made_here"] and report["ledger"][0]["signed"]
+    assert "signature valid" in report["summary"]
+
+    # Made again after the store let it go: checked against the labelled hash, signed afresh,
+    # the new bytes recorded before they are served and named by the ETag.
     h.engine.artifacts.discard(art["id"])
-    h.engine.files._signed.discard(art["id"])
-    again = await (await h.client.get(art["url"], headers=h.headers)).read()
+    r = await h.client.get(art["url"], headers=h.headers)
+    again = await r.read()
+    assert again != signed and r.headers["ETag"] == f'"{_sha(again)}"'
     assert read_credentials(again)["state"] == "Valid"
-    assert (await h.engine.files.unsigned(art["id"])).sha256 == art["sha256"]
+    assert (_pixels(again) == _pixels(signed)).all()
+    assert _sha(h.engine.execution.remake(h.engine.jobs[done["id"]], 0)) == art["labelled_sha256"]
+    report = await (await h.client.post("/v1/verify", headers=h.headers, data=again)).json()
+    assert report["finding"] == "recorded" and report["ledger"][0]["index"] == 0
+    assert len(h.engine.ledger.lookup_job(done["id"])) == 3
 
 
-async def test_signing_off_serves_the_recorded_bytes(probe_engine):
-    h, gen = probe_engine
-    gen.gate.set()
+async def test_signing_off_serves_the_labelled_bytes(engine_factory):
+    from tests.engine.probe_plugin import make_probe_plugin
+
+    plugin, _ = make_probe_plugin()
+    h = await engine_factory(extra_plugins=[plugin], builtin_plugins=False, c2pa_sign=False)
     done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "hi"}, "seed": 4}))["id"])
-    data = await (await h.client.get(done["artifacts"][0]["url"], headers=h.headers)).read()
-    assert hashlib.sha256(data).hexdigest() == done["artifacts"][0]["sha256"]
+    art = done["artifacts"][0]
+    data = await (await h.client.get(art["url"], headers=h.headers)).read()
+    assert _sha(data) == art["sha256"] == art["labelled_sha256"]
     assert read_credentials(data) is None
+    assert [r.signed for r in h.engine.ledger.lookup_job(done["id"])] == [False]
+
+
+async def test_a_follow_up_names_its_source_as_an_ingredient(probe_engine):
+    h, _ = probe_engine
+    parent = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "hi"}, "seed": 4,
+                                                "count": 2}))["id"])
+    source = await (await h.client.get(parent["artifacts"][1]["url"], headers=h.headers)).read()
+    child = await h.wait_done((await h.submit({"command": "probe", "options": {}, "count": 2,
+                                               "parent": {"job": parent["id"], "action": "variations",
+                                                          "index": 1}}))["id"])
+    for art in child["artifacts"]:
+        data = await (await h.client.get(art["url"], headers=h.headers)).read()
+        cred = read_credentials(data)
+        assert cred["state"] == "Valid"
+        created = cred["actions"][0]
+        assert created["action"] == "c2pa.created" and created["digitalSourceType"] == DIGITAL_SOURCE_TYPE
+        assert created["description"] == f"variations of output 1 of job {parent['id']}"
+        (ing,) = cred["ingredients"]
+        assert ing["relationship"] == "inputTo" and ing["title"] == f"output 1 of job {parent['id']}"
+        # the source's own manifest travels with it: a reader sees the chain
+        assert ing["credentials"]["aigc"]["ProduceID"] == f"{parent['id']}:1"
+        with c2pa.Reader("image/png", io.BytesIO(data)) as reader:
+            store = json.loads(reader.json())
+        assert len(store["manifests"]) == 2
+        active = store["manifests"][store["active_manifest"]]
+        assert active["ingredients"][0]["active_manifest"] in store["manifests"]
+    # the ingredient is the file the parent served, byte for byte (c2pa hashed it)
+    assert source and read_credentials(source)["ingredients"] == []
+
+    # A reroll of a parent the engine no longer holds in memory: named by title only.
+    h.engine.artifacts.discard(f"{parent['id']}-0")
+    reroll = await h.wait_done((await h.submit({"command": "probe", "options": {}, "seed": 9,
+                                                "parent": {"job": parent["id"], "action": "reroll"}}))["id"])
+    data = await (await h.client.get(reroll["artifacts"][0]["url"], headers=h.headers)).read()
+    cred = read_credentials(data)
+    assert cred["state"] == "Valid"
+    assert cred["actions"][0]["description"] == f"reroll of output 0 of job {parent['id']}"
+    assert [(i["title"], i["relationship"]) for i in cred["ingredients"]] == [
+        (f"output 0 of job {parent['id']}", "inputTo")]
+    assert "credentials" not in cred["ingredients"][0]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+async def test_a_display_copy_lists_the_outputs_it_shows(probe_engine, count):
+    h, _ = probe_engine
+    done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "hi"}, "seed": 4,
+                                              "count": count}))["id"])
+    r = await h.client.post(f"/v1/jobs/{done['id']}/display", headers=h.headers,
+                            json={"propagator": "Discord", "propagate_id": "interaction:77"})
+    assert r.status == 200, await r.text()
+    data = await r.read()
+    cred = read_credentials(data)
+    assert cred["state"] == "Valid" and cred["aigc"]["ContentPropagator"] == "Discord"
+    titles = [f"output {i} of job {done['id']}" for i in range(count)]
+    assert [i["title"] for i in cred["ingredients"]] == titles
+    actions = [a["action"] for a in cred["actions"]]
+    if count == 1:  # one output scaled up: its parent
+        assert cred["ingredients"][0]["relationship"] == "parentOf"
+        assert actions == ["c2pa.opened", "c2pa.resized"]
+    else:  # a grid: each output placed into it
+        assert {i["relationship"] for i in cred["ingredients"]} == {"componentOf"}
+        assert actions == ["c2pa.created"] + ["c2pa.placed"] * count
+    assert cred["ai_generated"]
+    assert all(i["credentials"]["aigc"]["ProduceID"] == f"{done['id']}:{k}" for k, i in enumerate(cred["ingredients"]))
+    report = await (await h.client.post("/v1/verify", headers=h.headers, data=data)).json()
+    assert report["finding"] == "recorded" and report["ledger"][0]["rendition"].startswith("display copy")
+    assert f"made from {count} source file" in report["summary"]

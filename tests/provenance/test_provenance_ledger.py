@@ -80,7 +80,7 @@ def test_unusable_files_are_explained(tmp_path):
     db = sqlite3.connect(future)
     db.execute("PRAGMA user_version=7")
     db.close()
-    with pytest.raises(LedgerError, match="ledger schema 7, this engine reads 2"):
+    with pytest.raises(LedgerError, match="ledger schema 7, this engine reads 3"):
         ProvenanceLedger(future, readonly=True)
 
 
@@ -182,3 +182,31 @@ def test_a_version_1_ledger_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path):
         assert [e.rendition for e in ledger.lookup_job("j1")] == ["", "display copy of outputs 1-4"]
     with ProvenanceLedger(path, readonly=True) as again:
         assert len(again) == 2
+
+
+def test_a_version_2_ledger_gains_the_signed_column(tmp_path):
+    path = tmp_path / "v2.sqlite3"
+    with ProvenanceLedger(path) as ledger:
+        ledger.record(sha256="a" * 64, job="j1", command="emoji", model="m")
+    db = sqlite3.connect(path)  # back to version 2: as the release before signing wrote it
+    db.executescript("ALTER TABLE artifacts DROP COLUMN signed; PRAGMA user_version=2;")
+    db.close()
+    with ProvenanceLedger(path, readonly=True) as old:
+        assert old.lookup("a" * 64)[0].signed is False
+    with ProvenanceLedger(path) as ledger:
+        signed = ledger.record(sha256="c" * 64, job="j1", command="emoji", model="m", signed=True)
+        assert signed.signed and [e.signed for e in ledger.lookup_job("j1")] == [False, True]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    db.close()
+
+
+def test_a_signed_copy_shares_its_labelled_files_content_hash(ledger):
+    data = png(3)
+    meta = {**META, "index": "0"}
+    where = {"platform": "discord", "guild": "1", "mime": "image/png"}
+    known = content_sha256(data)
+    assert ledger.record_meta_many([(data, meta, where),
+                                    (data + b"signed", meta, {**where, "signed": True, "content_sha256": known})]) == 2
+    rows = ledger.lookup_content(known)
+    assert [r.signed for r in rows] == [False, True]
