@@ -4,10 +4,13 @@ Starts a real engine (`aigc engine` subprocess on loopback) with the built-in em
 then measures in the same run:
   batch1_rps      one client, one request at a time (each POST waits for its result)
   c32_rps         32 clients at once (the scheduler batches them)
-  ceiling_rps     direct generate + PNG encode at the best batch size, no HTTP, no scheduler
+  ceiling_rps     direct generate + PNG encode + C2PA signing at the best batch size, no HTTP,
+                  no scheduler (the engine signs every output by default; so does the ceiling)
+  sign_ms         signing cost per output (p50 of one 64-px PNG signed with the engine's Signer)
   p50_ms/p99_ms   request latency at concurrency 32
   lone_overhead_ms  p50 of a lone HTTP request minus p50 of a direct batch-of-one call
 Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8] [--quality draft|best]
+[--no-sign] (both paths without Content Credentials, AIGC_C2PA_SIGN=false)
 
 The emoji quality is `draft` by default: one forward pass per output, so the figures show the
 engine's own overhead (HTTP, scheduler, batching). `best` adds the critic's choice among 8
@@ -70,7 +73,7 @@ class Direct:
     in one worker thread, as the engine runs them (torch's OpenMP pool behaves differently in
     the main thread of a busy machine, which would make the comparison unfair)."""
 
-    def __init__(self) -> None:
+    def __init__(self, signer=None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._worker = ThreadPoolExecutor(1)
@@ -84,7 +87,10 @@ class Direct:
         self.gen = plugin.generators[0]
         self.gen.load("cpu")
         self.image = next(m for m in BUILTIN_MODALITIES if m.name == "image")
-        self.ctx = sdk.EncodeContext(meta={"label": "AI-generated"}, compress_level=1)
+        self.meta = {"label": "AI-generated", "producer": "AIGC Bot", "job": "bench", "index": "0",
+                     "command": "emoji", "model": "emoji-dcgan", "model_version": "1"}
+        self.ctx = sdk.EncodeContext(meta=self.meta, compress_level=1)
+        self.signer = signer  # engine.provenance.credentials.Signer, as the engine signs
 
     def run(self, n: int, base: int) -> None:
         import torch
@@ -95,7 +101,9 @@ class Direct:
         with torch.inference_mode():
             outs = self.gen.generate(items)
         for o in outs:
-            self.image.encode(o, self.ctx)
+            data = self.image.encode(o, self.ctx)
+            if self.signer is not None:
+                self.signer.sign(data, "image/png", self.meta)
 
     def rate(self, bs: int, seconds: float) -> float:
         def loop() -> float:
@@ -105,6 +113,24 @@ class Direct:
                 done += bs
             return done / (time.perf_counter() - t0)
         return self._worker.submit(loop).result()
+
+    def sign_cost_ms(self, n: int = 200) -> float:
+        """p50 of signing one output of this generator (64 px PNG, labelled), in ms."""
+        import torch
+
+        item = self.sdk.Item(command="emoji", options={"prompt": "smiling face", "variety": 0.7, "quality": QUALITY,
+                                                        "model": "gan"}, seed=1, index=0)
+        with torch.inference_mode():
+            data = self.image.encode(self.gen.generate([item])[0], self.ctx)
+
+        def loop() -> list[float]:
+            out = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                self.signer.sign(data, "image/png", self.meta)
+                out.append(time.perf_counter() - t0)
+            return out
+        return percentile(self._worker.submit(loop).result()[10:], 0.5) * 1000
 
     def single_latencies(self, n: int) -> list[float]:
         def loop() -> list[float]:
@@ -122,17 +148,24 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="duration of each phase per round")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of interleaved phases")
     ap.add_argument("--quality", choices=("draft", "best"), default="draft", help="the emoji command's quality")
+    ap.add_argument("--no-sign", action="store_true", help="no Content Credentials in either path")
     args = ap.parse_args()
     global QUALITY
     QUALITY = args.quality
     port, token = free_port(), secrets.token_urlsafe(16)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-    direct = Direct()
-    # Best batch size for the ceiling, chosen once.
-    best_bs = max((1, 8, 16, 32, 64), key=lambda bs: direct.rate(bs, 1.0))
-    b1, c32, ceil, lone, lat, single = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as data_dir:
-        proc = start_engine(port, token, data_dir)
+        signer = None
+        if not args.no_sign:  # the engine's own signer class and a local CA, as the engine makes one
+            from engine.provenance.credentials import Signer, local_keys
+
+            signer = Signer(local_keys(Path(data_dir) / "bench-direct"))
+        direct = Direct(signer)
+        sign_ms = direct.sign_cost_ms() if signer else 0.0
+        # Best batch size for the ceiling, chosen once.
+        best_bs = max((1, 8, 16, 32, 64), key=lambda bs: direct.rate(bs, 1.0))
+        b1, c32, ceil, lone, lat, single = [], [], [], [], [], []
+        proc = start_engine(port, token, data_dir, AIGC_C2PA_SIGN="false" if args.no_sign else "true")
         try:
             await wait_ready(base)
             conn = aiohttp.TCPConnector(limit=64)
@@ -165,6 +198,8 @@ async def main() -> None:
         "direct_single_p50_ms": round(percentile(single, 0.5) * 1000, 2),
         "lone_overhead_ms": round((percentile(lone, 0.5) - percentile(single, 0.5)) * 1000, 2),
         "quality": args.quality,
+        "signed": not args.no_sign,
+        "sign_ms_per_output": round(sign_ms, 3),
         "rounds": args.rounds,
         "cpu_count": os.cpu_count(),
     }))

@@ -182,6 +182,8 @@ class VerifyReport(BaseModel):
     labels: dict[str, Any] = {}
     ledger: list[dict[str, Any]] = []
     ledger_status: str = ""
+    # C2PA, any signer's: state, signer, actions, digital_source_type, ingredients (engine/provenance/credentials.py)
+    content_credentials: dict[str, Any] | None = None
     summary: str = ""
 
 

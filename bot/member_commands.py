@@ -22,6 +22,27 @@ _ = app_commands.locale_str
 VERIFY_MAX_BYTES = 32 * 2**20
 
 
+def credentials_text(c: dict[str, Any], locale: Any) -> str:
+    """A file's C2PA manifest in a few lines (an embed field holds 1,024 characters): state and
+    signer, what made it (actions, digital source type, software agent), its source files."""
+    signer = c.get("signer") or {}
+    who = " / ".join(str(x) for x in (signer.get("common_name"), signer.get("issuer")) if x) or "?"
+    state = str(c.get("state") or "?")
+    if state == "Invalid":
+        state += f" ({t(locale, 'verify_cred_tampered')})"
+    lines = [t(locale, "verify_cred_state", state=state, signer=who[:120])]
+    for a in (c.get("actions") or [])[:4]:
+        agent = (a.get("softwareAgent") or {}).get("name") if isinstance(a.get("softwareAgent"), dict) else None
+        source = str(a.get("digitalSourceType") or "").rsplit("/", 1)[-1]
+        lines.append("· " + " · ".join(str(x)[:80] for x in (a.get("action"), source, agent) if x))
+    ingredients = c.get("ingredients") or []
+    if ingredients:
+        shown = ", ".join(f"{str(i.get('title'))[:60]} ({i.get('relationship')})" for i in ingredients[:5])
+        more = f" +{len(ingredients) - 5}" if len(ingredients) > 5 else ""
+        lines.append(f"{t(locale, 'verify_cred_made_from')}: {shown}{more}")
+    return "\n".join(lines)[:1024]
+
+
 async def install(bot: commands.Bot, services: Services) -> None:
     await bot.add_cog(MemberCommands(services))
 
@@ -75,6 +96,9 @@ class MemberCommands(commands.Cog):
             embed.add_field(name=t(it.locale, "verify_record"), inline=False,
                             value=f"job `{first.get('job')}` · {first.get('command')} · {first.get('model')} · "
                                   f"<t:{int(first.get('created') or 0)}:f>")
+        if report.content_credentials:
+            embed.add_field(name=t(it.locale, "verify_credentials"), inline=False,
+                            value=credentials_text(report.content_credentials, it.locale))
         await it.followup.send(embed=embed, ephemeral=True)
 
     @app_commands.command(name="privacy", description=_("What this bot stores about you", zh="本机器人存储了你的哪些数据"))

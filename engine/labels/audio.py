@@ -1,6 +1,15 @@
 """Audio writers: WAV (PCM 16-bit; ``LIST``/``INFO``, an ``AIGC`` chunk and XMP as ``_PMX``)
 and Ogg Vorbis/Opus (``encode_ogg`` via ``soundfile``, then ``label_ogg`` writes our comments
-into the comment header of any single-stream Ogg Vorbis/Opus bytes)."""
+into the comment header of any single-stream Ogg Vorbis/Opus bytes).
+
+Why hand-written and not ``mutagen`` (issue #26 asked for it where it covers the format): mutagen
+is GPL-2.0-or-later and this project is MIT, shipped as a package and a container image. The
+engine imports the label writers at run time, and the FSF reads an import as linking, so a
+distributed engine with mutagen inside would be a combined work under the GPL; an MIT project
+cannot take that on for a few hundred lines of writers. It would not cover all of it either:
+mutagen's WAVE support writes an ``id3 `` chunk, not the RIFF ``INFO`` list, the ``AIGC`` chunk or
+XMP. These writers are bounded, deterministic (files made again are sha-checked) and read back by
+an independent reader in the tests (exiftool)."""
 from __future__ import annotations
 
 import io

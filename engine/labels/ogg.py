@@ -1,6 +1,8 @@
 """Ogg pages and Vorbis/Opus comment headers, bounded: the page codec (CRC, lacing), the
 header packets of a stream, re-pagination and the comment list. Used by ``label_ogg`` to
-rewrite a comment header and by read-back to find one in a file from anyone."""
+rewrite a comment header and by read-back to find one in a file from anyone. (Not mutagen,
+which is GPL-2.0-or-later while this project is MIT: see engine/labels/audio.py. C2PA cannot be
+embedded in Ogg, so an Ogg output keeps these comments and the ledger as its provenance.)"""
 from __future__ import annotations
 
 import struct

@@ -48,6 +48,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.model_dump(mode="json"), ensure_ascii=False))
     else:
         print(report.summary)
+        c = report.content_credentials
+        if c:  # the manifest in a few lines: who signed it, what made it, from which files
+            signer = c.get("signer") or {}
+            print(f"Content Credentials: {c['state']}, signed by "
+                  f"{' / '.join(x for x in (signer.get('common_name'), signer.get('issuer')) if x) or '?'}")
+            for a in c.get("actions") or []:
+                agent = a.get("softwareAgent") if isinstance(a.get("softwareAgent"), dict) else {}
+                print("  " + " · ".join(str(x) for x in (a.get("action"), a.get("digitalSourceType"),
+                                                          agent.get("name"), a.get("description")) if x))
+            for i in c.get("ingredients") or []:
+                print(f"  ingredient: {i.get('title')} ({i.get('relationship')})")
         if status != "checked":
             print(f"ledger {status}")
     return 0

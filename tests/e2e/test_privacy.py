@@ -102,6 +102,9 @@ async def test_verify_reports_files_made_here_and_others(world):
     data = attachment_bytes(world, msg["attachments"][0])
     out = await reply(world, await world.slash("verify", {"file": file("mine.png", data)}))
     assert "Made here" in out and job in out and "Made here: ✅" in out and "AI labels in the file: ✅" in out
+    # the posted picture's Content Credentials: state, signer, actions, the output it shows
+    assert "Content Credentials (C2PA): Valid, signed by AIGC Bot content signer / AIGC Bot" in out
+    assert "· c2pa.opened" in out and f"made from: output 0 of job {job} (parentOf)" in out
     # Discord may strip metadata: the same pixels are still found.
     stripped = io.BytesIO()
     Image.open(io.BytesIO(data)).save(stripped, format="PNG")

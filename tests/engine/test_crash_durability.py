@@ -14,8 +14,12 @@ from engine.provenance import ProvenanceLedger
 
 
 def ledger_rows(data_dir, job_id: str) -> list[int]:
+    """The outputs recorded: each as its labelled file and its signed copy (Content Credentials)."""
     with ProvenanceLedger(data_dir / "provenance.sqlite3", readonly=True) as ledger:
-        return sorted(e.index for e in ledger.lookup_job(job_id))
+        entries = ledger.lookup_job(job_id)
+    labelled = sorted(e.index for e in entries if not e.signed)
+    assert sorted(e.index for e in entries if e.signed) == labelled
+    return labelled
 
 
 async def test_the_ledger_row_is_committed_before_the_result_is_served(engine_factory, tmp_path):
@@ -105,7 +109,9 @@ async def test_a_replay_resumes_after_the_outputs_already_recorded(engine_factor
     again = await second.wait_done(done["id"])
     assert again["status"] == "done"
     assert [i for batch in gen2.batches for _, i, _ in batch] == [2, 3]  # 0 and 1 are not made again
-    assert [a["sha256"] for a in again["artifacts"]] == [a["sha256"] for a in done["artifacts"]]
+    # the deterministic labelled files are the same; outputs 2 and 3 were signed afresh
+    assert [a["labelled_sha256"] for a in again["artifacts"]] == [a["labelled_sha256"] for a in done["artifacts"]]
+    assert [a["sha256"] for a in again["artifacts"]][:2] == [a["sha256"] for a in done["artifacts"]][:2]
 
 
 async def test_a_job_whose_outputs_were_all_recorded_is_done_after_a_crash(engine_factory, tmp_path):

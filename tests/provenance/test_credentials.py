@@ -104,11 +104,16 @@ def test_signed_png_reads_back(signer, tmp_path):
     assert info["signer"]["issuer"] == "AIGC Bot"
 
 
-@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+def _exiftool() -> str:
+    path = shutil.which("exiftool")
+    assert path, "exiftool is required: apt-get install libimage-exiftool-perl (scripts/install.sh does)"
+    return path
+
+
 def test_exiftool_sees_the_jumbf(signer, tmp_path):
     path = tmp_path / "signed.png"
     path.write_bytes(signer.sign(encode_png(_pixels(), META), "image/png", META))
-    out = subprocess.run(["exiftool", "-a", "-G1", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([_exiftool(), "-a", "-G1", str(path)], capture_output=True, text=True, check=True).stdout
     assert "[JUMBF]" in out and "c2pa" in out.lower()
     assert "trainedAlgorithmicMedia" in out
 
@@ -126,15 +131,43 @@ def test_one_pixel_change_reads_as_tampered(signer):
     assert any("mismatch" in (e["code"] or "") for e in info["errors"])
 
 
-@pytest.mark.parametrize("mime", ["image/gif", "image/webp", "audio/wav"])
-def test_other_formats_sign(signer, mime):
+def _labelled(mime: str) -> bytes:
     from engine.labels import encode_gif, encode_wav, encode_webp
 
-    data = {"image/gif": lambda: encode_gif([_pixels(1), _pixels(2)], META),
+    return {"image/png": lambda: encode_png(_pixels(), META),
+            "image/gif": lambda: encode_gif([_pixels(1), _pixels(2)], META),
             "image/webp": lambda: encode_webp(_pixels(), META),
             "audio/wav": lambda: encode_wav(np.zeros(800, dtype=np.float32), 8000, META)}[mime]()
-    info = cr.read_credentials(signer.sign(data, mime, META))
+
+
+@pytest.mark.parametrize("mime", ["image/png", "image/gif", "image/webp", "audio/wav"])
+def test_every_format_reads_back_with_c2pa_reader_and_exiftool(signer, mime, tmp_path):
+    from engine.labels import read_labels
+
+    signed = signer.sign(_labelled(mime), mime, META)
+    with c2pa.Reader(mime, io.BytesIO(signed)) as reader:
+        assert reader.get_validation_state() == "Valid"
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    assert manifest["title"] == "draw j1:0"
+    info = cr.read_credentials(signed)
     assert info["state"] == "Valid" and info["digital_source_type"] == DIGITAL_SOURCE_TYPE
+    assert info["aigc"]["ProduceID"] == "j1:0" and read_labels(signed)["ai_generated"]
+    # exiftool (12.57, Debian's) decodes PNG's JUMBF; in RIFF (WebP, WAV) it lists the C2PA chunk,
+    # in GIF the C2PA_GIF application extension: either way a JUMBF superbox labelled c2pa.
+    path = tmp_path / f"signed.{mime.split('/')[1]}"
+    path.write_bytes(signed)
+    if mime == "image/png":
+        out = subprocess.run([_exiftool(), "-a", "-G1", str(path)], capture_output=True, text=True, check=True).stdout
+        assert "[JUMBF]" in out and "c2pa" in out
+    elif mime == "image/gif":
+        out = subprocess.run([_exiftool(), "-v3", str(path)], capture_output=True, text=True, check=True).stdout
+        assert "Application Extension: C2PA_GIF" in out and "jumb" in out and "c2pa" in out
+    else:
+        box = subprocess.run([_exiftool(), "-U", "-b", "-RIFF:Unknown_C2PA", str(path)], capture_output=True,
+                             check=True).stdout
+        assert box[4:8] == b"jumb" and box[12:16] == b"jumd" and box[16:20] == b"c2pa"
+        assert box in signed
 
 
 def test_unsupported_and_unsigned(signer):

@@ -96,3 +96,17 @@ def test_hostile_files_never_reach_the_unbounded_sdk_reader(monkeypatch):
     files = [h.png_tiny_chunks(), h.wav_tiny_chunks(), h.gif_comment_subblocks(), *box_first.values()]
     for data in files:
         assert cr.read_credentials(data) is None
+
+
+def test_aigc_verify_prints_the_credentials(tmp_path, capsys):
+    import argparse
+
+    from engine.provenance import cli
+
+    path = tmp_path / "theirs.png"
+    path.write_bytes(_sign_elsewhere(tmp_path, _plain_png(), ingredient=_plain_png(200)))
+    assert cli.run(argparse.Namespace(file=str(path), ledger=str(tmp_path / "none.sqlite3"), json=False)) == 0
+    out = capsys.readouterr().out
+    assert "Content Credentials: Valid, signed by Other Studio signer / Other Studio" in out
+    assert f"c2pa.created · {DIGITAL_SOURCE_TYPE} · OtherGen" in out
+    assert "ingredient: parent.png (componentOf)" in out
