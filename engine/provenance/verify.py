@@ -53,9 +53,9 @@ def _describe(entry: LedgerEntry) -> str:
 
     when = datetime.fromtimestamp(entry.created, timezone.utc).isoformat(timespec="seconds")
     where = f" for {entry.platform}" + (f" guild {entry.guild}" if entry.guild else "") if entry.platform else ""
-    what = (entry.rendition or f"output {entry.index}") + (" (signed with Content Credentials)" if entry.signed else "")
+    what = entry.rendition or f"output {entry.index}"
     return (f"{what} of job {entry.job} ({entry.command}) by model {entry.model}"
-            f" at {when}{where}")
+            f" at {when}{where}" + (", the copy signed with Content Credentials" if entry.signed else ""))
 
 
 def _credentials(data: bytes) -> dict[str, Any] | None:
