@@ -6,6 +6,7 @@ then measures in the same run:
   c32_rps         32 clients at once (the scheduler batches them)
   ceiling_rps     direct generate + PNG encode + C2PA signing at the best batch size, no HTTP,
                   no scheduler (the engine signs every output by default; so does the ceiling)
+  ceiling_unsigned_rps  the same ceiling without signing, in the same rounds (what signing costs)
   sign_ms         signing cost per output (p50 of one 64-px PNG signed with the engine's Signer)
   p50_ms/p99_ms   request latency at concurrency 32
   lone_overhead_ms  p50 of a lone HTTP request minus p50 of a direct batch-of-one call
@@ -92,7 +93,7 @@ class Direct:
         self.ctx = sdk.EncodeContext(meta=self.meta, compress_level=1)
         self.signer = signer  # engine.provenance.credentials.Signer, as the engine signs
 
-    def run(self, n: int, base: int) -> None:
+    def run(self, n: int, base: int, sign: bool = True) -> None:
         import torch
 
         items = [self.sdk.Item(command="emoji", options={"prompt": "smiling face", "variety": 0.7, "quality": QUALITY,
@@ -102,14 +103,14 @@ class Direct:
             outs = self.gen.generate(items)
         for o in outs:
             data = self.image.encode(o, self.ctx)
-            if self.signer is not None:
+            if sign and self.signer is not None:
                 self.signer.sign(data, "image/png", self.meta)
 
-    def rate(self, bs: int, seconds: float) -> float:
+    def rate(self, bs: int, seconds: float, sign: bool = True) -> float:
         def loop() -> float:
             done, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds:
-                self.run(bs, done)
+                self.run(bs, done, sign)
                 done += bs
             return done / (time.perf_counter() - t0)
         return self._worker.submit(loop).result()
@@ -164,7 +165,7 @@ async def main() -> None:
         sign_ms = direct.sign_cost_ms() if signer else 0.0
         # Best batch size for the ceiling, chosen once.
         best_bs = max((1, 8, 16, 32, 64), key=lambda bs: direct.rate(bs, 1.0))
-        b1, c32, ceil, lone, lat, single = [], [], [], [], [], []
+        b1, c32, ceil, ceil_unsigned, lone, lat, single = [], [], [], [], [], [], []
         proc = start_engine(port, token, data_dir, AIGC_C2PA_SIGN="false" if args.no_sign else "true")
         try:
             await wait_ready(base)
@@ -180,6 +181,8 @@ async def main() -> None:
                     c32.append(rps)
                     lat += l32
                     ceil.append(direct.rate(best_bs, args.seconds))
+                    if signer is not None:
+                        ceil_unsigned.append(direct.rate(best_bs, args.seconds / 2, sign=False))
                     single += direct.single_latencies(40)[5:]
         finally:
             proc.terminate()
@@ -190,6 +193,7 @@ async def main() -> None:
         "c32_rps": round(c32_rps, 1),
         "ceiling_rps": round(ceiling_rps, 1),
         "ceiling_batch_size": best_bs,
+        "ceiling_unsigned_rps": round(statistics.median(ceil_unsigned), 1) if ceil_unsigned else round(ceiling_rps, 1),
         "speedup_c32_vs_batch1": round(c32_rps / batch1_rps, 2),
         "fraction_of_ceiling": round(c32_rps / ceiling_rps, 3),
         "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
