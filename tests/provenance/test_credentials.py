@@ -175,3 +175,11 @@ def test_unsupported_and_unsigned(signer):
         signer.sign(b"OggS...", "audio/ogg", META)
     assert cr.read_credentials(encode_png(_pixels(), META)) is None
     assert cr.read_credentials(b"plain text") is None
+
+
+def test_a_key_that_does_not_match_its_certificate_stops_the_signer(tmp_path):
+    a = cr.create_local_ca(tmp_path / "a", "Studio A")
+    b = cr.create_local_ca(tmp_path / "b", "Studio B")
+    with pytest.raises(cr.CredentialsError, match="invalid credentials") as e:
+        cr.Signer(cr.SigningKeys(a.chain_pem, b.key_pem, "configured"))
+    assert "PRIVATE" not in str(e.value) and b.key_pem.decode()[40:80] not in str(e.value)
