@@ -147,3 +147,21 @@ async def test_a_display_copy_lists_the_outputs_it_shows(probe_engine, count):
     report = await (await h.client.post("/v1/verify", headers=h.headers, data=data)).json()
     assert report["finding"] == "recorded" and report["ledger"][0]["rendition"].startswith("display copy")
     assert f"made from {count} source file" in report["summary"]
+
+
+async def test_a_served_file_changed_by_one_pixel_reads_as_tampered(probe_engine):
+    from engine.labels import encode_png
+    from tests.provenance.test_credentials import _png_chunks, _png_join
+
+    h, _ = probe_engine
+    done = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "hi"}, "seed": 5}))["id"])
+    signed = await (await h.client.get(done["artifacts"][0]["url"], headers=h.headers)).read()
+    px = _pixels(signed)[..., :3].copy()
+    px[3, 3, 0] ^= 1
+    idat = dict(_png_chunks(encode_png(px, {"job": "x"}, visible_mark=False)))[b"IDAT"]
+    tampered = _png_join([(t, idat if t == b"IDAT" else d) for t, d in _png_chunks(signed)])
+    assert (_pixels(tampered) != _pixels(signed)).sum() == 1
+    report = await (await h.client.post("/v1/verify", headers=h.headers, data=tampered)).json()
+    assert report["content_credentials"]["state"] == "Invalid"
+    assert report["finding"] == "recorded_job_bytes_differ" and not report["made_here"]
+    assert "changed after signing" in report["summary"]
