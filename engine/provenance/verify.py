@@ -75,7 +75,8 @@ def _credentials(data: bytes) -> dict[str, Any] | None:
 
 def _describe_credentials(c: dict[str, Any]) -> str:
     signer = c.get("signer") or {}
-    who = ", ".join(x for x in (signer.get("common_name"), signer.get("issuer")) if x) or "an unknown signer"
+    name, issuer = signer.get("common_name"), signer.get("issuer")
+    who = (f"{name} (issued by {issuer})" if name and issuer else name or issuer) or "an unknown signer"
     if c["state"] == "Invalid":
         return (f" Its Content Credentials (signed by {who}) do not match it: the file or the manifest "
                 "was changed after signing.")
