@@ -183,3 +183,15 @@ def test_a_key_that_does_not_match_its_certificate_stops_the_signer(tmp_path):
     with pytest.raises(cr.CredentialsError, match="invalid credentials") as e:
         cr.Signer(cr.SigningKeys(a.chain_pem, b.key_pem, "configured"))
     assert "PRIVATE" not in str(e.value) and b.key_pem.decode()[40:80] not in str(e.value)
+
+
+def test_threads_sign_at_once_each_with_its_own_context(signer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [encode_png(_pixels(k), {**META, "index": str(k)}) for k in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        signed = list(pool.map(lambda kd: signer.sign(kd[1], "image/png", {**META, "index": str(kd[0])}),
+                               enumerate(files)))
+    for k, data in enumerate(signed):
+        info = cr.read_credentials(data)
+        assert info["state"] == "Valid" and info["aigc"]["ProduceID"] == f"j1:{k}"
