@@ -7,7 +7,8 @@ then measures in the same run:
   ceiling_rps     direct generate + PNG encode + C2PA signing at the best batch size, no HTTP,
                   no scheduler (the engine signs every output by default; so does the ceiling)
   ceiling_unsigned_rps  the same ceiling without signing, in the same rounds (what signing costs)
-  sign_ms         signing cost per output (p50 of one 64-px PNG signed with the engine's Signer)
+  sign_ms         signing cost per output (p50 of one 64-px PNG signed with the engine's Signer),
+                  and what it adds per output inside the ceiling's loop (sign_ms_in_ceiling)
   p50_ms/p99_ms   request latency at concurrency 32
   lone_overhead_ms  p50 of a lone HTTP request minus p50 of a direct batch-of-one call
 Prints one JSON line. Usage: python benchmarks/engine_throughput.py [--seconds 8] [--quality draft|best]
@@ -194,6 +195,10 @@ async def main() -> None:
         "ceiling_rps": round(ceiling_rps, 1),
         "ceiling_batch_size": best_bs,
         "ceiling_unsigned_rps": round(statistics.median(ceil_unsigned), 1) if ceil_unsigned else round(ceiling_rps, 1),
+        # what signing adds per output inside the ceiling's loop (after a forward pass, with torch's
+        # threads still about: more than sign_ms_per_output, measured alone)
+        "sign_ms_in_ceiling": round((1 / ceiling_rps - 1 / statistics.median(ceil_unsigned)) * 1000, 3)
+        if ceil_unsigned else 0.0,
         "speedup_c32_vs_batch1": round(c32_rps / batch1_rps, 2),
         "fraction_of_ceiling": round(c32_rps / ceiling_rps, 3),
         "p50_ms": round(percentile(lat, 0.5) * 1000, 2),
