@@ -37,7 +37,7 @@ import hashlib
 import struct
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
 
 from engine.protocol import (
     LOCALES,
@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
     from PIL import Image
 
 __all__ = [
-    "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
+    "Action", "Choice", "Command", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "load_safetensors", "load_model", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_wav", "encode_ogg", "label_text",
@@ -196,6 +196,23 @@ class Generator:
 AutocompleteSource = Callable[[str, dict[str, Any]], Iterable[Choice | str]]
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A subcommand a plugin adds to the ``aigc`` command line. ``module`` is imported only when
+    the subcommand runs and exposes ``configure(parser: argparse.ArgumentParser)`` and
+    ``run(args: argparse.Namespace) -> int`` (0 = success, 2 = bad arguments).
+
+    ``kind`` says where it appears: ``"data"`` as ``aigc data NAME ...`` (build a data set),
+    ``"train"`` as ``aigc train NAME ...`` (train a model family), ``"eval"`` as
+    ``aigc eval --plugin NAME ...`` (evaluate the plugin's models; NAME is the plugin's name).
+    """
+
+    kind: Literal["data", "train", "eval"]
+    name: str
+    module: str
+    help: str = ""
+
+
 @dataclass
 class Plugin:
     name: str
@@ -208,6 +225,8 @@ class Plugin:
     # Checks run on every output of the listed modalities after generation (e.g. a
     # classifier); a refusal fails the job with code output_refused.
     output_checks: list[OutputCheck] = field(default_factory=list)
+    # Command-line tools (data set builders, trainers, evaluations): see Tool.
+    tools: list[Tool] = field(default_factory=list)
 
 
 def load_safetensors(path: str, device: str = "cpu") -> dict[str, "torch.Tensor"]:
