@@ -107,7 +107,8 @@ def reaction_frames(image: Image.Image, motion: str, frames: int, size: int) -> 
         elif motion == "spin":
             out.append(_place(image, size, 0.72, 0.72, angle=360.0 * t))
         elif motion == "pulse":
-            beat = math.sin(math.pi * (4.0 * t % 1.0)) ** 2 if t < 0.5 else 0.0  # two quick beats, a rest
+            # a heartbeat: two smooth beats ("lub-dub") then a rest, sampled well at any frame count
+            beat = math.exp(-((t - 0.15) / 0.09) ** 2) + 0.7 * math.exp(-((t - 0.42) / 0.09) ** 2)
             s = 0.8 + 0.14 * beat
             out.append(_place(image, size, s, s))
         else:
