@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
 __all__ = [
     "Action", "Choice", "Command", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
-    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "prompt_encoder", "file_sha256",
+    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text",
 ]
 
@@ -253,6 +253,15 @@ def load_model(stem: str | Path, device: str = "cpu") -> tuple["torch.nn.Module"
     from engine.models.weights import load_model as _load
 
     return _load(stem, device)
+
+
+def load_judge(stem: str | Path) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """A locally trained judge (``aigc eval``'s feature extractor) from ``stem.json`` +
+    ``stem.safetensors``, in eval() mode: ``judge.features(x)`` maps (B, C, 64, 64) images in
+    [0, 1] to feature rows, the space a plugin's evaluation measures distances in."""
+    from engine.evaluation.judge import load_judge as _load
+
+    return _load(stem)
 
 
 def prompt_encoder(spec: dict[str, Any]) -> Any:

@@ -20,7 +20,8 @@ from engine import sdk
 from plugins.emoji import emoji_names  # the prompt autocomplete, shared with commands that draw emoji
 from plugins.emoji.generator import HERE, EmojiGenerator, to_image
 
-__all__ = ["Still", "LatentImageModel", "emoji_names", "to_image"]
+__all__ = ["JUDGE", "Still", "LatentImageModel", "emoji_names", "to_image"]
+JUDGE = HERE / "judge"  # the locally trained judge (aigc eval --plugin emoji) whose features evaluations use
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ class LatentImageModel:
         conds = [self._gen._cond("gan", s.prompt) for s in stills]
         best = self._gen._best("gan", items, cands, conds, [s.prompt for s in stills])
         return torch.cat([b["z"].cpu() for b in best])
+
+    def stills(self, stills: list[Still]) -> list[Image.Image]:
+        """The images /emoji itself makes for these stills (its generator, not this API's path):
+        what an animation's endpoints are checked against."""
+        items = [sdk.Item(command="emoji", options={"prompt": s.prompt, "variety": s.variety, "quality": s.quality,
+                                                    "model": "gan"}, seed=s.seed, index=s.index) for s in stills]
+        with torch.no_grad():
+            return [out.data for out in self._gen.generate(items)]
 
     def conditions(self, prompts: list[str]) -> torch.Tensor | None:
         """(n, cond_dim) prompt conditions (what a morph interpolates), None for an unconditional GAN."""
