@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.custom_ids import ButtonId
-from bot.i18n import t
 from bot.rendering import ButtonSpec
 from engine.protocol import JobView
 
@@ -28,4 +27,4 @@ def blend_buttons(view: JobView) -> list[ButtonSpec]:
     parent = view.parent.action if view.parent else None
     if view.count < 2 or blend_target(view.command, view.options, parent) is None:
         return []
-    return [ButtonSpec(t("en-US", "blend"), "🌈", ButtonId("blend", view.id), 0)]
+    return [ButtonSpec("Blend", "🌈", ButtonId("blend", view.id), 0)]  # labels are English, like Details
