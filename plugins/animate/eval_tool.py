@@ -6,11 +6,13 @@ measured in the emoji judge's feature space (plugins/emoji/judge.*).
   bad clips are scored beside it, so the figure is seen to separate them: the same frames
   shuffled, and clips of independent stills (no motion at all, just cuts): both must score worse.
 * loop closure: distance last → first ÷ mean consecutive distance (≤ 1.5 for a seamless loop;
-  a morph, which does not loop, is scored too as the contrast).
+  a morph, which does not loop, is scored too as the contrast), and the same step ÷ the two
+  steps beside it (a seam is a jump its neighbours lack; ~1 for a seamless loop).
 * endpoint fidelity: the share of morphs whose first and last frames are, pixel for pixel, the
   stills /emoji makes for the same prompts and seeds (its own generator, not this plugin's path).
 * sizes: each format's bytes for the longest clip (48 frames) against Discord's limits.
-* time per frame: rendering a clip (batched) ÷ its frames, beside one /emoji still, in this run.
+* time per frame: rendering a clip (batched) ÷ its frames, beside one /emoji still (best and
+  draft quality), in this run.
 """
 from __future__ import annotations
 
@@ -91,18 +93,23 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         outs = gen.generate(items)
         timing[motion] = (time.perf_counter() - start) / (len(items) * args.frames)
-        cons, shuffled, closure = [], [], []
+        cons, shuffled, closure, seam = [], [], [], []
         for out in outs:
             frames = out.data.raw if motion in ("morph", "loop") else out.data.frames
             f = _features(judge, [im.resize((64, 64)) if im.size != (64, 64) else im for im in frames])
             cons.append(_consecutive(f))
             shuffled.append(_consecutive(f[torch.randperm(len(f), generator=g)]))
             closure.append(float((f[-1] - f[0]).norm()) / max(cons[-1], 1e-12))
+            # the closing step against the steps beside it: a seam is a jump its neighbours lack,
+            # while a motion that is fast at the loop point (a bounce's landing) is not one
+            beside = (float((f[1] - f[0]).norm()) + float((f[-1] - f[-2]).norm())) / 2
+            seam.append(float((f[-1] - f[0]).norm()) / max(beside, 1e-12))
         mean = sum(cons) / len(cons)
         per_motion[motion] = {"consecutive_distance": round(mean, 4), "smoothness": round(mean / random_pair, 4),
                               "smoothness_shuffled": round(sum(shuffled) / len(shuffled) / random_pair, 4),
                               "loop_closure": round(sum(closure) / len(closure), 3),
-                              "loop_closure_max": round(max(closure), 3)}
+                              "loop_closure_max": round(max(closure), 3),
+                              "seam_vs_neighbour_steps": round(sum(seam) / len(seam), 3)}
         if motion == "morph":
             for it, out in zip(items, outs):
                 a, b = gen.model.stills(list(endpoints(it)))
@@ -137,8 +144,13 @@ def run(args: argparse.Namespace) -> int:
     for k in range(n):
         gen.model.stills([Still(PROMPTS[k % len(PROMPTS)], 1000 + k)])
     still_ms = (time.perf_counter() - start) * 1000 / n
+    start = time.perf_counter()
+    for k in range(n):
+        gen.model.stills([Still(PROMPTS[k % len(PROMPTS)], 1000 + k, quality="draft")])
+    draft_ms = (time.perf_counter() - start) * 1000 / n
     result["render_ms_per_frame"] = {m: round(t * 1000, 2) for m, t in timing.items()}
-    result["still_ms_per_image"] = round(still_ms, 2)
+    result["still_ms_per_image"] = round(still_ms, 2)  # /emoji's default, quality best: 8 drafts + critic
+    result["still_draft_ms_per_image"] = round(draft_ms, 2)
     result["threads"] = args.threads
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
