@@ -168,28 +168,28 @@ def test_a_long_gif_still_fits_a_server_emoji(gen):
     assert im.n_frames in (48, 24, 12)  # every other frame dropped until it fits
 
 
-def test_hostile_mp4s_are_read_in_bounded_time_and_never_raise():
-    import struct
-    import time
+@pytest.mark.parametrize("name", ["mp4_tiny_boxes", "mp4_big_xmp", "mp4_big_comment", "mp4_many_containers"])
+def test_hostile_mp4s_are_walked_within_the_limits_and_never_raise(name):
+    """The work bound shows in what the reader reports (no timings asserted; the measured time
+    and memory of each file: python -m tests.provenance.hostile_files NAME)."""
+    from tests.provenance import hostile_files as hf
 
-    from engine.containers import MAX_CHUNKS
+    got = read_labels(hf.HOSTILE[name]())
+    assert got["format"] == "mp4" and not got["ai_generated"] and "error" not in got, got
+    expected = {"mp4_tiny_boxes": "mp4: more than 65536 boxes", "mp4_big_xmp": "xmp: over",
+                "mp4_big_comment": "mp4:comment: over", "mp4_many_containers": None}[name]
+    if expected:
+        assert any(n.startswith(expected) for n in got["malformed"]), got["malformed"]
+
+
+def test_malformed_mp4_boxes_are_reported_not_raised():
+    import struct
 
     ftyp = struct.pack(">I4s", 16, b"ftyp") + b"isom\x00\x00\x02\x00"
-    cases = {
-        "many boxes": ftyp + struct.pack(">I4s", 8, b"free") * (MAX_CHUNKS + 10),
-        "huge size": ftyp + struct.pack(">I4sQ", 1, b"moov", 2**63) + b"\x00" * 64,
-        "size under header": ftyp + struct.pack(">I4s", 3, b"moov"),
-        "nested moovs": ftyp + b"".join(struct.pack(">I4s", 16, b"moov") + struct.pack(">I4s", 8, b"udta")
-                                        for _ in range(20000)),
-        "truncated comment": ftyp + struct.pack(">I4s", 40, b"moov") + struct.pack(">I4s", 32, b"udta"),
-        "xmp not xml": ftyp + struct.pack(">I4s", 40, b"uuid") + bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
-        + b"<x:xmpmeta>" + b"\x00" * 5,
-    }
-    for name, data in cases.items():
-        start = time.perf_counter()
-        got = read_labels(data)
-        assert time.perf_counter() - start < 2.0, name
-        assert got["format"] == "mp4" and got["ai_generated"] is False, (name, got)
+    under = read_labels(ftyp + struct.pack(">I4s", 3, b"moov"))
+    assert "under its header" in under["error"]
+    huge = read_labels(ftyp + struct.pack(">I4sQ", 1, b"moov", 2**63) + b"\x00" * 64)  # past the end: cut short
+    assert huge["format"] == "mp4" and "error" not in huge and not huge["ai_generated"]
 
 
 async def test_the_engine_serves_animate_in_each_format(engine_factory):
