@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+from PIL import Image
+
 from engine import sdk
 from plugins.animate.generator import Clip
 
@@ -20,11 +23,22 @@ FORMATS = {"webp": ("image/webp", "webp"), "gif": ("image/gif", "gif"), "mp4": (
 def _writer(clip: Clip, ctx: sdk.EncodeContext) -> Callable[[list, int], bytes]:
     mark = ctx.visible_mark
     if clip.format == "gif":
-        return lambda frames, ms: sdk.encode_gif(frames, ctx.meta, duration_ms=ms, visible_mark=mark, disposal=2)
+        return lambda frames, ms: sdk.encode_gif([_hard_alpha(f) for f in frames], ctx.meta, duration_ms=ms,
+                                                 visible_mark=mark, disposal=2)
     if clip.format == "mp4":
         return lambda frames, ms: sdk.encode_mp4(frames, ctx.meta, fps=max(1, round(1000 / ms)), visible_mark=mark)
     return lambda frames, ms: sdk.encode_webp(frames, ctx.meta, duration_ms=ms, visible_mark=mark,
                                               lossless=False, quality=90)
+
+
+def _hard_alpha(frame: Image.Image) -> Image.Image:
+    """GIF has one transparent colour, not alpha: edge pixels become fully opaque or fully clear
+    at half alpha, with their own colour (left to the quantizer they came out as dark fringes)."""
+    rgba = np.array(frame.convert("RGBA"))
+    opaque = rgba[..., 3] >= 128
+    rgba[..., 3] = np.where(opaque, 255, 0)
+    rgba[~opaque, :3] = 0
+    return Image.fromarray(rgba, "RGBA")
 
 
 def limit_of(fmt: str) -> int:

@@ -93,6 +93,12 @@ def _place(image: Image.Image, size: int, scale_x: float, scale_y: float, angle:
     return out.convert("RGBA")
 
 
+def _bump(t: float, at: float, width: float = 0.09) -> float:
+    """A smooth bump at ``at`` on the circle [0, 1): periodic, so frame 0 follows the last."""
+    d = abs(t - at) % 1.0
+    return math.exp(-(min(d, 1.0 - d) / width) ** 2)
+
+
 def reaction_frames(image: Image.Image, motion: str, frames: int, size: int) -> list[Image.Image]:
     """``frames`` frames of a seamless loop of ``motion`` (bounce, spin or pulse) of ``image``."""
     out = []
@@ -108,7 +114,7 @@ def reaction_frames(image: Image.Image, motion: str, frames: int, size: int) -> 
             out.append(_place(image, size, 0.72, 0.72, angle=360.0 * t))
         elif motion == "pulse":
             # a heartbeat: two smooth beats ("lub-dub") then a rest, sampled well at any frame count
-            beat = math.exp(-((t - 0.15) / 0.09) ** 2) + 0.7 * math.exp(-((t - 0.42) / 0.09) ** 2)
+            beat = _bump(t, 0.15) + 0.7 * _bump(t, 0.42)
             s = 0.8 + 0.14 * beat
             out.append(_place(image, size, s, s))
         else:
