@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
     from PIL import Image
 
 __all__ = [
-    "Action", "Choice", "Command", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
+    "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text",
@@ -165,6 +165,15 @@ class Modality:
                             presentation=self.presentation, description=self.description)
 
 
+class OptionError(ValueError):
+    """Raised by a command's ``check`` for options that are each valid but not together: the
+    engine answers 422 naming ``options.<option>`` and ``rule``, before the job is queued."""
+
+    def __init__(self, option: str, rule: str) -> None:
+        super().__init__(f"options.{option}: {rule}")
+        self.option, self.rule = option, rule
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -177,6 +186,9 @@ class Command:
     nsfw: bool = False
     name_localizations: dict[str, str] = field(default_factory=dict)
     description_localizations: dict[str, str] = field(default_factory=dict)
+    # Rules across options, run on the validated options (defaults filled) of a plain generation
+    # before it is queued; raise OptionError. Runs on the event loop: keep it cheap.
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 class Generator:

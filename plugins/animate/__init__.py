@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from engine import sdk
 from plugins.animate.encode import FORMATS, encode_clip
-from plugins.animate.generator import AnimateGenerator
+from plugins.animate.generator import AnimateGenerator, motion_of
 from plugins.emoji.latents import emoji_names
 
 ANIMATION = sdk.Modality(
@@ -33,6 +33,16 @@ def _choice(name: str, value: str, zh: str) -> sdk.Choice:
     return sdk.Choice(name=name, value=value, name_localizations={"zh-CN": zh})
 
 
+def check_options(options: dict) -> None:
+    """A morph's options only with a morph: a target given to another motion would be ignored."""
+    motion = motion_of(options)
+    if motion == "morph":
+        return
+    for name in ("to", "to_seed", "to_output"):
+        if options.get(name) not in (None, ""):
+            raise sdk.OptionError(name, f"is only used with motion morph (motion is {motion})")
+
+
 ANIMATE = sdk.Command(
     name="animate",
     description="Animate an emoji: morph between prompts, loop, bounce, spin or pulse",
@@ -42,6 +52,7 @@ ANIMATE = sdk.Command(
     generator="animate",
     max_count=1,
     actions=[sdk.REROLL],
+    check=check_options,
     options=[
         sdk.Option(name="prompt", type="string", required=True, max_length=200, autocomplete="emoji_names",
                    description="What to draw, e.g. 'red heart'",

@@ -212,6 +212,11 @@ async def test_the_engine_serves_animate_in_each_format(engine_factory):
                               headers=h.headers)
     err = (await bad.json())["error"]
     assert bad.status == 422 and err["field"] == "options.motion", err
+    bad = await h.client.post("/v1/jobs", json={"command": "animate", "options": {
+        "prompt": "x", "to": "cat face", "motion": "spin"}}, headers=h.headers)
+    err = (await bad.json())["error"]
+    assert bad.status == 422 and err["field"] == "options.to", err
+    assert err["message"] == "options.to: is only used with motion morph (motion is spin)"
 
 
 def test_aigc_generate_writes_a_labelled_morph(tmp_path):
