@@ -42,6 +42,14 @@ async def test_animate_posts_a_labelled_animation_shown_inline(world):
     got = read_labels(data)
     assert got["ai_generated"] and got["provenance"]["command"] == "animate"
     assert "aigc:blend:" not in " ".join(ids(msg))  # an animation is not blended again
+    video = await world.result(await world.slash("animate", {"prompt": "red heart", "motion": "spin", "frames": 8,
+                                                             "format": "mp4", "seed": 7}))
+    (att,) = video["attachments"]
+    assert att["filename"].endswith(".mp4") and "image" not in video["embeds"][0]  # a video plays on its own
+    got = read_labels(file_of(world, att))
+    assert got["format"] == "mp4" and got["ai_generated"]
+    rec = await world.slash("animate", {"prompt": "red heart", "to": "fire", "motion": "spin"})
+    assert "`to` is only used with motion morph" in await world.error(rec)
 
 
 async def test_blend_button_morphs_two_outputs_of_a_grid(world):
