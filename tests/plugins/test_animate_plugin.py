@@ -219,6 +219,20 @@ async def test_the_engine_serves_animate_in_each_format(engine_factory):
     assert err["message"] == "options.to: is only used with motion morph (motion is spin)"
 
 
+async def test_an_animation_made_again_is_byte_identical(engine_factory):
+    """Once the artifact store lets a file go, the engine makes it again from (command, options,
+    seed) in the generator process and serves it only if its sha256 is the recorded one."""
+    h = await engine_factory(plugins_enabled=["animate"])
+    for fmt in ("gif", "mp4"):
+        done = await h.wait_done((await h.submit({"command": "animate", "seed": 11, "options": {
+            "prompt": "fire", "motion": "pulse", "frames": 8, "format": fmt}}))["id"])
+        (art,) = done["artifacts"]
+        first = await (await h.client.get(art["url"], headers=h.headers)).read()
+        h.engine.artifacts.discard(art["id"])
+        again = await h.client.get(art["url"], headers=h.headers)
+        assert again.status == 200 and await again.read() == first
+
+
 def test_aigc_generate_writes_a_labelled_morph(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AIGC_DATA_DIR": str(tmp_path / "data")}
     run = subprocess.run([sys.executable, "-m", "aigc.cli", "generate", "animate", "--prompt", "red heart",
