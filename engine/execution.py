@@ -200,11 +200,12 @@ class Execution:
         ctx = made.ctx or self.encode_context(job, index)
         meta, out = ctx.meta, made.output
         data = made.data if made.data is not None else modality.encode(out, ctx)
-        served = self.sign_output(job, index, data, modality.mime, meta, records)
+        mime, extension = modality.file_type(job.options)  # a format option may choose another type
+        served = self.sign_output(job, index, data, mime, meta, records)
         art_id = f"{job.id}-{index}"
-        filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
-        stored = self.artifacts.put(art_id, served, modality.mime, filename)
-        return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=modality.mime,
+        filename = f"{job.spec.name}-{job.seed}-{index}.{extension}"
+        stored = self.artifacts.put(art_id, served, mime, filename)
+        return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=mime,
                             filename=filename, size=len(served), sha256=stored.sha256,
                             labelled_sha256=stored.sha256 if served is data else sha256_hex(data),
                             presentation=modality.presentation, text=out.text,

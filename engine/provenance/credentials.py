@@ -40,7 +40,8 @@ AIGC_ASSERTION = "cn.gb45438.aigc"  # the GB 45438 implicit-label object, as a c
 # What c2pa-rs can embed a manifest in among our formats (Ogg is not supported: metadata + ledger).
 SIGNABLE_MIMES = {"image/png": "image/png", "image/gif": "image/gif", "image/webp": "image/webp",
                   "audio/wav": "audio/wav", "audio/x-wav": "audio/wav", "audio/wave": "audio/wav",
-                  "audio/vnd.wave": "audio/wav", "image/jpeg": "image/jpeg"}
+                  "audio/vnd.wave": "audio/wav", "image/jpeg": "image/jpeg", "video/mp4": "video/mp4"}
+C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the top-level uuid box of a manifest in MP4
 # IPTC digital source types: a model's output, and a picture composed of several of them.
 COMPOSITE_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeSynthetic"
 _AI_SOURCE_TYPES = (DIGITAL_SOURCE_TYPE, COMPOSITE_SOURCE_TYPE,
@@ -375,6 +376,8 @@ def sniff_mime(data: bytes) -> str | None:
         return "image/webp"
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         return "audio/wav"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
     return None
 
 
@@ -384,11 +387,12 @@ MAX_JPEG_SEGMENTS = 4096
 def manifest_box(data: bytes, mime: str) -> bool:
     """Whether the file holds a C2PA manifest store where its format keeps one, found by our
     own bounded walk (engine/containers.py): PNG ``caBX`` chunks, RIFF ``C2PA`` chunks, JPEG
-    APP11 segments, GIF ``C2PA_GIF`` application extensions. The SDK reader walks the whole
+    APP11 segments, GIF ``C2PA_GIF`` application extensions, MP4 top-level ``uuid`` boxes with
+    the C2PA UUID. The SDK reader walks the whole
     file itself and is not bounded (a 32 MiB file of tiny chunks held it for 20-80 s), so it
     runs only on files that pass this: a walk that hits its limit, or finds no box, means no
     reading."""
-    from engine.containers import WalkLimit, png_chunks, riff_chunks
+    from engine.containers import WalkLimit, mp4_boxes, png_chunks, riff_chunks
 
     try:
         # The whole walk, not the first box: the reader will walk it all too.
@@ -400,6 +404,8 @@ def manifest_box(data: bytes, mime: str) -> bool:
             return _jpeg_has_app11(data)
         if mime == "image/gif":
             return _gif_has_c2pa(data)
+        if mime == "video/mp4":  # top level only, like c2pa-rs writes it; the walk is bounded
+            return C2PA_BMFF_UUID in [bytes(body[:16]) for btype, body in mp4_boxes(data) if btype == b"uuid"]
     except (WalkLimit, ValueError, struct.error):
         return False
     return False

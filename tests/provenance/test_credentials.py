@@ -137,10 +137,17 @@ def _labelled(mime: str) -> bytes:
     return {"image/png": lambda: encode_png(_pixels(), META),
             "image/gif": lambda: encode_gif([_pixels(1), _pixels(2)], META),
             "image/webp": lambda: encode_webp(_pixels(), META),
-            "audio/wav": lambda: encode_wav(np.zeros(800, dtype=np.float32), 8000, META)}[mime]()
+            "audio/wav": lambda: encode_wav(np.zeros(800, dtype=np.float32), 8000, META),
+            "video/mp4": lambda: _mp4()}[mime]()
 
 
-@pytest.mark.parametrize("mime", ["image/png", "image/gif", "image/webp", "audio/wav"])
+def _mp4() -> bytes:
+    from engine.labels import encode_mp4
+
+    return encode_mp4([np.full((64, 64, 4), 30 * k, np.uint8) for k in range(8)], META)
+
+
+@pytest.mark.parametrize("mime", ["image/png", "image/gif", "image/webp", "audio/wav", "video/mp4"])
 def test_every_format_reads_back_with_c2pa_reader_and_exiftool(signer, mime, tmp_path):
     from engine.labels import read_labels
 
@@ -154,7 +161,8 @@ def test_every_format_reads_back_with_c2pa_reader_and_exiftool(signer, mime, tmp
     assert info["state"] == "Valid" and info["digital_source_type"] == DIGITAL_SOURCE_TYPE
     assert info["aigc"]["ProduceID"] == "j1:0" and read_labels(signed)["ai_generated"]
     # exiftool (12.57, Debian's) decodes PNG's JUMBF; in RIFF (WebP, WAV) it lists the C2PA chunk,
-    # in GIF the C2PA_GIF application extension: either way a JUMBF superbox labelled c2pa.
+    # in GIF the C2PA_GIF application extension, in MP4 the top-level uuid box with C2PA's UUID:
+    # either way a JUMBF superbox labelled c2pa.
     path = tmp_path / f"signed.{mime.split('/')[1]}"
     path.write_bytes(signed)
     if mime == "image/png":
@@ -163,6 +171,11 @@ def test_every_format_reads_back_with_c2pa_reader_and_exiftool(signer, mime, tmp
     elif mime == "image/gif":
         out = subprocess.run([_exiftool(), "-v3", str(path)], capture_output=True, text=True, check=True).stdout
         assert "Application Extension: C2PA_GIF" in out and "jumb" in out and "c2pa" in out
+    elif mime == "video/mp4":
+        box = subprocess.run([_exiftool(), "-U", "-b", "-QuickTime:UUID-Unknown", str(path)], capture_output=True,
+                             check=True).stdout
+        assert box[:16] == cr.C2PA_BMFF_UUID and b"jumb" in box[:64] and b"c2pa" in box[:80]
+        assert box in signed
     else:
         box = subprocess.run([_exiftool(), "-U", "-b", "-RIFF:Unknown_C2PA", str(path)], capture_output=True,
                              check=True).stdout
