@@ -54,7 +54,7 @@ class EngineSettings(BaseSettings):
     max_body_bytes: int = Field(2**20, ge=1024, le=64 * 2**20)
     png_compress_level: int = Field(1, ge=0, le=9)
     visible_mark: bool = True
-    # Content Credentials (C2PA): sign every PNG/GIF/WebP/WAV file the engine makes. An operator's
+    # Content Credentials (C2PA): sign every PNG/GIF/WebP/MP4/WAV file the engine makes. An operator's
     # chain (PEM, signer first) and key; without them a local CA made once in data_dir/c2pa/.
     c2pa_sign: bool = Field(True, description="sign every file whose format can carry Content Credentials")
     c2pa_cert: Path | None = None

@@ -61,7 +61,14 @@ __all__ = [
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text",
+    "CREDENTIALS_HEADROOM",
 ]
+
+# What the engine's Content Credentials (a C2PA manifest, and the source's own for a follow-up)
+# may add to a file after the plugin encoded it: a plugin that must fit a size cap (Discord's
+# 256 KiB server emoji) aims this far below it. Measured: 3.5 KB for an output, 9.2 KB for a
+# follow-up carrying its parent's manifest.
+CREDENTIALS_HEADROOM = 16 * 1024
 
 # Follow-up actions every command has; plugins may declare more.
 REROLL = Action(name="reroll", label="Reroll", emoji="🎲",

@@ -42,7 +42,8 @@ def _hard_alpha(frame: Image.Image) -> Image.Image:
 
 
 def limit_of(fmt: str) -> int:
-    return EMOJI_LIMIT if fmt == "gif" else ATTACHMENT_LIMIT
+    """The encoded file's cap, leaving room for the Content Credentials the engine adds after."""
+    return (EMOJI_LIMIT if fmt == "gif" else ATTACHMENT_LIMIT) - sdk.CREDENTIALS_HEADROOM
 
 
 def encode_clip(output: sdk.Output, ctx: sdk.EncodeContext) -> bytes:

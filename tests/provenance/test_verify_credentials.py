@@ -93,7 +93,10 @@ def test_hostile_files_never_reach_the_unbounded_sdk_reader(monkeypatch):
                 + b"\x21\xff\x0bC2PA_GIF\x01\x00\x00" + b"\x01a" * 70_000 + b"\x00"
                 + b"\x2c" + struct.pack("<HHHHB", 0, 0, 8, 8, 0) + b"\x02\x02\x44\x01\x00\x3b"),
     }
-    files = [h.png_tiny_chunks(), h.wav_tiny_chunks(), h.gif_comment_subblocks(), *box_first.values()]
+    box_first["mp4"] = (h.mp4_box(b"ftyp", b"isom\0\0\2\0isom") + h.mp4_box(b"uuid", cr.C2PA_BMFF_UUID + b"jumb")
+                        + h.mp4_box(b"free", b"") * 70_000)
+    files = [h.png_tiny_chunks(), h.wav_tiny_chunks(), h.gif_comment_subblocks(), h.mp4_tiny_boxes(),
+             h.mp4_many_containers(), *box_first.values()]
     for data in files:
         assert cr.read_credentials(data) is None
 
