@@ -25,7 +25,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generators", help="comma-separated generator names to serve (default: all loaded)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default AIGC_DEVICE or auto)")
     p.add_argument("--name", help="consumer name in the group (default HOST-PID; unique per process)")
-    p.add_argument("--port", type=int, default=8701, help="metrics and health port (default 8701; 0: none)")
+    p.add_argument("--port", type=int, default=8702, help="metrics and health port (default 8702; 0: none)")
     p.add_argument("--host", default="127.0.0.1", help="metrics bind address (default 127.0.0.1)")
     p.add_argument("--cpus", help="pin this worker to these cores, e.g. 0 or 0-3 (Linux)")
 
