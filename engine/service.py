@@ -283,7 +283,7 @@ class Engine:
             if job.started:
                 self.metrics.job_seconds.labels(gen, "run").observe(job.finished - job.started)
             self.metrics.job_seconds.labels(gen, "total").observe(job.finished - job.created)
-        if self.journal:
+        if self.journal and self.stream is None:  # scaled out, whoever finishes a job records it
             self.journal.set_status(job.id, job.status.value,
                                     error=job.error.model_dump(mode="json") if job.error else None,
                                     started=job.started, finished=job.finished)

@@ -82,10 +82,11 @@ def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> asyncpg.Pool:
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8,
+                    synchronous_commit: bool = True) -> asyncpg.Pool:
     """A pool on ``url`` with the schema in place (created under an advisory lock)."""
-    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size,
-                                     command_timeout=30)
+    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size, command_timeout=30,
+                                     server_settings={"synchronous_commit": "on" if synchronous_commit else "off"})
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         await conn.execute(SCHEMA)

@@ -18,6 +18,9 @@ from engine.provenance.ledger import (
 
 _INSERT = (f"INSERT INTO aigc_ledger ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) "
            "ON CONFLICT DO NOTHING")
+_INSERT_MANY = (f"WITH new AS (INSERT INTO aigc_ledger ({_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], "
+                "$3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[], "
+                "$11::text[], $12::float8[], $13::text[]) ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM new")
 LEDGER_TIMEOUT_S = 30.0
 
 
@@ -54,11 +57,10 @@ class PgProvenanceLedger(ProvenanceLedger):
 
     @staticmethod
     async def insert(conn: asyncpg.Connection, rows: list[tuple]) -> int:
-        """Insert ``rows`` (inside the caller's transaction); how many were new."""
-        new = 0
-        for row in rows:
-            new += (await conn.execute(_INSERT, *row)).endswith(" 1")
-        return new
+        """Insert ``rows`` in one statement (inside the caller's transaction); how many were new."""
+        if not rows:
+            return 0
+        return int(await conn.fetchval(_INSERT_MANY, *[list(col) for col in zip(*rows)]))
 
     # ---- the SQLite ledger's API (blocking: worker threads) ----------------------------
 

@@ -40,5 +40,6 @@ def redis_client(url: str) -> Redis:
 
 async def connect(settings: EngineSettings, *, pool_size: int = 8) -> Shared:
     assert settings.queue_url is not None and settings.database_url is not None
-    pool = await open_pool(settings.database_url.get_secret_value(), max_size=pool_size)
+    pool = await open_pool(settings.database_url.get_secret_value(), max_size=pool_size,
+                           synchronous_commit=settings.database_synchronous_commit)
     return Shared(redis_client(settings.queue_url.get_secret_value()), pool, Keys(settings.queue_prefix))

@@ -174,8 +174,10 @@ class Worker:
             self.metrics.redone.labels(g.name).inc(len(batch))
         events: list[str] = []
         failed: dict[str, ErrorInfo] = dict(poisoned)
-        if batch:
-            events += await self._mark_running(jobs)
+        if batch:  # "running" goes out at once; PostgreSQL learns it with the results (one commit)
+            await self._announce([status_event(j, JobStatus.running.value) for j in jobs
+                                  if known[j].status == JobStatus.queued.value])
+            started = time.time()
             results, rows = await asyncio.get_running_loop().run_in_executor(pool, self._run, g, batch)
             for (job, index), r, eid in zip(batch, results, ids):
                 if isinstance(r, Requeue):  # left pending: claimed again after the idle timeout
@@ -184,21 +186,22 @@ class Worker:
                 ack.append(eid)
                 if isinstance(r, BaseException):
                     failed.setdefault(job.id, error_info(r))
-            events += await self._commit(g.name, batch, results, rows, failed)
+            events += await self._commit(g.name, batch, results, rows, failed, started)
             self.metrics.batch_size.labels(g.name).observe(len(batch))
             self.metrics.batch_seconds.labels(g.name).observe(time.perf_counter() - t0)
         elif failed:
-            events += await self._commit(g.name, [], [], [], failed)
-        await self._announce(events)
-        if ack:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            events += await self._commit(g.name, [], [], [], failed, time.time())
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: announce, acknowledge
+            for ev in events:
+                pipe.publish(self.shared.keys.events, ev)
+            if ack:
                 pipe.xack(stream, GROUP, *ack)
                 pipe.xdel(stream, *ack)
-                if batch:
-                    per = 0.8 * self._item_seconds.get(g.name, 0.05) + 0.2 * (time.perf_counter() - t0) / len(batch)
-                    self._item_seconds[g.name] = per
-                    pipe.hset(self.shared.keys.item_seconds, g.name, f"{per:.4f}")
-                await pipe.execute()
+            if batch:
+                per = 0.8 * self._item_seconds.get(g.name, 0.05) + 0.2 * (time.perf_counter() - t0) / len(batch)
+                self._item_seconds[g.name] = per
+                pipe.hset(self.shared.keys.item_seconds, g.name, f"{per:.4f}")
+            await pipe.execute()
 
     async def _deliveries(self, stream: str, entries: list[Entry]) -> dict[bytes, int]:
         ids = sorted(e.id for e in entries)
@@ -217,61 +220,60 @@ class Worker:
             rows = []
         return results, rows
 
-    async def _mark_running(self, jobs: dict[str, Job]) -> list[str]:
-        async with self.shared.pool.acquire() as conn:
-            started = await conn.fetch(
-                "UPDATE aigc_jobs SET status='running', started=coalesce(started, $2), updated=$2 "
-                "WHERE id = ANY($1::text[]) AND status='queued' RETURNING id", list(jobs), time.time())
-        return [status_event(r["id"], JobStatus.running.value) for r in started]
-
     async def _commit(self, generator: str, batch: list[tuple[Job, int]], results: list[Any],
-                      rows: list[tuple], failed: dict[str, ErrorInfo]) -> list[str]:
-        """One transaction: ledger rows, outputs and their files (each only once), jobs finished.
-        Returns the events to announce: only what this commit changed."""
-        events: list[str] = []
+                      rows: list[tuple], failed: dict[str, ErrorInfo], started: float) -> list[str]:
+        """One transaction (one fsync), a few set-based statements: ledger rows, outputs and
+        their files (each only once), the jobs' state. Returns the events to announce: only
+        what this commit changed."""
         now = time.time()
-        try:
-            async with self.shared.pool.acquire() as conn, conn.transaction():
-                await PgProvenanceLedger.insert(conn, rows)
-                touched = set(failed)
-                for (job, index), r in zip(batch, results):
-                    if not isinstance(r, ArtifactView):
-                        continue
-                    view = r.model_dump(mode="json")
-                    new = await conn.fetchval(
-                        "INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) VALUES ($1,$2,$3,$4,$5) "
-                        "ON CONFLICT DO NOTHING RETURNING idx", job.id, index, json.dumps(view), self.name, now)
-                    stored = self.artifacts.get(r.id)
-                    self.artifacts.discard(r.id)
-                    if new is None:
-                        self.metrics.items.labels(generator, "duplicate").inc()
-                        continue
-                    if stored is not None:
-                        await conn.execute(
-                            "INSERT INTO aigc_files (id, job, data, mime, filename, sha256) VALUES ($1,$2,$3,$4,$5,$6) "
-                            "ON CONFLICT DO NOTHING", r.id, job.id, stored.data, stored.mime, stored.filename,
-                            stored.sha256)
+        made = [(job, index, r) for (job, index), r in zip(batch, results) if isinstance(r, ArtifactView)]
+        files = {r.id: self.artifacts.get(r.id) for _, _, r in made}
+        for _, _, r in made:
+            self.artifacts.discard(r.id)
+        events: list[str] = []
+        async with self.shared.pool.acquire() as conn, conn.transaction():
+            await PgProvenanceLedger.insert(conn, rows)
+            new = await conn.fetch(
+                "INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
+                "SELECT j, i, a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
+                "ON CONFLICT DO NOTHING RETURNING job, idx",
+                [job.id for job, _, _ in made], [i for _, i, _ in made],
+                [r.model_dump_json() for _, _, r in made], self.name, now) if made else []
+            fresh = {(r["job"], r["idx"]) for r in new}
+            keep = [(job, i, r) for job, i, r in made if (job.id, i) in fresh and files.get(r.id) is not None]
+            if keep:
+                await conn.execute(
+                    "INSERT INTO aigc_files (id, job, data, mime, filename, sha256) SELECT * FROM "
+                    "unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[]) "
+                    "ON CONFLICT DO NOTHING",
+                    [r.id for _, _, r in keep], [job.id for job, _, _ in keep],
+                    [files[r.id].data for _, _, r in keep], [files[r.id].mime for _, _, r in keep],
+                    [files[r.id].filename for _, _, r in keep], [files[r.id].sha256 for _, _, r in keep])
+            for job, i, r in made:
+                if (job.id, i) in fresh:
                     self.metrics.items.labels(generator, "done").inc()
-                    events.append(output_event(job.id, index, view))
-                    touched.add(job.id)
-                for job_id, error in failed.items():
-                    gone = await conn.fetchval(
-                        "UPDATE aigc_jobs SET status='failed', error=$2, finished=$3, updated=$3 WHERE id=$1 "
-                        "AND status NOT IN ('done','failed','cancelled') RETURNING id",
-                        job_id, json.dumps(error.model_dump(mode="json")), now)
-                    if gone:
-                        self.metrics.items.labels(generator, "failed").inc()
-                        events.append(status_event(job_id, JobStatus.failed.value))
-                done = await conn.fetch(
-                    "UPDATE aigc_jobs j SET status='done', finished=$2, updated=$2 WHERE j.id = ANY($1::text[]) "
-                    "AND j.status NOT IN ('done','failed','cancelled') "
-                    "AND (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count RETURNING id",
-                    sorted(touched), now)
-                events += [status_event(r["id"], JobStatus.done.value) for r in done]
-        finally:
-            for r in results:
-                if isinstance(r, ArtifactView):
-                    self.artifacts.discard(r.id)
+                    events.append(output_event(job.id, i, r.model_dump(mode="json")))
+                else:
+                    self.metrics.items.labels(generator, "duplicate").inc()
+            for job_id, error in failed.items():
+                gone = await conn.fetchval(
+                    "UPDATE aigc_jobs SET status='failed', error=$2, started=coalesce(started, $3), finished=$4, "
+                    "updated=$4 WHERE id=$1 AND status NOT IN ('done','failed','cancelled') RETURNING id",
+                    job_id, json.dumps(error.model_dump(mode="json")), started, now)
+                if gone:
+                    self.metrics.items.labels(generator, "failed").inc()
+                    events.append(status_event(job_id, JobStatus.failed.value))
+            touched = sorted({job.id for job, _, _ in made} - set(failed))
+            if touched:
+                states = await conn.fetch(
+                    "UPDATE aigc_jobs j SET started=coalesce(j.started, $2), updated=$3, "
+                    "status = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
+                    "THEN 'done' ELSE 'running' END, "
+                    "finished = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
+                    "THEN $3 ELSE j.finished END "
+                    "WHERE j.id = ANY($1::text[]) AND j.status NOT IN ('done','failed','cancelled') "
+                    "RETURNING j.id, j.status", touched, started, now)
+                events += [status_event(r["id"], JobStatus.done.value) for r in states if r["status"] == "done"]
         return events
 
     async def _announce(self, events: list[str]) -> None:

@@ -122,6 +122,23 @@ async def test_jobs_finish_exactly_once_across_worker_and_api_node_kills(cluster
         assert claimed >= 1
         assert await redis.xlen(stream) == 0  # every entry acknowledged and deleted
 
+        # Any node serves the shared ledger: /verify knows a file, a display copy is recorded.
+        art = finals[accepted[0]]["artifacts"][0]
+        async with http.get(f"{api_b.url}{art['url']}", headers=AUTH) as r:
+            png = await r.read()
+        async with http.post(f"{api_b.url}/v1/verify", data=png, headers=AUTH) as r:
+            report = await r.json()
+            assert r.status == 200 and report["finding"] == "recorded" and report["ledger"], report
+        async with http.post(f"{api_b.url}/v1/jobs/{accepted[0]}/display", headers=AUTH,
+                             json={"propagator": "test", "propagate_id": "m1"}) as r:
+            assert r.status == 200, await r.text()
+        conn = await asyncpg.connect(cluster.database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM aigc_ledger WHERE job=$1 AND rendition <> ''",
+                                       accepted[0]) == 1
+        finally:
+            await conn.close()
+
         # The same pixels as a single-process engine, for the jobs the dead worker held.
         single = await engine_factory(plugins_enabled=["emoji"], generator_processes=False)
         for job_id in sorted(held_jobs)[:3]:
