@@ -18,7 +18,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -93,6 +93,7 @@ class Worker:
         claim_every = max(0.1, self.claim_idle_ms / 2000)
         next_claim = 0.0
         backoff = 0.2
+        finishing: asyncio.Task | None = None
         try:
             while not self.stopping.is_set():
                 try:
@@ -109,8 +110,11 @@ class Worker:
                         entries = [_entry(eid, f) for eid, f in (got[0][1] if got else [])]
                     self._up(True)
                     backoff = 0.2
-                    if entries:
-                        await self._process(g, stream, entries, claimed, pool)
+                    if entries:  # batch k+1 runs while batch k commits (one commit in flight, in order)
+                        finish = await self._process(g, stream, entries, claimed, pool)
+                        if finishing is not None:
+                            await finishing
+                        finishing = asyncio.create_task(self._finish_guarded(g.name, finish))
                 except ResponseError as e:
                     if "NOGROUP" not in str(e):  # Redis restarted empty: the group is made again
                         log.exception("stream read failed", extra={"generator": g.name})
@@ -126,7 +130,16 @@ class Worker:
                     await asyncio.sleep(backoff)
                     backoff = min(2.0, backoff * 2)
         finally:
+            if finishing is not None:
+                await finishing
             pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    async def _finish_guarded(generator: str, finish: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await finish()
+        except Exception:  # PostgreSQL or Redis away: not acknowledged, so claimed and redone later
+            log.exception("committing a batch failed; its entries are left pending", extra={"generator": generator})
 
     async def _claim(self, generator: str, stream: str, count: int) -> list[Entry]:
         """Entries another worker took and left unacknowledged past the idle timeout."""
@@ -138,7 +151,8 @@ class Worker:
         return entries
 
     async def _process(self, g: Generator, stream: str, entries: list[Entry], claimed: bool,
-                       pool: ThreadPoolExecutor) -> None:
+                       pool: ThreadPoolExecutor) -> Callable[[], Awaitable[None]]:
+        """Read the jobs, run the batch; returns the second step (commit, announce, acknowledge)."""
         t0 = time.perf_counter()
         known = await self.journal.many(sorted({e.job for e in entries}))
         deliveries = await self._deliveries(stream, entries) if claimed else {}
@@ -172,8 +186,9 @@ class Worker:
             ids.append(e.id)
         if claimed and batch:
             self.metrics.redone.labels(g.name).inc(len(batch))
-        events: list[str] = []
         failed: dict[str, ErrorInfo] = dict(poisoned)
+        results: list[Any]
+        rows: list[tuple]
         if batch:  # "running" goes out at once; PostgreSQL learns it with the results (one commit)
             await self._announce([status_event(j, JobStatus.running.value) for j in jobs
                                   if known[j].status == JobStatus.queued.value])
@@ -186,22 +201,28 @@ class Worker:
                 ack.append(eid)
                 if isinstance(r, BaseException):
                     failed.setdefault(job.id, error_info(r))
-            events += await self._commit(g.name, batch, results, rows, failed, started)
-            self.metrics.batch_size.labels(g.name).observe(len(batch))
-            self.metrics.batch_seconds.labels(g.name).observe(time.perf_counter() - t0)
-        elif failed:
-            events += await self._commit(g.name, [], [], [], failed, time.time())
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: announce, acknowledge
-            for ev in events:
-                pipe.publish(self.shared.keys.events, ev)
-            if ack:
-                pipe.xack(stream, GROUP, *ack)
-                pipe.xdel(stream, *ack)
+        else:
+            results, rows, started = [], [], time.time()
+
+        async def finish() -> None:
+            events: list[str] = []
+            if batch or failed:
+                events += await self._commit(g.name, batch, results, rows, failed, started)
             if batch:
-                per = 0.8 * self._item_seconds.get(g.name, 0.05) + 0.2 * (time.perf_counter() - t0) / len(batch)
-                self._item_seconds[g.name] = per
-                pipe.hset(self.shared.keys.item_seconds, g.name, f"{per:.4f}")
-            await pipe.execute()
+                self.metrics.batch_size.labels(g.name).observe(len(batch))
+                self.metrics.batch_seconds.labels(g.name).observe(time.perf_counter() - t0)
+            async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: announce, acknowledge
+                for ev in events:
+                    pipe.publish(self.shared.keys.events, ev)
+                if ack:
+                    pipe.xack(stream, GROUP, *ack)
+                    pipe.xdel(stream, *ack)
+                if batch:
+                    per = 0.8 * self._item_seconds.get(g.name, 0.05) + 0.2 * (time.perf_counter() - t0) / len(batch)
+                    self._item_seconds[g.name] = per
+                    pipe.hset(self.shared.keys.item_seconds, g.name, f"{per:.4f}")
+                await pipe.execute()
+        return finish
 
     async def _deliveries(self, stream: str, entries: list[Entry]) -> dict[bytes, int]:
         ids = sorted(e.id for e in entries)
