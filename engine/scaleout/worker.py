@@ -94,10 +94,13 @@ class Worker:
         next_claim = 0.0
         backoff = 0.2
         finishing: asyncio.Task | None = None
+        need_group = True
         try:
             while not self.stopping.is_set():
                 try:
-                    await ensure_group(self.redis, stream)
+                    if need_group:  # at start, and after Redis was away (it may be back empty)
+                        await ensure_group(self.redis, stream)
+                        need_group = False
                     claimed = False
                     entries: list[Entry] = []
                     if time.monotonic() >= next_claim:
@@ -116,10 +119,12 @@ class Worker:
                             await finishing
                         finishing = asyncio.create_task(self._finish_guarded(g.name, finish))
                 except ResponseError as e:
+                    need_group = True
                     if "NOGROUP" not in str(e):  # Redis restarted empty: the group is made again
                         log.exception("stream read failed", extra={"generator": g.name})
                         await asyncio.sleep(backoff)
                 except (RedisError, OSError) as e:
+                    need_group = True
                     self._up(False)
                     log.warning("job queue unreachable; retrying", extra={"generator": g.name,
                                                                         "error": f"{type(e).__name__}"})
