@@ -1,6 +1,9 @@
 """Redis restarted (our own redis-server, no persistence): the API node reports not-ready and
 refuses new jobs with 503 while it is gone, then recovers; the jobs it had accepted are queued
-again from PostgreSQL and finish. The stream's length bounds admission (429 + Retry-After)."""
+again from PostgreSQL and finish. The stream's length bounds admission (429 + Retry-After).
+Then a consumer that died holding entries (claimed and redone by the worker), a poisonous
+output (fails its job after too many deliveries), a job cancelled while queued (its entries
+are skipped) and a malformed entry (acknowledged and dropped)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +16,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.scaleout.cluster import Cluster, drop_database, free_port, get_job, make_database, submit
+from redis.asyncio import Redis
+
+from tests.scaleout.cluster import AUTH, Cluster, drop_database, free_port, get_job, make_database, submit
 
 pytestmark = pytest.mark.slow
 
@@ -74,16 +79,47 @@ async def test_redis_restart_loses_nothing_accepted(tmp_path):
 
             redis = start_redis(port)  # back, empty: the streams are gone
             await until(lambda: _is(readyz(http, api.url), 200), 15, "ready again once Redis is back")
+            stream = f"{cluster.prefix}:gen:emoji"
+            client = Redis.from_url(cluster.redis_url)
+            await until(lambda: _length(client, stream, 6), 10, "the accepted jobs are queued again")
+            # Two more jobs fill the stream to its bound (8). A consumer that dies holding every
+            # entry ("ghost"); one output has killed its workers 9 times already (poisonous);
+            # one job is cancelled while queued; a malformed entry.
+            poison = (await submit(http, api, {**body, "count": 1, "seed": 5}))["id"]
+            cancelled = (await submit(http, api, {**body, "count": 1, "seed": 6}))["id"]
+            taken = await client.xreadgroup("workers", "ghost", {stream: ">"}, count=8)
+            entries = taken[0][1]
+            assert len(entries) == 8
+            for eid, fields in entries:
+                retry = 9 if fields[b"job"].decode() == poison else 1
+                await client.xclaim(stream, "workers", "ghost", 0, [eid], idle=60_000, retrycount=retry)
+            async with http.delete(f"{api.url}/v1/jobs/{cancelled}", headers=AUTH) as r:
+                assert r.status == 200 and (await r.json())["status"] == "cancelled"
+            await client.xadd(stream, {"nonsense": "1"})
+
             worker = cluster.worker("w1")
             await cluster.ready(worker)
-            for job_id in ids:
+            for job_id in ids:  # claimed from the ghost, run again, done
                 await until(lambda: _done(http, api, job_id), 60, f"job {job_id} finishes after the restart")
+            await until(lambda: _status(http, api, poison, "failed"), 30, "the poisonous output fails its job")
+            error = (await get_job(http, api, poison))["error"]
+            assert error["code"] == "generation_failed" and "died" in error["message"]
+            await until(lambda: _length(client, stream, 0), 30, "every entry acknowledged, the malformed one too")
+            assert (await get_job(http, api, cancelled))["status"] == "cancelled"
+            await client.aclose()
             conn = await asyncpg.connect(database)
             try:  # refused jobs left nothing behind; accepted ones are done, each output once
-                assert await conn.fetchval("SELECT count(*) FROM aigc_jobs") == 2
+                assert await conn.fetchval("SELECT count(*) FROM aigc_jobs") == 4
                 assert await conn.fetchval("SELECT count(*) FROM aigc_outputs") == 6
+                assert await conn.fetchval("SELECT count(*) FROM aigc_outputs WHERE job = ANY($1::text[])",
+                                           [poison, cancelled]) == 0
             finally:
                 await conn.close()
+            async with http.get(f"{worker.url}/metrics") as r:
+                text = await r.text()
+            claimed = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                          if line.startswith("aigc_worker_claimed_total{"))
+            assert claimed >= 7
             async with http.get(f"{api.url}/metrics") as r:
                 assert 'aigc_jobs_refused_total{reason="queue_full"} 1.0' in await r.text()
     finally:
@@ -102,3 +138,11 @@ async def _is(status, want: int) -> bool:
 
 async def _done(http, api, job_id) -> bool:
     return (await get_job(http, api, job_id))["status"] == "done"
+
+
+async def _status(http, api, job_id, status: str) -> bool:
+    return (await get_job(http, api, job_id))["status"] == status
+
+
+async def _length(client: Redis, stream: str, n: int) -> bool:
+    return await client.xlen(stream) == n
