@@ -32,7 +32,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:  # configure only the subcommand that runs: lazy imports
-            importlib.import_module(module).configure(p)
+            mod = importlib.import_module(module)
+            # a module whose arguments depend on other arguments (`eval --plugin NAME`) sees argv
+            by_argv = getattr(mod, "configure_for_argv", None)
+            by_argv(p, argv) if by_argv else mod.configure(p)
     return parser
 
 

@@ -19,7 +19,8 @@ import aiohttp
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine-port", type=int, default=int(os.environ.get("AIGC_ENGINE_PORT", 8700)))
-    p.add_argument("--emulator-port", type=int, default=8765)
+    p.add_argument("--emulator-port", type=int, default=None,
+                   help="the local Discord emulator's port (default $AIGC_EMULATOR_PORT or 8765)")
     p.add_argument("--exit-after", type=float, default=0,
                    help="stop after this many seconds once ready (for scripted checks)")
 

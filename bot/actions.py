@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from bot import engine_client as ec
+from bot.animation import blend_clicked, emoji_gif, needs_gif
 from bot.community import is_moderator
 from bot.custom_ids import ButtonId
 from bot.generation import Request
@@ -21,7 +22,7 @@ from engine.protocol import CommandSpec, ParentRef
 
 log = logging.getLogger("aigc.bot.actions")
 EMOJI_MAX_BYTES = 256 * 1024
-BOT_ACTIONS = ("details", "delete", "emoji", "cancel")
+BOT_ACTIONS = ("details", "delete", "emoji", "cancel", "blend")
 
 
 def parent_ref(record: JobRecord, action: str, index: int) -> ParentRef:
@@ -47,6 +48,9 @@ async def handle(services: Services, it: discord.Interaction, bid: ButtonId) -> 
         return
     if bid.action == "cancel":
         await cancel(services, it, record)
+        return
+    if bid.action == "blend":
+        await blend_clicked(services, it, record)
         return
     spec = services.catalog.get(record.command)
     action = next((a for a in spec.actions if a.name == bid.action), None) if spec else None
@@ -116,7 +120,10 @@ async def save_emoji(services: Services, it: discord.Interaction, record: JobRec
     if art is None:
         await it.followup.send(t(it.locale, "unknown_job", job=record.id), ephemeral=True)
         return
-    data = await artifact_bytes(services, record, art.id)
+    if needs_gif(services.catalog.get(record.command), art.mime):  # an animation: its GIF is the emoji
+        data = await emoji_gif(services, record, index)
+    else:
+        data = await artifact_bytes(services, record, art.id)
     if len(data) > EMOJI_MAX_BYTES:
         await it.followup.send(t(it.locale, "emoji_too_big", size=len(data)), ephemeral=True)
         return

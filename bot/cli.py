@@ -9,8 +9,9 @@ from bot.config import ConfigError, load_bot_settings
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--emulator-port", type=int, default=8765,
-                   help="port of the local Discord emulator when there is no token (default 8765)")
+    p.add_argument("--emulator-port", type=int, default=None,
+                   help="port of the local Discord emulator when there is no token "
+                        "(default $AIGC_EMULATOR_PORT or 8765)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(settings, args.emulator_port))
 
 
-async def _serve(settings, emulator_port: int) -> int:
+async def _serve(settings, emulator_port: int | None) -> int:
     from bot.runner import start_bot
 
     running = await start_bot(settings, emulator_port=emulator_port)

@@ -19,6 +19,7 @@ the value given (never for secrets). Secrets are SecretStr: repr and logs show *
                              unset: all of them (discord.py asks Discord for the count)
     AIGC_EMULATOR_HOST       address the local emulator binds with no token (default 127.0.0.1;
                              0.0.0.0 in the Docker image so the playground is reachable)
+    AIGC_EMULATOR_PORT       its port (default 8765; --emulator-port overrides)
 """
 from __future__ import annotations
 
@@ -110,6 +111,8 @@ class BotSettings(BaseSettings):
                            validation_alias=AliasChoices("AIGC_BOT_HTTP_PORT", "http_port"))
     emulator_host: str = Field("127.0.0.1", min_length=1,
                                validation_alias=AliasChoices("AIGC_EMULATOR_HOST", "emulator_host"))
+    emulator_port: int = Field(8765, ge=0, le=65535,
+                               validation_alias=AliasChoices("AIGC_EMULATOR_PORT", "emulator_port"))
     shards: str | None = Field(None, validation_alias=AliasChoices("AIGC_SHARDS", "shards"))
 
     @field_validator("shards")

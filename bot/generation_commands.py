@@ -1,6 +1,6 @@
 """The generation area's own commands (the catalog's commands are synced as raw payloads, see
 bot/catalog_commands.py): `/aigc reload` (Manage Server), which reloads the generator catalog,
-and the "Make variations" message context menu. ``install`` adds both to the tree."""
+and the "Make variations" and "Blend" message context menus. ``install`` adds both to the tree."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 
 from bot.actions import parent_ref
+from bot.animation import BlendMenu
 from bot.generation import Request
 from bot.i18n import t
 from bot.results import send_error
@@ -24,6 +25,7 @@ def install(tree: app_commands.CommandTree, services: Services,
     # Context menus cannot be methods of a group or a Cog (discord.py): a bound method it is.
     tree.add_command(app_commands.ContextMenu(name=_("Make variations", zh="生成变体"),
                                               callback=Variations(services).make_variations))
+    tree.add_command(app_commands.ContextMenu(name=_("Blend", zh="融合"), callback=BlendMenu(services).blend))
 
 
 class AigcCommands(app_commands.Group, name="aigc", description=_("Bot administration", zh="机器人管理"),

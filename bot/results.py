@@ -11,6 +11,7 @@ from typing import Any
 import discord
 
 from bot import engine_client as ec
+from bot.blending import blend_buttons
 from bot.i18n import t
 from bot.rendering import result_buttons
 from bot.store import JobRecord
@@ -48,8 +49,14 @@ def propagate_id(guild_id: Any, channel_id: Any, event_id: Any) -> str:
 
 def result_view(view: JobView, spec: CommandSpec | None) -> discord.ui.View:
     """The buttons under a result (their custom_ids carry action and job; see bot.views)."""
-    savable = any(a.presentation.value == "image" for a in view.artifacts)
-    return buttons_view(result_buttons(view, spec, savable=savable))
+    savable = any(a.presentation.value in ("image", "animation") for a in view.artifacts)
+    return buttons_view(result_buttons(view, spec, savable=savable) + blend_buttons(view))
+
+
+def shows_inline(a: Any) -> bool:
+    """An attachment the embed can show as its image: pictures, and animations Discord animates
+    inline (GIF, WebP; an MP4 plays as an attachment of its own)."""
+    return a.presentation.value == "image" or (a.presentation.value == "animation" and a.mime.startswith("image/"))
 
 
 class Renderer:
@@ -78,7 +85,7 @@ class Renderer:
             if len(data) > limit:
                 raise Refused(t(locale, "too_large", size=len(data), limit=limit))
             files.append(discord.File(io.BytesIO(data), filename=a.filename, description="AI-generated"))
-            if image_name is None and a.presentation.value == "image":
+            if image_name is None and shows_inline(a):
                 image_name = a.filename
         return files, image_name
 

@@ -14,7 +14,6 @@ from bot.services import Services
 
 log = logging.getLogger("aigc.bot.runner")
 DISCORD_API = "https://discord.com/api/v10"
-EMULATOR_PORT = 8765
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Running:
             await self.emulator.stop()
 
 
-async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT,
+async def start_bot(settings: BotSettings, *, emulator_port: int | None = None,
                     ready_timeout: float = 60, **bot_kw: Any) -> Running:
     """Log in and wait until the bot is ready and its commands are synced."""
     from emulator import Emulator, EmulatorConfig, point_discordpy_at
@@ -51,7 +50,8 @@ async def start_bot(settings: BotSettings, *, emulator_port: int = EMULATOR_PORT
         if settings.discord_api_base != DISCORD_API:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
     else:
-        config = EmulatorConfig(host=settings.emulator_host, port=emulator_port)
+        port = settings.emulator_port if emulator_port is None else emulator_port
+        config = EmulatorConfig(host=settings.emulator_host, port=port)
         token = config.token
         if settings.discord_api_base == DISCORD_API:
             # No token and no Discord of our own: run the local emulator in this process.

@@ -11,11 +11,19 @@ from .config import PRIVILEGED_INTENTS, EmulatorConfig
 from .server import serve
 
 
+def _env_port(parser: argparse.ArgumentParser) -> int:
+    raw = os.environ.get("AIGC_EMULATOR_PORT", "8765")
+    if not raw.isdigit() or int(raw) > 65535:
+        parser.error(f"AIGC_EMULATOR_PORT: must be a port number 0-65535, got {raw!r}")
+    return int(raw)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("AIGC_EMULATOR_HOST", "127.0.0.1"),
                         help="address to bind (default $AIGC_EMULATOR_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=_env_port(parser),
+                        help="port to bind (default $AIGC_EMULATOR_PORT or 8765)")
     parser.add_argument("--token", default=EmulatorConfig.token)
     parser.add_argument("--no-zlib", action="store_true", help="never compress gateway frames")
     parser.add_argument("--privileged-intents", action="store_true", help="allow members/presence/content intents")

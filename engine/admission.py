@@ -23,6 +23,7 @@ from engine.metrics import EngineMetrics
 from engine.prompt_gate import PromptGate
 from engine.protocol import SEED_MAX, CommandSpec, JobRequest
 from engine.registry import Registry
+from engine.sdk import OptionError
 from engine.scheduler import QueueFull, Scheduler
 from engine.validation import FieldError, validate_job_options, validate_option_values
 
@@ -97,6 +98,12 @@ class Admission:
         spec = resolved.spec
         try:
             v = validate_job_options(spec, resolved.options, resolved.seed, resolved.count, self.settings.max_count)
+            check = self.registry.checks.get(spec.name)
+            if check is not None and resolved.action == "generate":
+                try:
+                    check(dict(v.options))
+                except OptionError as e:
+                    raise FieldError(f"options.{e.option}", e.rule) from None
         except FieldError as e:
             self.metrics.refused.labels("invalid").inc()
             raise EngineError(422, e.code, str(e), e.field) from None

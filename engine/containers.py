@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
-__all__ = ["MAX_CHUNKS", "WalkLimit", "gif_first_frame", "png_chunks", "riff_chunks"]
+__all__ = ["MAX_CHUNKS", "WalkLimit", "gif_first_frame", "mp4_boxes", "png_chunks", "riff_chunks"]
 
 # PNG/RIFF chunks (or GIF sub-blocks) walked per file. libpng writes 8 KiB IDATs: 4,096 in a
 # 32 MiB upload; an animated WebP has one chunk per frame. 65,536 takes ~30 ms in Python.
@@ -83,3 +83,31 @@ def gif_first_frame(data: Buffer) -> bytes:
         if view[start + 1] == 0xF9:
             kept.append(view[start:pos])
     raise ValueError("gif: no frame")
+
+
+def mp4_boxes(data: Buffer, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, memoryview]]:
+    """(type, body) of each ISO BMFF box (MP4, MOV) between ``start`` and ``end``, one level:
+    a caller descends by walking a body. 64-bit sizes and size 0 ("to the end") are read; a
+    size past the end cuts the body short; ValueError for a size under the header's own;
+    WalkLimit after MAX_CHUNKS boxes. A caller that descends must bound how often it does (a
+    file can hold any number of containers), e.g. only into the first box of each type."""
+    view = memoryview(data)
+    stop = len(view) if end is None else min(end, len(view))
+    pos = start
+    for _ in range(MAX_CHUNKS):
+        if pos + 8 > stop:
+            return
+        size, btype = struct.unpack_from(">I4s", view, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > stop:
+                return
+            size, header = struct.unpack_from(">Q", view, pos + 8)[0], 16
+        elif size == 0:
+            size = stop - pos
+        if size < header:
+            raise ValueError(f"mp4: box {btype!r} at {pos} has size {size}, under its header")
+        yield bytes(btype), view[pos + header:min(pos + size, stop)]
+        pos += size
+    if pos + 8 <= stop:
+        raise WalkLimit(f"mp4: more than {MAX_CHUNKS} boxes at one level; the rest was not read")

@@ -204,11 +204,12 @@ class Execution:
         meta, out = ctx.meta, made.output
         data = made.data if made.data is not None else modality.encode(out, ctx)
         r = job.request.requester
-        records.append((data, meta, {"platform": r.platform, "guild": r.guild, "mime": modality.mime}))
+        mime, extension = modality.file_type(job.options)  # a format option may choose another type
+        records.append((data, meta, {"platform": r.platform, "guild": r.guild, "mime": mime}))
         art_id = f"{job.id}-{index}"
-        filename = f"{job.spec.name}-{job.seed}-{index}.{modality.extension}"
-        stored = self.artifacts.put(art_id, data, modality.mime, filename)
-        return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=modality.mime,
+        filename = f"{job.spec.name}-{job.seed}-{index}.{extension}"
+        stored = self.artifacts.put(art_id, data, mime, filename)
+        return ArtifactView(id=art_id, index=index, url=f"/v1/artifacts/{art_id}", mime=mime,
                             filename=filename, size=len(data), sha256=stored.sha256,
                             presentation=modality.presentation, text=out.text,
                             meta={k: v for k, v in out.meta.items() if isinstance(v, (str, int, float, bool))})

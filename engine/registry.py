@@ -11,6 +11,7 @@ import json
 import logging
 import traceback
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from pydantic import ValidationError
 
@@ -36,6 +37,8 @@ class Registry:
     modalities: dict[str, Modality] = field(default_factory=dict)
     generators: dict[str, Generator] = field(default_factory=dict)
     commands: dict[str, CommandSpec] = field(default_factory=dict)
+    # a command's cross-option rules (sdk.Command.check), run by admission before queueing
+    checks: dict[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     _catalog: Catalog | None = None
 
     def command(self, name: str) -> CommandSpec | None:
@@ -97,6 +100,7 @@ class Registry:
         self.modalities.update(own_modalities)
         self.generators.update(gens)
         self.commands.update({s.name: s for s in specs})
+        self.checks.update({c.name: c.check for c in plugin.commands if c.check is not None})
         self.plugins[plugin.name] = LoadedPlugin(plugin, source, specs)
         self._catalog = None
 
@@ -112,6 +116,7 @@ class Registry:
         lp = self.plugins.pop(name)
         for c in lp.commands:
             self.commands.pop(c.name, None)
+            self.checks.pop(c.name, None)
         for g in lp.plugin.generators:
             self.generators.pop(g.name, None)
         for m in lp.plugin.modalities:

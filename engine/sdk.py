@@ -25,7 +25,7 @@ the item (command, options, seed, index, action, source) — never on the other 
 batch. Use :meth:`Item.rng` / :func:`normal` for all randomness.
 
 A new modality encodes with the label-aware writers below (:func:`encode_png`,
-:func:`encode_gif`, :func:`encode_webp`, :func:`encode_wav`, :func:`encode_ogg`,
+:func:`encode_gif`, :func:`encode_webp`, :func:`encode_mp4`, :func:`encode_wav`, :func:`encode_ogg`,
 :func:`label_text`), which embed ``ctx.meta`` and the AI-generated labels::
 
     gif = sdk.Modality("loop", "image/gif", "gif", sdk.Presentation.animation,
@@ -37,7 +37,7 @@ import hashlib
 import struct
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Protocol, Sequence
 
 from engine.protocol import (
     LOCALES,
@@ -57,10 +57,10 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
     from PIL import Image
 
 __all__ = [
-    "Action", "Choice", "Command", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
+    "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
-    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "prompt_encoder", "file_sha256",
-    "encode_png", "encode_gif", "encode_webp", "encode_wav", "encode_ogg", "label_text",
+    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
+    "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text",
 ]
 
 # Follow-up actions every command has; plugins may declare more.
@@ -148,10 +148,30 @@ class Modality:
     presentation: Presentation
     encode: Encoder
     description: str = ""
+    # Other file types the same modality can be encoded as, chosen per job by the command option
+    # ``format_option`` (e.g. an animation as GIF, WebP or MP4): option value -> (mime, extension).
+    # ``mime``/``extension`` above are the default, used when the option is absent or unknown.
+    formats: dict[str, tuple[str, str]] = field(default_factory=dict)
+    format_option: str = "format"
+
+    def file_type(self, options: dict[str, Any]) -> tuple[str, str]:
+        """(mime, extension) of a job's files with these options."""
+        chosen = options.get(self.format_option)
+        return self.formats.get(chosen, (self.mime, self.extension)) if isinstance(chosen, str) \
+            else (self.mime, self.extension)
 
     def spec(self) -> ModalitySpec:
         return ModalitySpec(name=self.name, mime=self.mime, extension=self.extension,
                             presentation=self.presentation, description=self.description)
+
+
+class OptionError(ValueError):
+    """Raised by a command's ``check`` for options that are each valid but not together: the
+    engine answers 422 naming ``options.<option>`` and ``rule``, before the job is queued."""
+
+    def __init__(self, option: str, rule: str) -> None:
+        super().__init__(f"options.{option}: {rule}")
+        self.option, self.rule = option, rule
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,9 @@ class Command:
     nsfw: bool = False
     name_localizations: dict[str, str] = field(default_factory=dict)
     description_localizations: dict[str, str] = field(default_factory=dict)
+    # Rules across options, run on the validated options (defaults filled) of a plain generation
+    # before it is queued; raise OptionError. Runs on the event loop: keep it cheap.
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 class Generator:
@@ -196,6 +219,23 @@ class Generator:
 AutocompleteSource = Callable[[str, dict[str, Any]], Iterable[Choice | str]]
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A subcommand a plugin adds to the ``aigc`` command line. ``module`` is imported only when
+    the subcommand runs and exposes ``configure(parser: argparse.ArgumentParser)`` and
+    ``run(args: argparse.Namespace) -> int`` (0 = success, 2 = bad arguments).
+
+    ``kind`` says where it appears: ``"data"`` as ``aigc data NAME ...`` (build a data set),
+    ``"train"`` as ``aigc train NAME ...`` (train a model family), ``"eval"`` as
+    ``aigc eval --plugin NAME ...`` (evaluate the plugin's models; NAME is the plugin's name).
+    """
+
+    kind: Literal["data", "train", "eval"]
+    name: str
+    module: str
+    help: str = ""
+
+
 @dataclass
 class Plugin:
     name: str
@@ -208,6 +248,8 @@ class Plugin:
     # Checks run on every output of the listed modalities after generation (e.g. a
     # classifier); a refusal fails the job with code output_refused.
     output_checks: list[OutputCheck] = field(default_factory=list)
+    # Command-line tools (data set builders, trainers, evaluations): see Tool.
+    tools: list[Tool] = field(default_factory=list)
 
 
 def load_safetensors(path: str, device: str = "cpu") -> dict[str, "torch.Tensor"]:
@@ -223,6 +265,15 @@ def load_model(stem: str | Path, device: str = "cpu") -> tuple["torch.nn.Module"
     from engine.models.weights import load_model as _load
 
     return _load(stem, device)
+
+
+def load_judge(stem: str | Path) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """A locally trained judge (``aigc eval``'s feature extractor) from ``stem.json`` +
+    ``stem.safetensors``, in eval() mode: ``judge.features(x)`` maps (B, C, 64, 64) images in
+    [0, 1] to feature rows, the space a plugin's evaluation measures distances in."""
+    from engine.evaluation.judge import load_judge as _load
+
+    return _load(stem)
 
 
 def prompt_encoder(spec: dict[str, Any]) -> Any:
@@ -255,13 +306,15 @@ def encode_png(image: Image.Image | Any, meta: dict[str, str], *, visible_mark: 
 
 
 def encode_gif(frames: Sequence[Image.Image | Any], meta: dict[str, str], *, duration_ms: int = 100,
-               loop: int = 0, visible_mark: bool = True, mark_frames: int | None = None) -> bytes:
+               loop: int = 0, visible_mark: bool = True, mark_frames: int | None = None,
+               disposal: int | None = None) -> bytes:
     """Animated (or one-frame) GIF: the mark on every frame (or the first ``mark_frames``), an
-    XMP application extension and a comment extension carrying the ``AIGC`` object."""
+    XMP application extension and a comment extension carrying the ``AIGC`` object.
+    ``disposal=2`` clears each frame before the next (for moving transparent content)."""
     from engine.labels import encode_gif as _encode
 
     return _encode(frames, meta, duration_ms=duration_ms, loop=loop, visible_mark=visible_mark,
-                   mark_frames=mark_frames)
+                   mark_frames=mark_frames, disposal=disposal)
 
 
 def encode_webp(frames: Image.Image | Any | Sequence[Image.Image | Any], meta: dict[str, str], *,
@@ -272,6 +325,17 @@ def encode_webp(frames: Image.Image | Any | Sequence[Image.Image | Any], meta: d
 
     return _encode(frames, meta, duration_ms=duration_ms, loop=loop, visible_mark=visible_mark,
                    mark_frames=mark_frames, lossless=lossless, quality=quality)
+
+
+def encode_mp4(frames: Sequence[Image.Image | Any], meta: dict[str, str], *, fps: int = 12,
+               visible_mark: bool = True, background: tuple[int, int, int] = (49, 51, 56),
+               bitrate: int = 600_000) -> bytes:
+    """H.264 MP4 (PyAV, OpenH264, yuv420p; deterministic bytes): the mark on every frame,
+    transparent pixels composited on ``background``, a top-level XMP ``uuid`` box and the
+    ``AIGC`` object in the container's comment (``moov/udta``)."""
+    from engine.labels import encode_mp4 as _encode
+
+    return _encode(frames, meta, fps=fps, visible_mark=visible_mark, background=background, bitrate=bitrate)
 
 
 def encode_wav(samples: Any, rate: int, meta: dict[str, str]) -> bytes:

@@ -43,6 +43,10 @@ def _coerce(opt: OptionSpec, value: Any, field: str) -> Any:
     # Strings reach models and logs: refuse control characters except tab/newline.
     if any(ord(c) < 32 and c not in "\t\n" for c in value):
         raise FieldError(field, "must not contain control characters")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        # a lone surrogate (undecodable command-line bytes, a hand-made request object) cannot
+        # be written to a file's metadata, the ledger or a log as UTF-8: refuse it at every front
+        raise FieldError(field, "must be valid Unicode text (no lone surrogates)")
     return value.strip()
 
 

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 command -v exiftool >/dev/null 2>&1 || need_apt+=(libimage-exiftool-perl)
+# ffprobe: the tests read MP4 labels back with it (the product encodes with PyAV, not this)
+command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 # the playground's browser test (tests/e2e/test_playground_browser.py) drives Debian's chromium
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -46,6 +46,8 @@ CONTRACTS = [
     Contract("bot imports only engine.protocol of the engine", "bot", ("engine",), allowed=("engine.protocol",)),
     Contract("the emulator is a leaf: it imports nothing of ours", "emulator",
              ("engine", "plugins", "bot", "aigc", "aigc_common")),
+    Contract("plugins.animate reaches the emoji plugin only through its latent API", "plugins.animate",
+             ("plugins.emoji",), allowed=("plugins.emoji.latents",)),
 ]
 # Packages whose modules must form no import cycle (bot/ is checked by the bot's own list).
 ACYCLIC = ("engine", "plugins", "aigc", "aigc_common", "emulator", "bot")

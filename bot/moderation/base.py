@@ -84,8 +84,10 @@ class ModGroup(app_commands.Group):
     async def on_error(self, it: discord.Interaction, error: app_commands.AppCommandError) -> None:  # type: ignore[override]
         if isinstance(error, app_commands.CheckFailure):
             return  # already answered by interaction_check
+        if getattr(it.command, "parent", None) is not self:
+            return  # discord.py calls every enclosing group's handler: the innermost one answers
         log.error("moderator command failed", exc_info=error)
-        await reply(it, t(it.locale, "job_failed", message=type(getattr(error, "original", error)).__name__))
+        await reply(it, t(it.locale, "command_failed", message=type(getattr(error, "original", error)).__name__))
 
 
 async def reply(it: discord.Interaction, content: str | None = None, **kw: Any) -> None:

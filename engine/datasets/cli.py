@@ -1,4 +1,5 @@
-"""`aigc data emoji DIR`: build the built-in emoji data set."""
+"""`aigc data emoji DIR`: build the built-in emoji data set; `aigc data NAME ...`: a plugin's
+data set builder (``sdk.Tool`` of kind ``data``)."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--font", default=None, help="path to NotoColorEmoji.ttf")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--limit", type=int, default=None, help="build only about this many (for tests)")
+    from engine.cli.plugin_tools import add_tool_parsers
+
+    add_tool_parsers(sub, "data", taken={"emoji"})
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.cli.plugin_tools import run_tool
+
+    code = run_tool(args)
+    if code is not None:
+        return code
     from engine.datasets.emoji import FontMissing, build_emoji_dataset
 
     t0 = time.perf_counter()

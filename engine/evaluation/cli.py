@@ -1,4 +1,5 @@
-"""`aigc eval --plugin emoji --model gan|vae [--samples N] [--seeds S,S,...] [--option NAME=VALUE] --json`."""
+"""`aigc eval --plugin emoji --model gan|vae [--samples N] [--seeds S,S,...] [--option NAME=VALUE] --json`;
+`aigc eval --plugin NAME ...` runs a plugin's own evaluation when it declares one (``sdk.Tool``)."""
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+def configure_for_argv(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """`aigc eval --plugin NAME`: the plugin's own evaluation (``sdk.Tool`` of kind ``eval``)
+    when it declares one, else the image evaluation above."""
+    name = _plugin_named(argv)
+    from engine.cli.plugin_tools import configure_tool, find_tool
+
+    tool = find_tool("eval", name) if name not in (None, "emoji") else None
+    if tool is None:
+        configure(parser)
+        return
+    parser.add_argument("--plugin", required=True)
+    configure_tool(parser, tool)
+
+
+def _plugin_named(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--plugin" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--plugin="):
+            return arg.partition("=")[2]
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    from engine.cli.plugin_tools import run_tool
+
+    code = run_tool(args)
+    if code is not None:
+        return code
     from engine.evaluation.evaluate import evaluate, served_options
     from engine.training.data import load_image_folder
 

@@ -13,6 +13,8 @@ PNG     visible "AI" mark; iTXt ``XML:com.adobe.xmp`` (XMP, uncompressed as the 
 GIF     mark on every frame by default (``mark_frames=n``: the first n); XMP application
         extension ("XMP DataXMP" with the 258-byte magic trailer); comment extension
 WebP    mark (all frames); ``XMP `` chunk (still or animated, lossless by default)
+MP4     H.264 (OpenH264 via PyAV); mark on every frame; top-level XMP ``uuid`` box; the ``AIGC``
+        object in the container comment (``moov/udta``)
 WAV     PCM 16-bit; ``LIST``/``INFO`` (ICMT comment, ISFT software, INAM title), an ``AIGC``
         chunk (JSON) and a ``_PMX`` chunk (XMP, as Adobe and exiftool read it)
 OGG     Vorbis or Opus comment header: ``AIGC``, ``AIGCBOT_PROVENANCE``, ``COMMENT``,
@@ -33,7 +35,7 @@ The visible mark is drawn from polygons rather than a font, so it looks the same
 machine (determinism: output bytes depend only on the job) and needs no font package.
 
 The package, one concept per module: ``metadata`` (the AIGC object, XMP, shared constants),
-``mark`` (the visible mark), ``images`` (PNG/GIF/WebP), ``audio`` (WAV/OGG), ``ogg`` (Ogg pages
+``mark`` (the visible mark), ``images`` (PNG/GIF/WebP), ``video`` (MP4), ``audio`` (WAV/OGG), ``ogg`` (Ogg pages
 and comment headers), ``text`` (the text label line) and ``readback`` (``read_labels`` and the
 bounded parsers). The public names are re-exported here: ``from engine import labels;
 labels.encode_png(...)``. Plugins reach the writers through ``engine.sdk``.
@@ -49,12 +51,13 @@ from engine.labels.ogg import MAX_OGG_PACKET, MAX_OGG_PAGES
 from engine.labels.readback import (MAX_INFLATED_BYTES, MAX_LABEL_BYTES, MAX_LABELS_JSON, MAX_VORBIS_COMMENTS,
                                     parse_xmp, read_labels)
 from engine.labels.text import label_text
+from engine.labels.video import MAX_MP4_FRAMES, XMP_UUID, encode_mp4
 
 __all__ = [
     "AIGC_KEY", "DIGITAL_SOURCE_TYPE", "LabelError", "aigc_object", "build_xmp", "parse_xmp",
-    "mark_box", "draw_ai_mark", "encode_png", "encode_gif", "encode_webp", "encode_wav",
+    "mark_box", "draw_ai_mark", "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav",
     "encode_ogg", "label_ogg", "label_text", "read_labels", "TEXT_LABELS",
     # the limits, for callers and tests that check against them
     "AIGC_FIELDS", "MAX_XMP_BYTES", "MAX_LABEL_BYTES", "MAX_LABELS_JSON", "MAX_INFLATED_BYTES",
-    "MAX_VORBIS_COMMENTS", "MAX_OGG_PAGES", "MAX_OGG_PACKET", "MIN_MARK_PX",
+    "MAX_VORBIS_COMMENTS", "MAX_OGG_PAGES", "MAX_OGG_PACKET", "MIN_MARK_PX", "MAX_MP4_FRAMES", "XMP_UUID",
 ]

@@ -73,12 +73,15 @@ def _gif_insert_xmp(gif: bytes, xmp: str) -> bytes:
 
 
 def encode_gif(frames: Sequence[Any], meta: dict[str, str], *, duration_ms: int = 100, loop: int = 0,
-               visible_mark: bool = True, mark_frames: int | None = None) -> bytes:
-    """Animated (or single-frame) GIF, marked on every frame or the first ``mark_frames``."""
+               visible_mark: bool = True, mark_frames: int | None = None, disposal: int | None = None) -> bytes:
+    """Animated (or single-frame) GIF, marked on every frame or the first ``mark_frames``.
+    ``disposal`` 2 clears each frame before the next (moving transparent content leaves no trail)."""
     images = _frames(frames, visible_mark, mark_frames)
     buf = io.BytesIO()
+    extra: dict[str, Any] = {} if disposal is None else {"disposal": disposal}
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms,
-                   loop=loop, comment=f"{meta.get('label', 'AI-generated')} {AIGC_KEY}={_json(aigc_object(meta))}")
+                   loop=loop, comment=f"{meta.get('label', 'AI-generated')} {AIGC_KEY}={_json(aigc_object(meta))}",
+                   **extra)
     return _gif_insert_xmp(buf.getvalue(), build_xmp(meta))
 
 

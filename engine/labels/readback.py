@@ -181,6 +181,49 @@ def _read_gif(data: bytes, found: dict[str, Any], notes: list[str]) -> None:
             found["xmp"] = data[at + len(GIF_XMP_APP):close + 2]
 
 
+def _first(boxes: Any, btype: bytes) -> memoryview | None:
+    return next((body for t, body in boxes if t == btype), None)
+
+
+def _read_mp4(data: bytes, found: dict[str, Any], notes: list[str]) -> None:
+    """The top-level XMP ``uuid`` box (or ``moov/udta/XMP_``) and the comment
+    ``moov/udta/meta/ilst/©cmt`` carrying ``AIGC=``. Bounded: one walk of the top level and
+    of each container on that fixed path, into the first box of each type only."""
+    from engine.containers import mp4_boxes
+    from engine.labels.video import XMP_UUID
+
+    moov = None
+    for btype, body in mp4_boxes(data):
+        if btype == b"uuid" and bytes(body[:16]) == XMP_UUID and "xmp" not in found:
+            found["xmp"] = body[16:]
+        elif btype == b"moov" and moov is None:
+            moov = body
+    udta = _first(mp4_boxes(moov), b"udta") if moov is not None else None
+    if udta is None:
+        return
+    meta = None
+    for btype, body in mp4_boxes(udta):
+        if btype == b"XMP_" and "xmp" not in found:
+            found["xmp"] = body
+        elif btype == b"meta" and meta is None:
+            meta = body
+    if meta is None:
+        return
+    # ISO's meta is a full box (4 bytes of version and flags first), QuickTime's is not
+    ilst = _first(mp4_boxes(meta, 0 if bytes(meta[4:8]) == b"hdlr" else 4), b"ilst")
+    cmt = _first(mp4_boxes(ilst), b"\xa9cmt") if ilst is not None else None
+    value = _first(mp4_boxes(cmt), b"data") if cmt is not None else None
+    if value is None:
+        return
+    if len(value) > MAX_LABEL_BYTES + 8:
+        _note(notes, f"mp4:comment: over {MAX_LABEL_BYTES} bytes, not read")
+        return
+    text = bytes(value[8:]).decode("utf-8", "replace")  # after the type indicator and locale
+    marker = f" {AIGC_KEY}="
+    if marker in text:
+        found["aigc_json"] = (text.split(marker, 1)[1], "mp4:comment:AIGC")
+
+
 def _read_ogg(data: bytes, found: dict[str, Any], notes: list[str]) -> None:
     # Only the identification and comment headers: the stream is walked lazily and no
     # further than they need (bounded by MAX_OGG_PAGES and MAX_OGG_PACKET).
@@ -211,7 +254,7 @@ def read_labels(data: bytes) -> dict[str, Any]:
     written by others). Never raises on malformed input: unreadable parts are left out and
     ``error`` (the container) or ``malformed`` (a label) says why.
 
-    Returns ``format`` (png, gif, webp, wav, ogg, text, unknown), ``ai_generated`` (any
+    Returns ``format`` (png, gif, webp, wav, ogg, mp4, text, unknown), ``ai_generated`` (any
     label says so), ``aigc`` (the GB 45438 object), ``digital_source_type``, ``provenance``
     (our meta), ``description``, ``sources`` (where each was found) and ``malformed`` (what
     was refused, and why). Bounded in work and in size; see MAX_LABEL_BYTES.
@@ -232,6 +275,9 @@ def read_labels(data: bytes) -> dict[str, Any]:
         elif data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
             result["format"] = "webp" if data[8:12] == b"WEBP" else "wav"
             _read_riff(data, result, found, notes)
+        elif data[4:8] == b"ftyp":
+            result["format"] = "mp4"
+            _read_mp4(data, found, notes)
         elif data[:4] == b"OggS":
             result["format"] = "ogg"
             _read_ogg(data, found, notes)

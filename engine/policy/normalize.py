@@ -155,8 +155,32 @@ def spaced_runs(text: str) -> str:
     matching form. A word spelled out next to one-letter words ("a n u d e pic", "i w a n t
     p o r n") joins with them into one run, so the matcher looks for keywords anywhere
     inside a run, not only at word boundaries. Empty when the text has no such run."""
-    runs = (_join_spaced(m) for m in _SPACED_OUT.finditer(_letters_only(text)))
+    letters = _letters_only(text)
+    runs = [_join_spaced(m) for m in _SPACED_OUT.finditer(letters)]
+    runs += [r for r in _fragment_runs(letters) if r not in runs]
     return " ".join(_RUNS.sub(lambda m: m.group(1) * 2, r) for r in runs)
+
+
+_TOKEN = re.compile(rf"{_CHAR}+")
+
+
+def _fragment_runs(letters: str) -> list[str]:
+    """A word cut into one- and two-letter pieces ("a nu d e", "p or n"): runs of three or more
+    tokens of at most two characters, at least half of them single characters, joined and
+    de-leeted. Ordinary prose rarely has such runs ("I am so in" has one single in four), so
+    benign texts keep their words."""
+    found: list[str] = []
+    window: list[str] = []
+    for m in (*_TOKEN.finditer(letters), None):
+        token = m.group(0) if m else None
+        if token is not None and len(token) <= 2:
+            window.append(token)
+            continue
+        singles = sum(len(t) == 1 for t in window)
+        if len(window) >= 3 and 2 * singles >= len(window) and singles < len(window):
+            found.append("".join(LEET.get(c, c) for c in "".join(window)))
+        window = []
+    return found
 
 
 def _normalize_once(text: str) -> str:

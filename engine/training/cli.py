@@ -90,9 +90,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="GAN: rebuild the EMA with this length in steps from the run's snapshots")
     exp.add_argument("--at", type=int, default=None, metavar="STEP",
                      help="with --ema-steps: the snapshot the average ends at (default: the last)")
+    from engine.cli.plugin_tools import add_tool_parsers
+
+    add_tool_parsers(sub, "train", taken={"gan", "vae", "critic", "export"})
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.cli.plugin_tools import run_tool
+
+    code = run_tool(args)
+    if code is not None:
+        return code
     if args.family == "export":
         from engine.training.export import export_run
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.config import BotSettings, ConfigError, load_bot_settings
@@ -121,14 +123,51 @@ def test_missing_toml_file(monkeypatch, tmp_path) -> None:
 
 
 def test_http_and_emulator_host_settings(monkeypatch):
-    for name in ("AIGC_BOT_HTTP_HOST", "AIGC_BOT_HTTP_PORT", "AIGC_EMULATOR_HOST"):
+    for name in ("AIGC_BOT_HTTP_HOST", "AIGC_BOT_HTTP_PORT", "AIGC_EMULATOR_HOST", "AIGC_EMULATOR_PORT"):
         monkeypatch.delenv(name, raising=False)
     s = load_bot_settings()
-    assert (s.http_host, s.http_port, s.emulator_host) == ("127.0.0.1", 8701, "127.0.0.1")
+    assert (s.http_host, s.http_port, s.emulator_host, s.emulator_port) == ("127.0.0.1", 8701, "127.0.0.1", 8765)
     monkeypatch.setenv("AIGC_BOT_HTTP_PORT", "0")
     monkeypatch.setenv("AIGC_EMULATOR_HOST", "0.0.0.0")
+    monkeypatch.setenv("AIGC_EMULATOR_PORT", "18765")
     s = load_bot_settings()
-    assert (s.http_port, s.emulator_host) == (0, "0.0.0.0")
+    assert (s.http_port, s.emulator_host, s.emulator_port) == (0, "0.0.0.0", 18765)
+    monkeypatch.setenv("AIGC_EMULATOR_PORT", "http")
+    with pytest.raises(ConfigError, match="AIGC_EMULATOR_PORT"):
+        load_bot_settings()
+    monkeypatch.setenv("AIGC_EMULATOR_PORT", "8765")
     monkeypatch.setenv("AIGC_BOT_HTTP_PORT", "65536")
     with pytest.raises(ConfigError, match="AIGC_BOT_HTTP_PORT: .*65535"):
         load_bot_settings()
+
+
+def test_standalone_emulator_takes_its_port_from_the_environment(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "AIGC_EMULATOR_PORT": "not-a-port"}
+    bad = subprocess.run([sys.executable, "-m", "emulator"], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "AIGC_EMULATOR_PORT: must be a port number 0-65535" in bad.stderr
+    env["AIGC_EMULATOR_PORT"] = str(port)
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "--no-demo"], env=env, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "emulator did not listen"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

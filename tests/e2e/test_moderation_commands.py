@@ -94,3 +94,20 @@ async def test_every_moderation_interaction_is_acknowledged_in_time(world):
         rec = await world.slash(command)
         await world.emu.wait_messages(rec, 1, timeout=15)
     assert world.emu.ack_stats()["missed_deadlines"] == 0
+
+
+async def test_a_failing_subgroup_command_answers_once(world, monkeypatch):
+    """discord.py calls the error handler of every enclosing group (`/mod rules list`: the
+    `rules` group's, then `/mod`'s); the member must see one reply, not one per level."""
+    import asyncio
+
+    async def broken(guild_id):
+        raise RuntimeError("automod rules unavailable")
+
+    monkeypatch.setattr(world.bot.services.moderation.policy, "automod_rules", broken)
+    rec = await world.slash("mod rules list", {}, user=world.mod)
+    (msg, *_) = await world.emu.wait_messages(rec, 1, timeout=15)
+    assert "That did not work (RuntimeError)" in msg["content"]
+    await asyncio.sleep(0.5)  # a second handler would have answered by now
+    ids = world.emu.record(rec).message_ids()
+    assert len([m for m in ids if m in world.emu.world.messages]) == 1

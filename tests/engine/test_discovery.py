@@ -198,3 +198,28 @@ def test_the_running_source_tree_declares_the_builtins_over_stale_metadata(monke
     assert discovery.load_plugin("emoji", "builtin").name == "emoji"
     with pytest.raises(ModuleNotFoundError, match="no plugin 'retired'"):
         discovery.load_plugin("retired")
+
+
+def aigc(site: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
+    return subprocess.run([sys.executable, "-m", "aigc.cli", *argv], env=env, capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_installed_package_adds_its_data_and_eval_tools_to_the_cli(plugin_site, tmp_path):
+    listed = aigc(plugin_site, "data", "--help")
+    assert listed.returncode == 0 and "swatch-moods" in listed.stdout and "emoji" in listed.stdout
+    built = aigc(plugin_site, "data", "swatch-moods", str(tmp_path / "moods"))
+    assert built.returncode == 0, built.stderr
+    assert json.loads((tmp_path / "moods" / "moods.json").read_text())["calm"] == 0.55
+
+    ev = aigc(plugin_site, "eval", "--plugin", "swatch", "--samples", "16", "--json")
+    assert ev.returncode == 0, ev.stderr
+    figures = json.loads(ev.stdout)
+    assert figures["samples"] == 64 and 0 <= figures["hue_error"] < figures["hue_error_random"]
+    bad = aigc(plugin_site, "eval", "--plugin=swatch", "--samples", "0")
+    assert bad.returncode == 2 and "--samples must be between 1 and 10000" in bad.stderr
+    # the built-in image evaluation keeps its own options
+    assert "--model" in aigc(plugin_site, "eval", "--help").stdout
+    unknown = aigc(plugin_site, "eval", "--plugin", "swatch", "--model", "gan")
+    assert unknown.returncode == 2 and "--model" in unknown.stderr

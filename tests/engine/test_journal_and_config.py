@@ -94,3 +94,11 @@ def test_aigc_generate_writes_labelled_files(tmp_path):
     bad = _aigc("generate", "emoji", "--prompt", "x", "--variety", "3", "-o", str(tmp_path / "o2"),
                 env={"AIGC_DATA_DIR": str(tmp_path / "d")})
     assert bad.returncode == 2 and "options.variety: must be at most 1" in bad.stderr
+    # bytes that are not UTF-8 reach Python's argv as lone surrogates: refused, naming the option
+    undecodable = subprocess.run([sys.executable.encode(), b"-m", b"aigc.cli", b"generate", b"emoji",
+                                  b"--prompt", b"cat \xff face", b"-o", str(tmp_path / "o3").encode()],
+                                 capture_output=True, cwd=ROOT, timeout=120,
+                                 env={**os.environ, "AIGC_DATA_DIR": str(tmp_path / "d")})
+    assert undecodable.returncode == 2
+    assert b"options.prompt: must be valid Unicode text (no lone surrogates)" in undecodable.stderr
+    assert not (tmp_path / "o3").exists()

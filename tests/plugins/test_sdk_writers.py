@@ -25,8 +25,8 @@ def test_the_media_plugin_imports_only_engine_sdk():
     assert ours == {"engine.sdk"}
 
 
-@pytest.mark.parametrize("name", ["encode_png", "encode_gif", "encode_webp", "encode_wav", "encode_ogg",
-                                  "label_text"])
+@pytest.mark.parametrize("name", ["encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav",
+                                  "encode_ogg", "label_text"])
 def test_sdk_writers_are_the_label_writers(name):
     assert name in sdk.__all__
     assert getattr(sdk, name).__doc__ and getattr(sdk, name).__annotations__

@@ -150,10 +150,40 @@ def xmp_deep_xml() -> bytes:
     return png_with(itxt("XML:com.adobe.xmp", xmp.encode()))
 
 
+def mp4_box(btype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(body), btype) + body
+
+
+MP4_FTYP = mp4_box(b"ftyp", b"isom\x00\x00\x02\x00")
+
+
+def mp4_tiny_boxes() -> bytes:
+    """32 MiB of empty top-level boxes (8 bytes each): 4 million."""
+    return MP4_FTYP + mp4_box(b"free", b"") * (32 * MIB // 8 - 4)
+
+
+def mp4_big_xmp() -> bytes:
+    """A 30 MiB XMP uuid box."""
+    return MP4_FTYP + mp4_box(b"uuid", labels.XMP_UUID + b"<x:xmpmeta>" + b"a" * (30 * MIB) + b"</x:xmpmeta>")
+
+
+def mp4_big_comment() -> bytes:
+    """moov/udta/meta/ilst/©cmt/data of 30 MiB."""
+    data = mp4_box(b"data", bytes(8) + b"AI-generated AIGC=" + b"a" * (30 * MIB))
+    ilst = mp4_box(b"ilst", mp4_box(b"\xa9cmt", data))
+    return MP4_FTYP + mp4_box(b"moov", mp4_box(b"udta", mp4_box(b"meta", bytes(4) + ilst)))
+
+
+def mp4_many_containers() -> bytes:
+    """A moov holding 1.5 million udta boxes, each with a meta: only the first is descended into."""
+    return MP4_FTYP + mp4_box(b"moov", mp4_box(b"udta", mp4_box(b"meta", bytes(4))) * (3 * MIB // 2))
+
+
 HOSTILE = {f.__name__: f for f in (
     png_nested_json, png_xmp_nested_json, wav_nested_json, ogg_nested_json, png_8192, ogg_endless_packet,
     ogg_empty_pages, ogg_many_comments, png_tiny_chunks, png_big_itxt, png_zlib_bombs, wav_tiny_chunks,
-    wav_big_info, gif_comment_subblocks, xmp_deep_xml)}
+    wav_big_info, gif_comment_subblocks, xmp_deep_xml, mp4_tiny_boxes, mp4_big_xmp, mp4_big_comment,
+    mp4_many_containers)}
 
 
 def measure(path: str) -> dict:

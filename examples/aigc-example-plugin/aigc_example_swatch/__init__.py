@@ -45,6 +45,8 @@ plugin = sdk.Plugin(
     modalities=[sdk.Modality("swatch", "image/svg+xml", "svg", sdk.Presentation.file, encode_svg,
                              "A five-colour palette as SVG")],
     generators=[Swatches()],
+    tools=[sdk.Tool("data", "swatch-moods", "aigc_example_swatch.data_tool", "the moods and their hues"),
+           sdk.Tool("eval", "swatch", "aigc_example_swatch.eval_tool", "hue error of generated swatches")],
     commands=[sdk.Command(
         name="swatch", description="Five colours for a mood", modality="swatch", generator="swatch",
         max_count=4, name_localizations={"zh-CN": "色板"},
