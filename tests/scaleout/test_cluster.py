@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
 import time
 
 import aiohttp
@@ -62,20 +64,25 @@ async def test_jobs_finish_exactly_once_across_worker_and_api_node_kills(cluster
         again = await submit(http, api_b, bodies[0])
         assert again["id"] == accepted[0]
 
-        # kill -9 a worker while it holds unacknowledged entries (mid-batch).
-        victim = None
+        # kill -9 a worker while it holds unacknowledged entries (mid-batch). It is frozen
+        # first (SIGSTOP), so that it cannot acknowledge them between our look and the kill.
+        victim, held_ids = None, []
         deadline = time.monotonic() + 30
         while victim is None and time.monotonic() < deadline:
             held = await _pending_by_consumer(redis, stream)
-            victim = next((n for n, c in held.items() if c > 0 and workers[n].proc.poll() is None), None)
-            if victim is None:
+            name = next((n for n, c in held.items() if c > 0 and workers[n].proc.poll() is None), None)
+            if name is None:
                 await asyncio.sleep(0.02)
+                continue
+            os.kill(workers[name].proc.pid, signal.SIGSTOP)
+            held_ids = [e["message_id"] for e in await redis.xpending_range(stream, GROUP, "-", "+", 1000, name)]
+            if held_ids:
+                victim = name
+            else:
+                os.kill(workers[name].proc.pid, signal.SIGCONT)
         assert victim is not None, "no worker ever held entries"
-        held_ids = [e["message_id"] for e in await redis.xpending_range(stream, GROUP, "-", "+", 1000, victim)]
         held_jobs = {(await redis.xrange(stream, i, i))[0][1][b"job"].decode() for i in held_ids}
         workers[victim].kill9()
-        assert held_jobs, "the killed worker held no entries"
-
         # API node A dies too; B serves the events of A's jobs still in flight.
         a_jobs = accepted[0::2]
         live_on_a = [j for j in a_jobs if (await get_job(http, api_b, j))["status"] not in ("done", "failed")]
