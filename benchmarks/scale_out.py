@@ -119,10 +119,17 @@ async def recovery(base: str, headers: dict, redis, stream: str, workers: dict[s
             async with http.post(f"{base}/v1/jobs", json={**BODY, "seed": 9_000_000 + k}, headers=headers) as r:
                 ids.append((await r.json())["id"])
         victim = None
-        while victim is None:
+        while victim is None:  # frozen first, so that it cannot acknowledge between our look and the kill
             info = await redis.xpending(stream, "workers")
-            victim = next((c["name"].decode() for c in info.get("consumers") or [] if int(c["pending"]) > 0), None)
-            await asyncio.sleep(0.002)
+            name = next((c["name"].decode() for c in info.get("consumers") or [] if int(c["pending"]) > 0), None)
+            if name is None:
+                await asyncio.sleep(0.002)
+                continue
+            workers[name].send_signal(signal.SIGSTOP)
+            if await redis.xpending_range(stream, "workers", "-", "+", 1, name):
+                victim = name
+            else:
+                workers[name].send_signal(signal.SIGCONT)
         workers[victim].send_signal(signal.SIGKILL)
         killed = time.perf_counter()
         workers[victim].wait()
