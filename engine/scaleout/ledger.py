@@ -25,7 +25,8 @@ LEDGER_TIMEOUT_S = 30.0
 
 
 class PgProvenanceLedger(ProvenanceLedger):
-    def __init__(self, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:  # noqa: no super
+    def __init__(self, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
+        # Not the SQLite ledger's __init__ (it opens a file): only what _row and the readers use.
         self.path = Path("postgresql:aigc_ledger")
         self.readonly = False
         self._columns = _COLUMNS
@@ -45,15 +46,19 @@ class PgProvenanceLedger(ProvenanceLedger):
 
     def rows(self, records: list[LedgerRecord]) -> list[tuple]:
         """Validated rows for ``records``; LedgerError names every bad one."""
+        rows, bad = self._split(records)
+        if bad:
+            raise LedgerError("; ".join(bad))
+        return rows
+
+    def _split(self, records: list[LedgerRecord]) -> tuple[list[tuple], list[str]]:
         rows, bad = [], []
         for data, meta, where in records:
             try:
                 rows.append(self._row(data, sha256=None, **_meta_fields(meta), **where))
             except LedgerError as e:
                 bad.append(f"{meta.get('job', '?')}/{meta.get('index', '?')}: {e}")
-        if bad:
-            raise LedgerError("; ".join(bad))
-        return rows
+        return rows, bad
 
     @staticmethod
     async def insert(conn: asyncpg.Connection, rows: list[tuple]) -> int:
@@ -75,12 +80,17 @@ class PgProvenanceLedger(ProvenanceLedger):
         return _entry(tuple(self._run(go())))
 
     def record_meta_many(self, records: list[LedgerRecord]) -> int:
-        rows = self.rows(records)
+        """As the SQLite ledger: the valid records in one transaction, then a LedgerError
+        naming the invalid ones (if any). Returns how many rows were new."""
+        rows, bad = self._split(records)
 
         async def go() -> int:
             async with self.pool.acquire() as conn, conn.transaction():
                 return await self.insert(conn, rows)
-        return int(self._run(go()))
+        written = int(self._run(go()))
+        if bad:
+            raise LedgerError("; ".join(bad))
+        return written
 
     def _select(self, where: str, arg: str) -> list[LedgerEntry]:
         async def go() -> list[asyncpg.Record]:
