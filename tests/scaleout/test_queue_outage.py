@@ -117,9 +117,13 @@ async def test_redis_restart_loses_nothing_accepted(tmp_path):
                 await conn.close()
             async with http.get(f"{worker.url}/metrics") as r:
                 text = await r.text()
-            claimed = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                          if line.startswith("aigc_worker_claimed_total{"))
-            assert claimed >= 7
+            def metric(name: str) -> float:
+                return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+            assert metric("aigc_worker_claimed_total") >= 7
+            assert metric("aigc_worker_redone_total") == 6  # the two accepted jobs' outputs, run again
+            for gauge in ("aigc_stream_length", "aigc_stream_pending", "aigc_stream_lag", "aigc_stream_consumers"):
+                assert f'{gauge}{{generator="emoji"}}' in text
             async with http.get(f"{api.url}/metrics") as r:
                 assert 'aigc_jobs_refused_total{reason="queue_full"} 1.0' in await r.text()
     finally:
