@@ -12,6 +12,7 @@ import sys
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "engine": ("engine.cli.serve", "run the engine HTTP service until stopped"),
+    "worker": ("engine.cli.worker", "run generators for scaled-out engines (Redis Streams, PostgreSQL)"),
     "plugins": ("engine.cli.plugins", "list the plugin catalog"),
     "generate": ("engine.cli.generate", "run a command in-process and write the files"),
     "train": ("engine.training.cli", "train a GAN or VAE on an image folder"),

@@ -15,6 +15,8 @@ the value given (never for secrets). Secrets are SecretStr: repr and logs show *
     AIGC_ENGINE_HEALTH_S     seconds between engine health probes
     AIGC_BOT_HTTP_HOST       address of the bot's /healthz and /metrics (default 127.0.0.1)
     AIGC_BOT_HTTP_PORT       their port (default 8701; 0: no HTTP server)
+    AIGC_SHARDS              the gateway shards this process runs, FIRST-LAST/COUNT (e.g. 0-3/16);
+                             unset: all of them (discord.py asks Discord for the count)
     AIGC_EMULATOR_HOST       address the local emulator binds with no token (default 127.0.0.1;
                              0.0.0.0 in the Docker image so the playground is reachable)
     AIGC_EMULATOR_PORT       its port (default 8765; --emulator-port overrides)
@@ -58,6 +60,26 @@ WsUrlStr = Annotated[str, _url_with_schemes("ws", "wss")]
 GuildId = Annotated[int, Field(gt=0, lt=2**64)]
 
 
+MAX_SHARDS = 65_536
+
+
+def parse_shards(value: str) -> tuple[list[int], int]:
+    """``FIRST-LAST/COUNT`` (or ``N/COUNT``) → (ids, count): several bot processes each run a
+    range of the gateway's shards and share one store (PostgreSQL), so any of them serves any
+    button (its custom_id names the job)."""
+    text = value.strip()
+    span, slash, count_text = text.partition("/")
+    first, dash, last = span.partition("-")
+    if not slash or not all(p.strip().isdigit() for p in (first, count_text, *( [last] if dash else []))):
+        raise ValueError(f"must look like FIRST-LAST/COUNT, e.g. 0-3/16")
+    lo, hi, count = int(first), int(last if dash else first), int(count_text)
+    if not 1 <= count <= MAX_SHARDS:
+        raise ValueError(f"the shard count must be from 1 to {MAX_SHARDS}")
+    if not 0 <= lo <= hi < count:
+        raise ValueError(f"shards {lo}-{hi} must lie within 0-{count - 1} (FIRST <= LAST < COUNT)")
+    return list(range(lo, hi + 1)), count
+
+
 def _env(name: str) -> Any:
     return Field(validation_alias=AliasChoices(name, name.lower()))
 
@@ -91,6 +113,20 @@ class BotSettings(BaseSettings):
                                validation_alias=AliasChoices("AIGC_EMULATOR_HOST", "emulator_host"))
     emulator_port: int = Field(8765, ge=0, le=65535,
                                validation_alias=AliasChoices("AIGC_EMULATOR_PORT", "emulator_port"))
+    shards: str | None = Field(None, validation_alias=AliasChoices("AIGC_SHARDS", "shards"))
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parse_shards(value)
+        return value.strip()
+
+    @property
+    def shard_ids(self) -> tuple[list[int], int] | None:
+        """(this process's shard ids, the shard count), from AIGC_SHARDS."""
+        return parse_shards(self.shards) if self.shards else None
 
     @field_validator("engine_url", "test_guilds", mode="before")
     @classmethod

@@ -61,6 +61,8 @@ async def start_bot(settings: BotSettings, *, emulator_port: int | None = None,
             restore = point_discordpy_at(emulator.api_base, emulator.gateway_url)
         else:
             restore = point_discordpy_at(settings.discord_api_base, settings.discord_gateway)
+    if settings.shard_ids is not None and "shard_count" not in bot_kw:  # AIGC_SHARDS: a range of them
+        bot_kw["shard_ids"], bot_kw["shard_count"] = settings.shard_ids
     bot = AigcBot(settings, **bot_kw)
     services = http = None
     try:

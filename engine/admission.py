@@ -12,7 +12,7 @@ import secrets
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from engine.config import EngineSettings
 from engine.errors import EngineError
@@ -43,10 +43,36 @@ class Resolved:
     action_options: dict[str, Any] = field(default_factory=dict)
 
 
+class Ingress(Protocol):
+    """Where an admitted job goes: queued (``QueueFull`` when there is no room) and journalled."""
+
+    async def enqueue(self, job: Job) -> None: ...
+
+    def depth(self, generator: str) -> int: ...
+
+
+class LocalIngress:
+    """One process: the scheduler's lanes, then the SQLite journal."""
+
+    def __init__(self, scheduler: Scheduler, journal: Journal) -> None:
+        self.scheduler, self.journal = scheduler, journal
+
+    async def enqueue(self, job: Job) -> None:
+        self.scheduler.submit(job)
+        await self.journal.accept(journal_entry(job))
+
+    def depth(self, generator: str) -> int:
+        return self.scheduler.depth(generator)
+
+
+class DuplicateKey(Exception):
+    """Another node journalled a job under this idempotency key first (the ingress says so)."""
+
+
 class Admission:
-    def __init__(self, settings: EngineSettings, registry: Registry, scheduler: Scheduler, journal: Journal,
+    def __init__(self, settings: EngineSettings, registry: Registry, ingress: Ingress,
                  table: JobTable, gate: PromptGate, metrics: EngineMetrics) -> None:
-        self.settings, self.registry, self.scheduler, self.journal = settings, registry, scheduler, journal
+        self.settings, self.registry, self.ingress = settings, registry, ingress
         self.table, self.gate, self.metrics = table, gate, metrics
         # One lock per idempotency key: retries of one request serialise, others do not wait.
         self._key_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -58,7 +84,14 @@ class Admission:
             return await self._accept(req)
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         async with lock:  # two retries racing must not make two jobs
-            return await self.table.find_key(key) or await self._accept(req)
+            try:
+                return await self.table.find_key(key) or await self._accept(req)
+            except DuplicateKey:  # a retry raced us on another node: its job is the one
+                job = await self.table.find_key(key)
+                if job is None:
+                    raise EngineError(409, "conflict", "idempotency_key: a job under this key is being "
+                                      "accepted elsewhere; retry", "idempotency_key") from None
+                return job
 
     async def _accept(self, req: JobRequest) -> Job:
         resolved = await self._resolve(req)
@@ -85,14 +118,13 @@ class Admission:
                   visible_mark=self.settings.visible_mark if req.visible_mark is None else req.visible_mark,
                   model=self.table.model_of(spec.generator))
         try:
-            self.scheduler.submit(job)
+            await self.ingress.enqueue(job)
         except QueueFull as e:
             self.metrics.refused.labels("queue_full").inc()
             raise EngineError(429, "queue_full", f"the queue for {e.generator} is full; retry later",
                               headers={"Retry-After": str(int(e.retry_after + 0.999))}) from None
-        await self.journal.accept(journal_entry(job))
         self.table.remember(job)
-        self.metrics.queue_depth.labels(spec.generator).set(self.scheduler.depth(spec.generator))
+        self.metrics.queue_depth.labels(spec.generator).set(self.ingress.depth(spec.generator))
         log.debug("job queued", extra={"job": job.id, "command": spec.name, "count": job.count,
                                       "requester": req.requester.key, "action": job.action})
         return job

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, ValidationInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from aigc_common.config_file import ConfigError, load_toml_table
@@ -60,6 +60,18 @@ class EngineSettings(BaseSettings):
     c2pa_cert: Path | None = None
     c2pa_key: Path | None = None
     warmup: bool = True
+    # Scale-out (engine/scaleout/): with a queue URL the API node appends outputs to Redis
+    # Streams for `aigc worker`s and keeps jobs, outputs, files and the ledger in PostgreSQL.
+    queue_url: SecretStr | None = Field(None, description="redis://HOST:6379/0; unset: the in-process queue")
+    database_url: SecretStr | None = Field(None, description="postgresql://...; required with queue_url")
+    database_synchronous_commit: bool = Field(
+        True, description="wait for PostgreSQL's WAL flush at each commit (a job's acceptance, a batch's "
+                          "results); false trades the last ~0.6 s of commits on a PostgreSQL or OS crash for "
+                          "one fsync less per step (README, Scale-out)")
+    queue_prefix: str = Field("aigc", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                              description="Redis key prefix: streams are PREFIX:gen:NAME")
+    claim_idle_ms: int = Field(30_000, ge=100, le=3_600_000,
+                               description="a worker's unacknowledged entries are claimed by others after this")
     log_format: Literal["json", "text"] = "json"
 
     @field_validator("device")
@@ -77,6 +89,24 @@ class EngineSettings(BaseSettings):
             return [p.strip() for p in v.split(",") if p.strip()]
         return v
 
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if v is None:
+            if info.data.get("queue_url") is not None:
+                raise ValueError("required with AIGC_QUEUE_URL (jobs, files and the ledger are shared there)")
+            return v
+        if not v.get_secret_value().startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
                                    dotenv_settings, file_secret_settings):
@@ -88,7 +118,8 @@ def format_validation_error(err: ValidationError, prefix: str = "AIGC_") -> str:
     for e in err.errors():
         name = prefix + "_".join(str(p) for p in e["loc"]).upper() if e["loc"] else prefix
         got = e.get("input")
-        shown = "" if got is None or name.endswith("TOKEN") else f" (got {got!r})"
+        # never echo a secret: tokens, and URLs (they may carry a password)
+        shown = "" if got is None or not e["loc"] or name.endswith(("TOKEN", "URL")) else f" (got {got!r})"
         lines.append(f"{name}: {e['msg']}{shown}")
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ from engine.jobs import Job
 from engine.journal import Journal
 from engine.provenance.ledger import sha256_hex
 from engine.prompt_gate import PromptGate
-from engine.protocol import ArtifactView
+from engine.protocol import ArtifactView, ErrorInfo
 from engine.registry import Registry
 from engine.scheduler import Requeue
 from engine.sdk import EncodeContext, Generator, Output
@@ -62,6 +62,13 @@ class OutputRefused(Exception):
     def __init__(self, rule: str | None, category: str | None):
         super().__init__(f"an output was refused by content rule {rule} ({category})")
         self.rule, self.category = rule, category
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """What a job that failed on ``exc`` reports."""
+    if isinstance(exc, OutputRefused):
+        return ErrorInfo(code="output_refused", message=str(exc), rule=exc.rule, category=exc.category)
+    return ErrorInfo(code="generation_failed", message=f"{type(exc).__name__}: {exc}"[:300])
 
 
 class Execution:
@@ -134,6 +141,13 @@ class Execution:
                record: bool = True) -> list[Any]:
         """Output checks, encoding (unless the generator process did) and storing; then, with
         ``record``, the commit that makes the batch durable."""
+        results, records = self.finish_uncommitted(g, batch, outputs)
+        return self._commit(batch, results, records) if record else results
+
+    def finish_uncommitted(self, g: Generator, batch: list[tuple[Job, int]],
+                           outputs: list[Any]) -> tuple[list[Any], list[LedgerRecord]]:
+        """``finish`` without the commit: the results and the ledger records they need (a
+        scaled-out worker commits them to PostgreSQL itself, engine/scaleout/worker.py)."""
         results: list[Any] = []
         records: list[LedgerRecord] = []
         for (job, i), made in zip(batch, outputs):
@@ -145,7 +159,7 @@ class Execution:
             except Exception as e:
                 log.exception("finishing an output failed", extra={"generator": g.name, "job": job.id})
                 results.append(e)
-        return self._commit(batch, results, records) if record else results
+        return results, records
 
     def run_unrecorded(self, g: Generator, batch: list[tuple[Job, int]]) -> list[Any]:
         """Both stages at once, for the warm-up: nothing is served, so nothing is recorded."""

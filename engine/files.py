@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.config import EngineSettings
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 class Files:
     def __init__(self, settings: EngineSettings, artifacts: ArtifactStore, table: JobTable,
-                 execution: Execution, ledger: "ProvenanceLedger") -> None:
+                 execution: Execution, ledger: "ProvenanceLedger",
+                 stored: Callable[[str], Awaitable[StoredArtifact | None]] | None = None) -> None:
         self.settings, self.artifacts, self.table = settings, artifacts, table
+        self.stored = stored  # scaled out: the files workers recorded (engine/scaleout), before remaking
         self.execution, self.ledger = execution, ledger
         self._remaking = asyncio.Semaphore(1)  # artifacts made again on demand, one at a time
 
@@ -55,6 +57,10 @@ class Files:
         view = job.outputs[index] if job and job.status is JobStatus.done and index < job.count else None
         if job is None or view is None:
             raise gone
+        if self.stored is not None:
+            art = await self.stored(artifact_id)
+            if art is not None and art.sha256 == view.sha256:
+                return self.artifacts.put(artifact_id, art.data, art.mime, art.filename)
         async with self._remaking:
             art = self.artifacts.get(artifact_id)  # made by a request that held the semaphore
             if art is None:

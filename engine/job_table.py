@@ -14,8 +14,11 @@ MAX_ID_CHARS = 64  # longer ids are never ours: not looked up
 
 class JobTable:
     def __init__(self, journal: Journal, registry: Registry, deadline_s: float,
-                 model_info: dict[str, dict[str, str]]) -> None:
+                 model_info: dict[str, dict[str, str]], shared: bool = False) -> None:
         self.journal, self.registry = journal, registry
+        # shared: several nodes answer for the same jobs (engine/scaleout), so an unfinished job
+        # another node admitted is read back too (and kept up to date by the ingress).
+        self.shared = shared
         self.deadline_s, self.model_info = deadline_s, model_info
         self.jobs: dict[str, Job] = {}
         self.by_key: dict[str, str] = {}
@@ -41,8 +44,10 @@ class JobTable:
         job = self.jobs.get(job_id)
         if job is None and len(job_id) <= MAX_ID_CHARS:
             entry = await self.journal.get(job_id)
-            if entry is not None and entry.terminal:
+            if entry is not None and (entry.terminal or self.shared):
                 job = self.remember(self.restore(entry))
+                if job is not None and not job.status.terminal and (entry.status == "running" or entry.outputs):
+                    job.mark_running()
         return job
 
     async def find_key(self, key: str) -> Job | None:

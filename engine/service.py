@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from engine.admission import Admission
+from engine.admission import Admission, Ingress, LocalIngress
 from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.config import EngineSettings
 from engine.errors import EngineError
-from engine.execution import Execution, OutputRefused
+from engine.execution import Execution, error_info
 from engine.files import Files
 from engine.job_table import JobTable
 from engine.jobs import Job
@@ -34,7 +34,7 @@ from engine.journal import Journal
 from engine.metrics import EngineMetrics
 from engine.prompt_gate import PromptGate
 from engine.protocol import (
-    ArtifactView, AutocompleteRequest, Catalog, Choice, CommandSpec, DisplayRequest, ErrorInfo, JobRequest,
+    ArtifactView, AutocompleteRequest, Catalog, Choice, CommandSpec, DisplayRequest, JobRequest,
     JobStatus, JobView,
 )
 from engine.registry import Registry, build_registry
@@ -45,6 +45,8 @@ from engine.validation import validate_option_values
 
 if TYPE_CHECKING:
     from engine.provenance import ProvenanceLedger
+    from engine.scaleout.ingress import StreamIngress
+    from engine.scaleout.node import Shared
 
 __all__ = ["Engine", "EngineError"]
 log = logging.getLogger("aigc.engine")
@@ -73,6 +75,8 @@ class Engine:
         self.admission: Admission | None = None
         self.files: Files | None = None
         self._janitor: asyncio.Task | None = None
+        self.shared: Shared | None = None  # scaled out (AIGC_QUEUE_URL): Redis and PostgreSQL
+        self.stream: StreamIngress | None = None
         self._warming: asyncio.Task | None = None
 
     @property
@@ -97,10 +101,19 @@ class Engine:
             threads=s.threads))
         output_checks = OutputChecks([*available_image_checks(),
                                       *(c for lp in registry.plugins.values() for c in lp.plugin.output_checks)])
-        self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
-        self.journal = Journal(Path(s.data_dir) / "engine-journal.sqlite3")
+        if s.queue_url is not None:  # scaled out: shared state in PostgreSQL, jobs on Redis Streams
+            from engine.scaleout.journal import PgJournal
+            from engine.scaleout.ledger import PgProvenanceLedger
+            from engine.scaleout.node import connect
+
+            self.shared = await connect(s)
+            self.ledger = PgProvenanceLedger(self.shared.pool, loop)
+            self.journal = PgJournal(self.shared.pool, loop)  # type: ignore[assignment]
+        else:
+            self.ledger = ProvenanceLedger(Path(s.data_dir) / "provenance.sqlite3")
+            self.journal = Journal(Path(s.data_dir) / "engine-journal.sqlite3")
         model_info = {name: {k: str(v) for k, v in g.model_info().items()} for name, g in registry.generators.items()}
-        self.table = JobTable(self.journal, registry, s.job_deadline_s, model_info)
+        self.table = JobTable(self.journal, registry, s.job_deadline_s, model_info, shared=self.shared is not None)
         signer = None
         if s.c2pa_sign:  # keys loaded (or the local CA made, once) before anything is made
             from engine.provenance.credentials import Signer, load_keys
@@ -114,14 +127,26 @@ class Engine:
                                    max_queue_delay_ms=s.max_queue_delay_ms, on_batch=self._on_batch,
                                    on_expire=self._finished)
         self.scheduler.start()
-        self.admission = Admission(s, registry, self.scheduler, self.journal, self.table, self.gate, self.metrics)
-        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger)
-        await replay(self.journal, self.scheduler, self.table.restore, self.table.remember, self._finished)
+        if self.shared is not None:  # the lanes stay idle: workers run the jobs
+            from engine.scaleout.ingress import StreamIngress
+
+            self.stream = StreamIngress(self.shared.redis, self.shared.keys, self.journal, self.table,
+                                        s.queue_max, self._finished)
+            ingress: Ingress = self.stream
+        else:
+            ingress = LocalIngress(self.scheduler, self.journal)
+        self.admission = Admission(s, registry, ingress, self.table, self.gate, self.metrics)
+        self.files = Files(s, self.artifacts, self.table, self.execution, self.ledger,
+                           stored=self.shared.stored_file if self.shared is not None else None)
+        if self.stream is not None:
+            await self.stream.start()
+        else:
+            await replay(self.journal, self.scheduler, self.table.restore, self.table.remember, self._finished)
         log.info("engine started", extra={"device": self.device, "threads": threads,
                                           "plugins": sorted(registry.plugins),
                                           "failed": [f.name for f in registry.failed]})
         self._janitor = loop.create_task(self._janitor_loop())
-        if s.warmup:  # serve at once; /readyz says ready only once every generator ran once
+        if s.warmup and self.stream is None:  # scaled out, forward passes happen on the workers  # serve at once; /readyz says ready only once every generator ran once
             self._warming = loop.create_task(self._warm_then_ready())
         else:
             self._set_ready()
@@ -130,6 +155,8 @@ class Engine:
         """Ready once warm, and while no generator is backing off after crashes (its jobs
         wait in the queue meanwhile); the reasons per generator otherwise."""
         paused = self.scheduler.paused() if self.scheduler else {}
+        if self.stream is not None and not self.stream.healthy:
+            paused = {**paused, "queue": self.stream.reason}
         return self.ready and not paused, paused
 
     def _set_ready(self) -> None:
@@ -150,7 +177,12 @@ class Engine:
             await self.scheduler.stop()
         if self.registry:
             await asyncio.get_running_loop().run_in_executor(None, self.registry.close)
-        if self.journal:
+        if self.stream is not None:
+            await self.stream.stop()
+        if self.shared is not None:
+            await self.journal.close()  # type: ignore[misc]  (PgJournal: its pending writes)
+            await self.shared.close()
+        elif self.journal:
             self.journal.close()
         if self.ledger:
             self.ledger.close()
@@ -230,12 +262,7 @@ class Engine:
                 self.artifacts.discard(result.id)
             return
         if isinstance(result, BaseException):
-            if isinstance(result, OutputRefused):
-                error = ErrorInfo(code="output_refused", message=str(result), rule=result.rule,
-                                  category=result.category)
-            else:
-                error = ErrorInfo(code="generation_failed", message=f"{type(result).__name__}: {result}"[:300])
-            job.finish(JobStatus.failed, error)
+            job.finish(JobStatus.failed, error_info(result))
             if self.scheduler:
                 self.scheduler.cancel(job)
         else:
@@ -257,7 +284,7 @@ class Engine:
             if job.started:
                 self.metrics.job_seconds.labels(gen, "run").observe(job.finished - job.started)
             self.metrics.job_seconds.labels(gen, "total").observe(job.finished - job.created)
-        if self.journal:
+        if self.journal and self.stream is None:  # scaled out, whoever finishes a job records it
             self.journal.set_status(job.id, job.status.value,
                                     error=job.error.model_dump(mode="json") if job.error else None,
                                     started=job.started, finished=job.finished)
@@ -286,6 +313,8 @@ class Engine:
         assert self.scheduler is not None
         self.scheduler.cancel(job)
         job.finish(JobStatus.cancelled)
+        if self.stream is not None:  # the workers skip its entries; the other nodes hear of it
+            await self.stream.cancel(job)
         for art in job.outputs:
             if art is not None:
                 self.artifacts.discard(art.id)

@@ -14,10 +14,13 @@ from aigc_common.logs import setup_logging
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="bind address (default AIGC_ENGINE_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default AIGC_ENGINE_PORT or 8700)")
+    p.add_argument("--queue", help="scale out: redis://HOST:6379/0 (default AIGC_QUEUE_URL; unset: in-process)")
+    p.add_argument("--database", help="with --queue: postgresql://... (default AIGC_DATABASE_URL)")
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("engine_host", args.host), ("engine_port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("engine_host", args.host), ("engine_port", args.port),
+                                   ("queue_url", args.queue), ("database_url", args.database)) if v is not None}
     settings = settings_or_exit(**overrides)
     setup_logging(settings.log_format)
     if settings.engine_token is None:

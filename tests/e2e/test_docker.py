@@ -97,13 +97,12 @@ def env_list(service: dict[str, Any]) -> dict[str, str | None]:
 
 
 def _defaults() -> dict[str, int]:
-    from aigc.cli import build_parser
-    from bot.config import DEFAULT_HTTP_PORT
+    from bot.config import DEFAULT_HTTP_PORT, BotSettings
     from engine.config import EngineSettings
 
-    up = build_parser(["up"]).parse_args(["up"])
+    # `aigc up --emulator-port` defaults to the bot setting AIGC_EMULATOR_PORT
     return {"engine": EngineSettings.model_fields["engine_port"].default, "bot_http": DEFAULT_HTTP_PORT,
-            "emulator": up.emulator_port}
+            "emulator": BotSettings.model_fields["emulator_port"].default}
 
 
 # ---- consistency --------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""PostgreSQL for the scale-out: one asyncpg pool per process and the shared schema.
+
+Why artifacts live here (``files``, bytea) rather than in a shared directory: a worker commits
+an output's file, its ledger row and the journal's note in *one* transaction, so no node ever
+sees a recorded output whose file is missing, and no shared filesystem (NFS and its locking)
+is needed between machines. Our outputs are small (an emoji PNG is ~10-40 KB; bytea is fine
+up to tens of MB); a modality with big files (video) would want object storage instead.
+"""
+from __future__ import annotations
+
+import asyncpg
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS aigc_jobs (
+    id TEXT PRIMARY KEY,
+    idempotency_key TEXT UNIQUE,
+    request JSONB NOT NULL,
+    command TEXT NOT NULL,
+    options JSONB NOT NULL,
+    seed BIGINT NOT NULL,
+    count INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    source JSONB,
+    action_options JSONB NOT NULL,
+    visible_mark BOOLEAN NOT NULL,
+    status TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    model JSONB,
+    error JSONB,
+    started DOUBLE PRECISION,
+    finished DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS aigc_jobs_status ON aigc_jobs (status) WHERE status IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS aigc_outputs (
+    job TEXT NOT NULL REFERENCES aigc_jobs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    artifact JSONB NOT NULL,
+    worker TEXT NOT NULL DEFAULT '',
+    recorded DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (job, idx)
+);
+CREATE TABLE IF NOT EXISTS aigc_files (
+    id TEXT PRIMARY KEY,
+    job TEXT NOT NULL REFERENCES aigc_jobs (id) ON DELETE CASCADE,
+    data BYTEA NOT NULL,
+    mime TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aigc_files_job ON aigc_files (job);
+CREATE TABLE IF NOT EXISTS aigc_ledger (
+    id BIGSERIAL PRIMARY KEY,
+    sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+    content_sha256 TEXT,
+    job TEXT NOT NULL,
+    output_index INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL DEFAULT '',
+    created DOUBLE PRECISION NOT NULL,
+    platform TEXT,
+    guild TEXT,
+    mime TEXT,
+    recorded_at DOUBLE PRECISION NOT NULL,
+    rendition TEXT NOT NULL DEFAULT '',
+    signed INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (sha256, job, output_index)
+);
+-- the labelled file and its signed copies (Content Credentials), engine/provenance/ledger.py
+ALTER TABLE aigc_ledger ADD COLUMN IF NOT EXISTS signed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS aigc_ledger_job ON aigc_ledger (job);
+CREATE INDEX IF NOT EXISTS aigc_ledger_content ON aigc_ledger (content_sha256);
+CREATE OR REPLACE FUNCTION aigc_ledger_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'the provenance ledger is append-only'; END; $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS aigc_ledger_no_change ON aigc_ledger;
+CREATE TRIGGER aigc_ledger_no_change BEFORE UPDATE OR DELETE ON aigc_ledger
+    FOR EACH ROW EXECUTE FUNCTION aigc_ledger_append_only();
+"""
+_SCHEMA_LOCK = 0x41494743  # "AIGC": nodes starting together create the schema one at a time
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg takes postgresql:// (SQLAlchemy's postgresql+asyncpg:// names the same thing)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8,
+                    synchronous_commit: bool = True) -> asyncpg.Pool:
+    """A pool on ``url`` with the schema in place (created under an advisory lock)."""
+    pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size, command_timeout=30,
+                                     server_settings={"synchronous_commit": "on" if synchronous_commit else "off"})
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        await conn.execute(SCHEMA)
+    return pool

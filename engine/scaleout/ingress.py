@@ -1,0 +1,242 @@
+"""The API node's side of the scale-out: admit jobs into their generator's stream, and keep the
+jobs this node has in memory up to date with what the workers did (events on pub/sub, and a
+re-read from PostgreSQL every second for whatever pub/sub dropped).
+
+Order of admission: journal in PostgreSQL first, then the stream, so a worker never reads an
+entry whose job is not there; when the stream refuses (full, or Redis down) the job is
+removed again before the caller hears anything, so nothing acknowledged is ever lost."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from engine.admission import journal_entry
+from engine.errors import EngineError
+from engine.job_table import JobTable
+from engine.jobs import Job
+from engine.journal import JournalEntry
+from engine.protocol import ArtifactView, ErrorInfo, JobStatus
+from engine.scaleout.journal import PgJournal
+from engine.scaleout.streams import ADMIT_LUA, Keys, ensure_group, status_event
+from engine.scheduler import QueueFull
+
+log = logging.getLogger("aigc.engine.scaleout")
+HEALTH_EVERY_S = 0.5
+RESYNC_EVERY_S = 1.0
+DEFAULT_ITEM_SECONDS = 0.05
+
+
+class StreamIngress:
+    def __init__(self, redis: Redis, keys: Keys, journal: PgJournal, table: JobTable, capacity: int,
+                 finished: Callable[[Job], None]) -> None:
+        self.redis, self.keys, self.journal, self.table = redis, keys, journal, table
+        self.capacity, self.finished = capacity, finished
+        self.healthy = False
+        self.reason = "not connected yet"
+        self._admit = redis.register_script(ADMIT_LUA)
+        self._depth: dict[str, int] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._node = secrets.token_hex(4)
+
+    async def start(self) -> None:
+        await self._check()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._health_loop(), name="queue-health"),
+                       loop.create_task(self._listen_loop(), name="queue-events"),
+                       loop.create_task(self._resync_loop(), name="queue-resync")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ---- admission ------------------------------------------------------------------
+
+    async def enqueue(self, job: Job) -> None:
+        gen = job.spec.generator
+        stream = self.keys.stream(gen)
+        indices = list(range(job.next_index, job.count))
+        try:  # a cheap look first: a full stream refuses without touching PostgreSQL
+            length = await self.redis.xlen(stream)
+        except (RedisError, OSError) as e:
+            raise self._unavailable(e) from None
+        if length + len(indices) > self.capacity:
+            raise QueueFull(gen, await self._retry_after(gen, length))
+        await self.journal.accept(journal_entry(job))
+        try:
+            got = int(await self._admit(keys=[stream], args=[self.capacity, job.id, *indices]))
+        except (RedisError, OSError) as e:
+            await self.journal.forget(job.id)
+            raise self._unavailable(e) from None
+        if got < 0:
+            await self.journal.forget(job.id)
+            raise QueueFull(gen, await self._retry_after(gen, -1 - got))
+        self._depth[gen] = got
+
+    def depth(self, generator: str) -> int:
+        return self._depth.get(generator, 0)
+
+    def _unavailable(self, e: BaseException) -> EngineError:
+        self._set_health(False, f"redis: {type(e).__name__}")
+        return EngineError(503, "queue_unavailable", "the job queue (Redis) cannot be reached; nothing was "
+                           "accepted, retry later", headers={"Retry-After": "1"})
+
+    async def _retry_after(self, generator: str, backlog: int) -> float:
+        try:
+            per_item = float(await self.redis.hget(self.keys.item_seconds, generator) or DEFAULT_ITEM_SECONDS)
+        except (RedisError, OSError, ValueError):
+            per_item = DEFAULT_ITEM_SECONDS
+        return max(1.0, round(backlog * per_item, 1))
+
+    async def cancel(self, job: Job) -> None:
+        """Tell the workers (they skip a finished job's entries) and the other nodes."""
+        await self.journal.update_status(job.id, JobStatus.cancelled.value, finished=job.finished)
+        await self._publish(status_event(job.id, JobStatus.cancelled.value))
+
+    async def _publish(self, message: str) -> None:
+        try:
+            await self.redis.publish(self.keys.events, message)
+        except (RedisError, OSError):  # the others re-read PostgreSQL within a second
+            log.warning("could not publish a job event", extra={"channel": self.keys.events})
+
+    # ---- Redis health and its data ---------------------------------------------------------
+
+    def _set_health(self, ok: bool, reason: str = "") -> None:
+        if ok != self.healthy:
+            log.warning("job queue reachable" if ok else "job queue unreachable", extra={"reason": reason})
+        self.healthy, self.reason = ok, reason
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_EVERY_S)
+            await self._check()
+
+    async def _check(self) -> None:
+        try:
+            await self.redis.ping()
+            if not await self.redis.exists(self.keys.epoch):
+                await self._new_epoch()
+            self._set_health(True)
+        except (RedisError, OSError) as e:
+            self._set_health(False, f"redis: {type(e).__name__}: {e}"[:200])
+
+    async def _new_epoch(self) -> None:
+        """Redis holds none of our streams (first start, or it restarted empty): the first node
+        to see it queues every unfinished job of the journal again."""
+        if not await self.redis.set(self.keys.epoch, f"{self._node}:{time.time():.0f}", nx=True):
+            return
+        entries = await self.journal.unfinished()
+        requeued = 0
+        for e in entries:
+            spec = self.table.registry.command(e.command)
+            if spec is None:
+                continue
+            stream = self.keys.stream(spec.generator)
+            todo = [i for i in range(e.count) if i not in e.outputs]
+            if todo:
+                await ensure_group(self.redis, stream)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for i in todo:
+                        pipe.xadd(stream, {"job": e.id, "i": str(i)})
+                    await pipe.execute()
+                requeued += len(todo)
+        log.warning("job queue data was empty: unfinished jobs queued again from the journal",
+                    extra={"jobs": len(entries), "outputs": requeued})
+
+    # ---- results from the workers -------------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.keys.events)
+                backoff = 0.2
+                await self.resync()  # whatever happened while we were not listening
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        await self._apply_event(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+            except Exception:  # a bad message must not stop the listener
+                log.exception("job event listener failed; restarting it")
+                await asyncio.sleep(backoff)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001 - closing a broken connection
+                    pass
+
+    async def _apply_event(self, raw: bytes | str) -> None:
+        try:
+            msg = json.loads(raw)
+            job = self.table.jobs.get(str(msg["job"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed job event ignored")
+            return
+        if job is None or job.status.terminal:
+            return
+        if msg.get("kind") == "output":
+            index = int(msg["index"])
+            if 0 <= index < job.count and job.outputs[index] is None:
+                job.mark_running()
+                job.set_output(index, ArtifactView.model_validate(msg["artifact"]))
+                if job.status.terminal:
+                    self.finished(job)
+        elif msg.get("status") == JobStatus.running.value:
+            job.mark_running()
+        else:  # finished: the journal says how (the error, every output)
+            entry = await self.journal.get(job.id)
+            if entry is not None:
+                self._apply_entry(job, entry)
+
+    def _apply_entry(self, job: Job, e: JournalEntry) -> None:
+        if job.status.terminal:
+            return
+        if e.status == JobStatus.running.value or e.outputs:
+            job.mark_running()
+        for index, art in sorted(e.outputs.items()):
+            if 0 <= index < job.count and job.outputs[index] is None and not job.status.terminal:
+                job.set_output(index, ArtifactView.model_validate(art))
+        if e.terminal and not job.status.terminal:
+            job.finish(JobStatus(e.status), ErrorInfo.model_validate(e.error) if e.error else None)
+        if job.status.terminal:
+            self.finished(job)
+
+    async def resync(self) -> None:
+        """Re-read this node's unfinished jobs from the journal; fail those past their deadline."""
+        live = [j for j in self.table.jobs.values() if not j.status.terminal]
+        if not live:
+            return
+        entries = await self.journal.many([j.id for j in live])
+        now = time.monotonic()
+        for job in live:
+            e = entries.get(job.id)
+            if e is not None:
+                self._apply_entry(job, e)
+            if not job.status.terminal and now > job.deadline:
+                error = ErrorInfo(code="deadline_exceeded", message="the job did not finish before its deadline")
+                if await self.journal.update_status(job.id, JobStatus.failed.value,
+                                                    error=error.model_dump(mode="json"), finished=time.time()):
+                    await self._publish(status_event(job.id, JobStatus.failed.value))
+                e = await self.journal.get(job.id)
+                if e is not None:
+                    self._apply_entry(job, e)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_EVERY_S)
+            try:
+                await self.resync()
+            except Exception:  # PostgreSQL away for a moment: try again next second
+                log.exception("re-reading unfinished jobs failed")

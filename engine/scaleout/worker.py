@@ -1,0 +1,342 @@
+"""`aigc worker`'s loop: for each generator it loaded, read up to a preferred batch from the
+generator's stream (``XREADGROUP ... COUNT n BLOCK t``), run it, commit, acknowledge.
+
+Exactly once, as the caller sees it: the stream is at-least-once (an entry whose worker died is
+claimed by another after ``claim_idle_ms``, with ``XAUTOCLAIM``, and run again), and finishing
+is idempotent by (job, index): one PostgreSQL transaction inserts the output's journal row,
+its file and its ledger row, ``ON CONFLICT DO NOTHING``, and only a row that was new is
+announced. A redo makes the same bytes (determinism by command, options, seed; the file's
+provenance metadata comes from the job), so whichever worker's commit wins, the file is one.
+An entry is acknowledged (and deleted: the stream's length is its backlog) only after its
+commit; one whose generator could not run it is left pending and claimed again later.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from redis.exceptions import RedisError, ResponseError
+
+from engine.artifacts import ArtifactStore
+from engine.execution import MAX_CRASHES_PER_OUTPUT, Execution, error_info
+from engine.jobs import Job
+from engine.protocol import ArtifactView, ErrorInfo, JobStatus
+from engine.provenance.ledger import LedgerError
+from engine.replay import job_from_entry
+from engine.scaleout.journal import PgJournal
+from engine.scaleout.ledger import PgProvenanceLedger
+from engine.scaleout.metrics import WorkerMetrics
+from engine.scaleout.node import Shared
+from engine.scaleout.streams import GROUP, ensure_group, output_event, status_event
+from engine.scheduler import Requeue
+from engine.sdk import Generator
+
+log = logging.getLogger("aigc.worker")
+STATS_EVERY_S = 2.0
+# An entry delivered this often (its workers died under it each time) fails its job.
+MAX_DELIVERIES = MAX_CRASHES_PER_OUTPUT + 2
+
+
+@dataclass
+class Entry:
+    id: bytes
+    job: str
+    index: int
+
+
+class Worker:
+    def __init__(self, shared: Shared, execution: Execution, generators: dict[str, Generator],
+                 journal: PgJournal, ledger: PgProvenanceLedger, artifacts: ArtifactStore, *,
+                 name: str, model_info: dict[str, dict[str, str]], deadline_s: float,
+                 claim_idle_ms: int, block_ms: int = 2000) -> None:
+        self.shared, self.execution, self.generators = shared, execution, generators
+        self.journal, self.ledger, self.artifacts = journal, ledger, artifacts
+        self.name, self.model_info, self.deadline_s = name, model_info, deadline_s
+        self.claim_idle_ms, self.block_ms = claim_idle_ms, block_ms
+        self.metrics = WorkerMetrics()
+        self.stopping = asyncio.Event()
+        self.ready = False
+        self.queue_up = False
+        self._item_seconds: dict[str, float] = {}
+
+    def _up(self, ok: bool) -> None:
+        self.queue_up = ok
+        self.metrics.redis_up.set(int(ok))
+
+    @property
+    def redis(self):
+        return self.shared.redis
+
+    async def run(self) -> None:
+        """Until ``stopping`` is set: each lane finishes and acknowledges the batch in hand."""
+        lanes = [asyncio.create_task(self._lane(g), name=f"lane-{g.name}") for g in self.generators.values()]
+        stats = asyncio.create_task(self._stats_loop())
+        self.ready = True
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            stats.cancel()
+            await asyncio.gather(stats, return_exceptions=True)
+
+    # ---- one generator ----------------------------------------------------------------
+
+    async def _lane(self, g: Generator) -> None:
+        stream = self.shared.keys.stream(g.name)
+        prefs = [p for p in g.preferred_batch_sizes if p <= g.max_batch_size]
+        count = max(prefs) if prefs else g.max_batch_size
+        pool = ThreadPoolExecutor(1, thread_name_prefix=f"worker-{g.name}")
+        claim_every = max(0.1, self.claim_idle_ms / 2000)
+        next_claim = 0.0
+        backoff = 0.2
+        finishing: asyncio.Task | None = None
+        need_group = True
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if need_group:  # at start, and after Redis was away (it may be back empty)
+                        await ensure_group(self.redis, stream)
+                        need_group = False
+                    claimed = False
+                    entries: list[Entry] = []
+                    if time.monotonic() >= next_claim:
+                        next_claim = time.monotonic() + claim_every
+                        entries = await self._claim(g.name, stream, count)
+                        claimed = bool(entries)
+                    if not entries:
+                        got = await self.redis.xreadgroup(GROUP, self.name, {stream: ">"}, count=count,
+                                                          block=self.block_ms)
+                        entries = [_entry(eid, f) for eid, f in (got[0][1] if got else [])]
+                    self._up(True)
+                    backoff = 0.2
+                    if entries:  # batch k+1 runs while batch k commits (one commit in flight, in order)
+                        finish = await self._process(g, stream, entries, claimed, pool)
+                        if finishing is not None:
+                            await finishing
+                        finishing = asyncio.create_task(self._finish_guarded(g.name, finish))
+                except ResponseError as e:
+                    need_group = True
+                    if "NOGROUP" not in str(e):  # Redis restarted empty: the group is made again
+                        log.exception("stream read failed", extra={"generator": g.name})
+                        await asyncio.sleep(backoff)
+                except (RedisError, OSError) as e:
+                    need_group = True
+                    self._up(False)
+                    log.warning("job queue unreachable; retrying", extra={"generator": g.name,
+                                                                        "error": f"{type(e).__name__}"})
+                    await asyncio.sleep(backoff)
+                    backoff = min(2.0, backoff * 2)
+                except Exception:  # PostgreSQL away, a bug: the entries stay pending, claimed later
+                    log.exception("a batch failed; its entries are left pending", extra={"generator": g.name})
+                    await asyncio.sleep(backoff)
+                    backoff = min(2.0, backoff * 2)
+        finally:
+            if finishing is not None:
+                await finishing
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    async def _finish_guarded(generator: str, finish: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await finish()
+        except Exception:  # PostgreSQL or Redis away: not acknowledged, so claimed and redone later
+            log.exception("committing a batch failed; its entries are left pending", extra={"generator": generator})
+
+    async def _claim(self, generator: str, stream: str, count: int) -> list[Entry]:
+        """Entries another worker took and left unacknowledged past the idle timeout."""
+        _, got, _ = await self.redis.xautoclaim(stream, GROUP, self.name, self.claim_idle_ms, "0-0", count=count)
+        entries = [_entry(eid, f) for eid, f in got if f]
+        if entries:
+            self.metrics.claimed.labels(generator).inc(len(entries))
+            log.warning("claimed entries of an idle worker", extra={"generator": generator, "entries": len(entries)})
+        return entries
+
+    async def _process(self, g: Generator, stream: str, entries: list[Entry], claimed: bool,
+                       pool: ThreadPoolExecutor) -> Callable[[], Awaitable[None]]:
+        """Read the jobs, run the batch; returns the second step (commit, announce, acknowledge)."""
+        t0 = time.perf_counter()
+        known = await self.journal.many(sorted({e.job for e in entries}))
+        deliveries = await self._deliveries(stream, entries) if claimed else {}
+        ack: list[bytes] = []
+        batch: list[tuple[Job, int]] = []
+        ids: list[bytes] = []
+        jobs: dict[str, Job] = {}
+        poisoned: dict[str, ErrorInfo] = {}
+        for e in entries:
+            entry = known.get(e.job)
+            if entry is None or entry.terminal or e.index in entry.outputs or not 0 <= e.index < entry.count:
+                ack.append(e.id)  # gone, finished, cancelled, or done by another worker already
+                self.metrics.items.labels(g.name, "skipped").inc()
+                continue
+            if deliveries.get(e.id, 0) > MAX_DELIVERIES:
+                poisoned[e.job] = ErrorInfo(code="generation_failed", message=(
+                    f"the workers running this output died {deliveries[e.id] - 1} times"))
+                ack.append(e.id)
+                continue
+            job = jobs.get(e.job)
+            if job is None:
+                spec = self.execution.registry.command(entry.command)
+                job = job_from_entry(entry, spec, deadline_s=self.deadline_s,
+                                     model=self.model_info.get(spec.generator, {}) if spec else {})
+                if job is None:
+                    poisoned[e.job] = ErrorInfo(code="generation_failed", message="the job can no longer run here")
+                    ack.append(e.id)
+                    continue
+                jobs[e.job] = job
+            batch.append((job, e.index))
+            ids.append(e.id)
+        if claimed and batch:
+            self.metrics.redone.labels(g.name).inc(len(batch))
+        failed: dict[str, ErrorInfo] = dict(poisoned)
+        results: list[Any]
+        rows: list[tuple]
+        if batch:  # "running" goes out at once; PostgreSQL learns it with the results (one commit)
+            await self._announce([status_event(j, JobStatus.running.value) for j in jobs
+                                  if known[j].status == JobStatus.queued.value])
+            started = time.time()
+            results, rows = await asyncio.get_running_loop().run_in_executor(pool, self._run, g, batch)
+            for (job, index), r, eid in zip(batch, results, ids):
+                if isinstance(r, Requeue):  # left pending: claimed again after the idle timeout
+                    self.metrics.items.labels(g.name, "requeued").inc()
+                    continue
+                ack.append(eid)
+                if isinstance(r, BaseException):
+                    failed.setdefault(job.id, error_info(r))
+        else:
+            results, rows, started = [], [], time.time()
+
+        async def finish() -> None:
+            events: list[str] = []
+            if batch or failed:
+                events += await self._commit(g.name, batch, results, rows, failed, started)
+            if batch:
+                self.metrics.batch_size.labels(g.name).observe(len(batch))
+                self.metrics.batch_seconds.labels(g.name).observe(time.perf_counter() - t0)
+            async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: announce, acknowledge
+                for ev in events:
+                    pipe.publish(self.shared.keys.events, ev)
+                if ack:
+                    pipe.xack(stream, GROUP, *ack)
+                    pipe.xdel(stream, *ack)
+                if batch:
+                    per = 0.8 * self._item_seconds.get(g.name, 0.05) + 0.2 * (time.perf_counter() - t0) / len(batch)
+                    self._item_seconds[g.name] = per
+                    pipe.hset(self.shared.keys.item_seconds, g.name, f"{per:.4f}")
+                await pipe.execute()
+        return finish
+
+    async def _deliveries(self, stream: str, entries: list[Entry]) -> dict[bytes, int]:
+        ids = sorted(e.id for e in entries)
+        got = await self.redis.xpending_range(stream, GROUP, min=ids[0], max=ids[-1], count=len(entries) * 4)
+        return {p["message_id"]: int(p["times_delivered"]) for p in got}
+
+    def _run(self, g: Generator, batch: list[tuple[Job, int]]) -> tuple[list[Any], list[tuple]]:
+        """Forward pass, checks, encoding (worker thread); the ledger rows for the commit."""
+        outputs = self.execution.generate(g, batch, False)
+        results, records = self.execution.finish_uncommitted(g, batch, outputs)
+        try:
+            rows = self.ledger.rows(records)
+        except LedgerError as e:  # not recordable: not published (as in one process)
+            bad = RuntimeError(f"the provenance ledger could not record this output, so it was not published: {e}"[:300])
+            results = [bad if isinstance(r, ArtifactView) else r for r in results]
+            rows = []
+        return results, rows
+
+    async def _commit(self, generator: str, batch: list[tuple[Job, int]], results: list[Any],
+                      rows: list[tuple], failed: dict[str, ErrorInfo], started: float) -> list[str]:
+        """One transaction (one fsync), a few set-based statements: ledger rows, outputs and
+        their files (each only once), the jobs' state. Returns the events to announce: only
+        what this commit changed."""
+        now = time.time()
+        made = [(job, index, r) for (job, index), r in zip(batch, results) if isinstance(r, ArtifactView)]
+        files = {r.id: self.artifacts.get(r.id) for _, _, r in made}
+        for _, _, r in made:
+            self.artifacts.discard(r.id)
+        events: list[str] = []
+        async with self.shared.pool.acquire() as conn, conn.transaction():
+            await PgProvenanceLedger.insert(conn, rows)
+            new = await conn.fetch(
+                "INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
+                "SELECT j, i, a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
+                "ON CONFLICT DO NOTHING RETURNING job, idx",
+                [job.id for job, _, _ in made], [i for _, i, _ in made],
+                [r.model_dump_json() for _, _, r in made], self.name, now) if made else []
+            fresh = {(r["job"], r["idx"]) for r in new}
+            keep = [(job, i, r) for job, i, r in made if (job.id, i) in fresh and files.get(r.id) is not None]
+            if keep:
+                await conn.execute(
+                    "INSERT INTO aigc_files (id, job, data, mime, filename, sha256) SELECT * FROM "
+                    "unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[]) "
+                    "ON CONFLICT DO NOTHING",
+                    [r.id for _, _, r in keep], [job.id for job, _, _ in keep],
+                    [files[r.id].data for _, _, r in keep], [files[r.id].mime for _, _, r in keep],
+                    [files[r.id].filename for _, _, r in keep], [files[r.id].sha256 for _, _, r in keep])
+            for job, i, r in made:
+                if (job.id, i) in fresh:
+                    self.metrics.items.labels(generator, "done").inc()
+                    events.append(output_event(job.id, i, r.model_dump(mode="json")))
+                else:
+                    self.metrics.items.labels(generator, "duplicate").inc()
+            for job_id, error in failed.items():
+                gone = await conn.fetchval(
+                    "UPDATE aigc_jobs SET status='failed', error=$2, started=coalesce(started, $3), finished=$4, "
+                    "updated=$4 WHERE id=$1 AND status NOT IN ('done','failed','cancelled') RETURNING id",
+                    job_id, json.dumps(error.model_dump(mode="json")), started, now)
+                if gone:
+                    self.metrics.items.labels(generator, "failed").inc()
+                    events.append(status_event(job_id, JobStatus.failed.value))
+            touched = sorted({job.id for job, _, _ in made} - set(failed))
+            if touched:
+                states = await conn.fetch(
+                    "UPDATE aigc_jobs j SET started=coalesce(j.started, $2), updated=$3, "
+                    "status = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
+                    "THEN 'done' ELSE 'running' END, "
+                    "finished = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
+                    "THEN $3 ELSE j.finished END "
+                    "WHERE j.id = ANY($1::text[]) AND j.status NOT IN ('done','failed','cancelled') "
+                    "RETURNING j.id, j.status", touched, started, now)
+                events += [status_event(r["id"], JobStatus.done.value) for r in states if r["status"] == "done"]
+        return events
+
+    async def _announce(self, events: list[str]) -> None:
+        if not events:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ev in events:
+                    pipe.publish(self.shared.keys.events, ev)
+                await pipe.execute()
+        except (RedisError, OSError):  # the API nodes re-read PostgreSQL every second
+            log.warning("could not announce results", extra={"events": len(events)})
+
+    # ---- stream statistics ------------------------------------------------------------
+
+    async def _stats_loop(self) -> None:
+        while True:
+            for name in self.generators:
+                stream = self.shared.keys.stream(name)
+                try:
+                    length = await self.redis.xlen(stream)
+                    groups = await self.redis.xinfo_groups(stream)
+                except (RedisError, OSError):
+                    self._up(False)
+                    continue
+                self.metrics.stream_length.labels(name).set(length)
+                for grp in groups:
+                    if grp.get("name") in (GROUP, GROUP.encode()):
+                        self.metrics.stream_pending.labels(name).set(grp.get("pending") or 0)
+                        self.metrics.stream_lag.labels(name).set(grp.get("lag") or 0)
+                        self.metrics.stream_consumers.labels(name).set(grp.get("consumers") or 0)
+            await asyncio.sleep(STATS_EVERY_S)
+
+
+def _entry(eid: bytes, fields: dict[bytes, bytes]) -> Entry:
+    """An entry as the API nodes write it; anything else reads as no job (acknowledged, dropped)."""
+    try:
+        return Entry(eid, fields[b"job"].decode(), int(fields[b"i"]))
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return Entry(eid, "", -1)
