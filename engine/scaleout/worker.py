@@ -258,7 +258,6 @@ class Worker:
             self.artifacts.discard(r.id)
         events: list[str] = []
         async with self.shared.pool.acquire() as conn, conn.transaction():
-            await PgProvenanceLedger.insert(conn, rows)
             new = await conn.fetch(
                 "INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
                 "SELECT j, i, a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
@@ -266,6 +265,10 @@ class Worker:
                 [job.id for job, _, _ in made], [i for _, i, _ in made],
                 [r.model_dump_json() for _, _, r in made], self.name, now) if made else []
             fresh = {(r["job"], r["idx"]) for r in new}
+            # Ledger rows only for outputs this commit records (same transaction): a redo of an
+            # output another worker recorded first is signed afresh (C2PA manifests are not
+            # byte-reproducible), and that copy is never served, so it gets no row.
+            await PgProvenanceLedger.insert(conn, [row for row in rows if (row[2], row[3]) in fresh])
             keep = [(job, i, r) for job, i, r in made if (job.id, i) in fresh and files.get(r.id) is not None]
             if keep:
                 await conn.execute(

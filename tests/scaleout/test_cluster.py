@@ -108,14 +108,18 @@ async def test_jobs_finish_exactly_once_across_worker_and_api_node_kills(cluster
         conn = await asyncpg.connect(cluster.database_url)
         try:
             outputs = await conn.fetch("SELECT job, idx, worker FROM aigc_outputs")
+            # the labelled file (the signed copy has a row of its own: signed = 1)
             ledger = await conn.fetch("SELECT job, output_index, count(*) AS n FROM aigc_ledger "
-                                      "WHERE rendition = '' GROUP BY job, output_index")
+                                      "WHERE rendition = '' AND signed = 0 GROUP BY job, output_index")
+            signed = await conn.fetch("SELECT job, output_index, count(*) AS n FROM aigc_ledger "
+                                      "WHERE rendition = '' AND signed = 1 GROUP BY job, output_index")
             files = await conn.fetchval("SELECT count(*) FROM aigc_files")
         finally:
             await conn.close()
         assert len(outputs) == len(accepted) * 4 == files
         assert {(r["job"], r["idx"]) for r in outputs} == {(j, i) for j in accepted for i in range(4)}
         assert len(ledger) == len(outputs) and {r["n"] for r in ledger} == {1}
+        assert len(signed) == len(outputs) and {r["n"] for r in signed} == {1}  # the copy served, once
         # Spread over the workers, and the dead one's entries were claimed and redone by others.
         assert len({r["worker"] for r in outputs}) >= 2
         claimed = 0
