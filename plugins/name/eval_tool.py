@@ -1,0 +1,69 @@
+"""`aigc eval --plugin name [--model vae] [--data DIR] [--seeds 8] [--json]`: the name models'
+figures (see plugins/name/evaluation.py). Without --data the data set is built in memory from
+Faker's lists, exactly as `aigc data names` would."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="vae", help="model stem name in plugins/name (vae) or a path to a stem")
+    parser.add_argument("--data", help="folder made by `aigc data names` (default: build it in memory)")
+    parser.add_argument("--seeds", type=int, default=8, help="batches of 25 per style (default 8)")
+    parser.add_argument("--variety", type=float, default=None, help="the command's variety option (default: its default)")
+    parser.add_argument("--retrain-judge", action="store_true", help="train the style classifier again")
+    parser.add_argument("--checks", action="store_true", help="also score trivially bad outputs (random, collapsed, copies)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from plugins.name import evaluation as ev
+    from plugins.name.data import build, load
+    from plugins.name.generator import HERE, NameGenerator
+    from plugins.name.training import evaluate_vae
+
+    if args.seeds < 1 or (args.variety is not None and not 0 <= args.variety <= 1):
+        print("aigc eval --plugin name: --seeds must be at least 1 and --variety within [0, 1]", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    examples = load(args.data) if args.data else build()
+    splits = ev.Splits(*[[e for e in examples if e.split == s] for s in ("train", "valid", "test")])
+    judge = None if args.retrain_judge else ev.load_judge()
+    if judge is None:
+        print("training the style classifier (judge) ...", file=sys.stderr)
+        judge = ev.fit_judge(splits)
+    stem = Path(args.model) if "/" in args.model else HERE / args.model
+    gen = NameGenerator(stem)
+    gen.load("cpu")
+    assert gen.model is not None and gen.vocab is not None
+    out: dict[str, object] = {"model": stem.name, "step": gen.meta.get("step")}
+    out["nll"] = evaluate_vae(gen.model, gen.vocab, splits.test)["nll_per_char"]
+    base = ev.best_ngram(splits, len(gen.vocab))
+    out.update(nll_ngram=base["nll"], ngram_order=base["order"], nll_ngram_by_order=base["by_order"])
+    options = {} if args.variety is None else {"variety": args.variety}
+    out.update(ev.figures(ev.generator_sampler(gen, options), judge, splits, args.seeds))
+    out.update(ev.real_figures(judge, splits, args.seeds))
+    if args.checks:
+        out["checks"] = {}
+        for name, sampler in ev.trivial_samplers(splits).items():
+            f = ev.figures(sampler, judge, splits, args.seeds)
+            f.pop("per_style")
+            out["checks"][name] = {k: round(v, 4) for k, v in f.items()}  # type: ignore[index]
+    out["targets"] = {
+        "nll_below_ngram": out["nll"] < out["nll_ngram"],  # type: ignore[operator]
+        "novelty_0.7": out["novelty"] >= 0.7,  # type: ignore[operator]
+        "validity_0.7_of_real": out["validity"] >= 0.7 * out["validity_real"],  # type: ignore[operator]
+    }
+    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        for k, v in out.items():
+            print(f"{k:>18}: {v}")
+    return 0
