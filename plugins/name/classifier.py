@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from plugins.name.data import STYLES, Example
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    buckets: int = 1 << 15
+    buckets: int = 1 << 13
     dim: int = 64
     n_styles: int = len(STYLES)
 
@@ -30,8 +31,11 @@ def grams(name: str) -> list[str]:
     return [s[i:i + n] for n in (1, 2, 3) for i in range(len(s) - n + 1)]
 
 
-def _bucket(g: str, buckets: int) -> int:
-    return int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little") % buckets
+@lru_cache(maxsize=1 << 17)
+def bucket_ids(name: str, buckets: int) -> tuple[int, ...]:
+    """The hashed n-gram ids of a name (cached: training sees each name many times)."""
+    return tuple(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=4).digest(), "little") % buckets
+                 for g in grams(name))
 
 
 class StyleClassifier(nn.Module):
@@ -46,7 +50,7 @@ class StyleClassifier(nn.Module):
         ids, offsets = [], []
         for n in names:
             offsets.append(len(ids))
-            ids.extend(_bucket(g, self.cfg.buckets) for g in grams(n))
+            ids.extend(bucket_ids(n, self.cfg.buckets))
         return torch.tensor(ids, dtype=torch.long), torch.tensor(offsets, dtype=torch.long)
 
     def features(self, names: list[str]) -> torch.Tensor:

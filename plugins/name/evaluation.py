@@ -56,7 +56,7 @@ def load_judge(path: Path | str = JUDGE) -> StyleClassifier | None:
     return model.eval()
 
 
-def fit_judge(splits: Splits, path: Path | str = JUDGE, steps: int = 3000) -> StyleClassifier:
+def fit_judge(splits: Splits, path: Path | str = JUDGE, steps: int = 2000) -> StyleClassifier:
     model = train_classifier(splits.train, steps=steps)
     real = [e.name for e in splits.test]
     labels = torch.tensor([STYLES.index(e.style) for e in splits.test])

@@ -14,6 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (resume later)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", metavar="STEM", help="write --out's servable weights (no optimizer state) to STEM and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
 
 
@@ -21,6 +22,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from plugins.name.data import load
+
+    if args.export:
+        from plugins.name.training import export
+
+        meta = export(args.out, args.export)
+        print(json.dumps({"exported": args.export, "step": meta["step"]}))
+        return 0
 
     if args.steps < 1 or args.batch_size < 1 or (args.minutes is not None and args.minutes <= 0):
         print("aigc train names: --steps, --batch-size and --minutes must be positive")

@@ -120,3 +120,15 @@ def train_vae(train: list[Example], valid: list[Example], out: Path | str, cfg: 
     if not math.isfinite(last.get("rec", 0.0)):
         raise RuntimeError("training diverged (non-finite loss)")
     return meta
+
+
+def export(src: Path | str, dst: Path | str) -> dict[str, Any]:
+    """The servable model of a checkpoint: weights without the optimizer's state."""
+    meta = checkpoint.read_meta(src)
+    if meta.get("kind") != "vae":
+        raise ValueError(f"{src}.json: kind must be 'vae', got {meta.get('kind')!r}")
+    model = NameVAE(VAEConfig(**meta["config"]))
+    meta = checkpoint.load_into(src, model)
+    meta.pop("optimizers", None)
+    checkpoint.save(dst, model, meta)
+    return meta
