@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="vae", help="model stem name in plugins/name (vae) or a path to a stem")
+    parser.add_argument("--model", choices=["vae", "gan"], default="vae", help="which model makes the names")
+    parser.add_argument("--stem", help="that model's weights (default plugins/name/vae or plugins/name/gan)")
     parser.add_argument("--data", help="folder made by `aigc data names` (default: build it in memory)")
     parser.add_argument("--seeds", type=int, default=8, help="batches of 25 per style (default 8)")
     parser.add_argument("--variety", type=float, default=None, help="the command's variety option (default: its default)")
@@ -38,15 +39,22 @@ def run(args: argparse.Namespace) -> int:
     if judge is None:
         print("training the style classifier (judge) ...", file=sys.stderr)
         judge = ev.fit_judge(splits)
-    stem = Path(args.model) if "/" in args.model else HERE / args.model
-    gen = NameGenerator(stem)
+    stem = Path(args.stem) if args.stem else HERE / args.model
+    gen = NameGenerator(stem, None) if args.model == "vae" else NameGenerator(HERE / "vae", stem)
     gen.load("cpu")
     assert gen.model is not None and gen.vocab is not None
-    out: dict[str, object] = {"model": stem.name, "step": gen.meta.get("step")}
-    out["nll"] = evaluate_vae(gen.model, gen.vocab, splits.test)["nll_per_char"]
+    if args.model == "gan" and gen.gan is None:
+        print(f"aigc eval --plugin name: no GAN weights at {stem}.safetensors", file=sys.stderr)
+        return 2
+    step = gen.meta.get("step") if args.model == "vae" else gen.gan[2].get("step")  # type: ignore[index]
+    out: dict[str, object] = {"model": args.model, "weights": str(stem), "step": step}
+    # the GAN has no likelihood: its nll is null (the VAE's is an upper bound on the true NLL)
+    out["nll"] = evaluate_vae(gen.model, gen.vocab, splits.test)["nll_per_char"] if args.model == "vae" else None
     base = ev.best_ngram(splits, len(gen.vocab))
     out.update(nll_ngram=base["nll"], ngram_order=base["order"], nll_ngram_by_order=base["by_order"])
-    options = {} if args.variety is None else {"variety": args.variety}
+    options: dict[str, object] = {} if args.variety is None else {"variety": args.variety}
+    if args.model == "gan":
+        options["model"] = "gan"
     out.update(ev.figures(ev.generator_sampler(gen, options), judge, splits, args.seeds))
     out.update(ev.real_figures(judge, splits, args.seeds))
     if args.checks:
@@ -56,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             f.pop("per_style")
             out["checks"][name] = {k: round(v, 4) for k, v in f.items()}  # type: ignore[index]
     out["targets"] = {
-        "nll_below_ngram": out["nll"] < out["nll_ngram"],  # type: ignore[operator]
+        "nll_below_ngram": out["nll"] is not None and out["nll"] < out["nll_ngram"],  # type: ignore[operator]
         "novelty_0.7": out["novelty"] >= 0.7,  # type: ignore[operator]
         "validity_0.7_of_real": out["validity"] >= 0.7 * out["validity_real"],  # type: ignore[operator]
     }

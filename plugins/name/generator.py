@@ -1,4 +1,5 @@
-"""The `/name` generator: one name per output, sampled from the style-conditioned VAE.
+"""The `/name` generator: one name per output, sampled from the style-conditioned VAE (or,
+with ``model: gan``, the GAN's generator).
 
 Output i is a pure function of (options, seed, i): its latent is ``Item.noise``, its characters
 come from Gumbel-max sampling driven by uniforms drawn from ``Item.rng``; each item decodes
@@ -18,6 +19,8 @@ import torch
 
 from engine import sdk
 from plugins.name.data import STYLES
+from plugins.name.gan import GANConfig, decode as decode_chars
+from plugins.name.gan import NameGenerator as GANGenerator
 from plugins.name.vae import NameVAE, VAEConfig, sample
 from plugins.name.vocab import Vocab
 
@@ -30,6 +33,20 @@ DEFAULT_VARIETY = 0.5
 def temperature(variety: float) -> float:
     """variety 0 → 0.5 (the most typical names), 1 → 1.1 (the most unusual)."""
     return 0.5 + 0.6 * min(1.0, max(0.0, variety))
+
+
+def load_gan(stem: Path | str) -> tuple[GANGenerator, Vocab, dict[str, Any]]:
+    """A trained GAN generator (``aigc train names --model gan --export``), safetensors only."""
+    import json
+
+    stem = Path(stem)
+    meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    if meta.get("kind") != "gan-generator":
+        raise ValueError(f"{stem}.json: kind must be 'gan-generator', got {meta.get('kind')!r}")
+    model = GANGenerator(GANConfig(**meta["config"]))
+    tensors = sdk.load_safetensors(str(stem.with_suffix(".safetensors")), "cpu")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return model.eval(), Vocab(tuple(meta["vocab"])), meta
 
 
 def load_vae(stem: Path | str, device: str = "cpu") -> tuple[NameVAE, Vocab, dict[str, Any]]:
@@ -50,10 +67,12 @@ class NameGenerator(sdk.Generator):
     name = "name"
     max_batch_size = 64
 
-    def __init__(self, stem: Path | str = HERE / "vae") -> None:
+    def __init__(self, stem: Path | str = HERE / "vae", gan_stem: Path | str | None = HERE / "gan") -> None:
         self.stem = Path(stem)
+        self.gan_stem = Path(gan_stem) if gan_stem is not None else None
         self.model: NameVAE | None = None
         self.vocab: Vocab | None = None
+        self.gan: tuple[GANGenerator, Vocab, dict[str, Any]] | None = None
         self.meta: dict[str, Any] = {}
         self.weights_sha = ""
 
@@ -61,9 +80,14 @@ class NameGenerator(sdk.Generator):
         # names are tiny: the CPU decodes them faster than a GPU round trip per character
         self.model, self.vocab, self.meta = load_vae(self.stem, "cpu")
         self.weights_sha = sdk.file_sha256(self.stem.with_suffix(".safetensors"))
+        if self.gan_stem is not None and self.gan_stem.with_suffix(".safetensors").exists():
+            self.gan = load_gan(self.gan_stem)
 
     def model_info(self) -> dict[str, str]:
         return {"name": "name-vae", "version": str(self.meta.get("step", "")), "weights_sha256": self.weights_sha}
+
+    def _kind(self, item: sdk.Item) -> str:
+        return "gan" if item.options.get("model") == "gan" and self.gan is not None else "vae"
 
     def warmup(self) -> None:
         self.generate([sdk.Item(command="name", options={"style": STYLES[0]}, seed=0, index=0)])
@@ -71,20 +95,24 @@ class NameGenerator(sdk.Generator):
     # -- one output ------------------------------------------------------------------------
     def _attempt(self, item: sdk.Item, attempt: int, z: torch.Tensor) -> str:
         assert self.model is not None and self.vocab is not None
-        style = str(item.options.get("style", STYLES[0]))
+        gan = self._kind(item) == "gan"
+        model, vocab = (self.gan[0], self.gan[1]) if gan and self.gan else (self.model, self.vocab)
+        style = torch.tensor([STYLES.index(str(item.options.get("style", STYLES[0])))])
         prefix_text = str(item.options.get("starts_with") or "")
-        prefix = self.vocab.encode(prefix_text)[: self.model.cfg.max_len - 1]
+        prefix = vocab.encode(prefix_text)[: model.cfg.max_len - 1]
         g = item.rng("chars", attempt)
-        u = torch.rand((1, self.model.cfg.max_len + 1, len(self.vocab)), generator=g)
-        ids = sample(self.model, z, torch.tensor([STYLES.index(style)]), u,
-                     temperature=temperature(float(item.options.get("variety", DEFAULT_VARIETY))),
-                     prefix=[prefix])[0]
+        u = torch.rand((1, model.cfg.max_len + 1, len(vocab)), generator=g)
+        temp = temperature(float(item.options.get("variety", DEFAULT_VARIETY)))
+        if gan:
+            ids = decode_chars(model(z, style, u, prefix=[prefix], temperature=temp)[0])[0]
+        else:
+            ids = sample(model, z, style, u, temperature=temp, prefix=[prefix])[0]
         # the prefix as typed (characters the model does not know were read as <unk>)
-        return prefix_text[: len(prefix)] + self.vocab.decode(ids[len(prefix):])
+        return prefix_text[: len(prefix)] + vocab.decode(ids[len(prefix):])
 
     def _latent(self, item: sdk.Item, attempt: int, source: torch.Tensor | None) -> torch.Tensor:
         assert self.model is not None
-        nz = self.model.cfg.latent
+        nz = self.gan[0].cfg.noise if self._kind(item) == "gan" and self.gan else self.model.cfg.latent
         if source is not None:
             e = item.noise((1, nz), "variation", attempt)
             return math.cos(VARIATION_ANGLE) * source + math.sin(VARIATION_ANGLE) * e
@@ -118,7 +146,8 @@ class NameGenerator(sdk.Generator):
         with torch.no_grad():
             for item in items:
                 name, _, attempt, refused = self._make(item, self._source_latent(item))
-                meta: dict[str, Any] = {"style": str(item.options.get("style")), "model": "vae", "attempt": attempt}
+                meta: dict[str, Any] = {"style": str(item.options.get("style")), "model": self._kind(item),
+                                        "attempt": attempt}
                 if refused:
                     meta["resampled"] = len(refused)
                 outputs.append(sdk.Output(data=name, text=name, meta=meta))

@@ -13,6 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20000, help="total steps (a resumed run counts from its step)")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (resume later)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pretrain-steps", type=int, default=2000, help="GAN: MLE warm-start steps before the adversarial ones")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", metavar="STEM", help="write --out's servable weights (no optimizer state) to STEM and stop")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
@@ -24,8 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from plugins.name.data import load
 
     if args.export:
-        from plugins.name.training import export
-
+        if args.model == "vae":
+            from plugins.name.training import export
+        else:
+            from plugins.name.gan_training import export
         meta = export(args.out, args.export)
         print(json.dumps({"exported": args.export, "step": meta["step"]}))
         return 0
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         from plugins.name.gan_training import GANTrainConfig, train_gan
 
         meta = train_gan(train, args.out, GANTrainConfig(steps=args.steps, batch_size=args.batch_size,
-                                                         seed=args.seed), minutes=args.minutes)
+                                                         pretrain_steps=args.pretrain_steps, seed=args.seed),
+                         minutes=args.minutes)
     print(json.dumps({"step": meta["step"], "last": (meta.get("history") or [None])[-1]}))
     return 0
