@@ -17,6 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variety", type=float, default=None, help="the command's variety option (default: its default)")
     parser.add_argument("--retrain-judge", action="store_true", help="train the style classifier again")
     parser.add_argument("--checks", action="store_true", help="also score trivially bad outputs (random, collapsed, copies)")
+    parser.add_argument("--iw-samples", type=int, default=32, help="importance samples of the VAE's NLL bound")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -27,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from plugins.name import evaluation as ev
     from plugins.name.data import build, load
     from plugins.name.generator import HERE, NameGenerator
-    from plugins.name.training import evaluate_vae
+    from plugins.name.training import evaluate_vae, importance_weighted_nll
 
-    if args.seeds < 1 or (args.variety is not None and not 0 <= args.variety <= 1):
+    if args.iw_samples < 1 or args.seeds < 1 or (args.variety is not None and not 0 <= args.variety <= 1):
         print("aigc eval --plugin name: --seeds must be at least 1 and --variety within [0, 1]", file=sys.stderr)
         return 2
     torch.set_num_threads(max(1, args.threads))
@@ -49,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     step = gen.meta.get("step") if args.model == "vae" else gen.gan[2].get("step")  # type: ignore[index]
     out: dict[str, object] = {"model": args.model, "weights": str(stem), "step": step}
     # the GAN has no likelihood: its nll is null (the VAE's is an upper bound on the true NLL)
-    out["nll"] = evaluate_vae(gen.model, gen.vocab, splits.test)["nll_per_char"] if args.model == "vae" else None
+    out["nll"] = None
+    if args.model == "vae":
+        out["nll"] = importance_weighted_nll(gen.model, gen.vocab, splits.test, k=args.iw_samples)
+        elbo = evaluate_vae(gen.model, gen.vocab, splits.test)
+        out.update(nll_elbo=elbo["nll_per_char"], kl_per_name=elbo["kl_per_name"])
     base = ev.best_ngram(splits, len(gen.vocab))
     out.update(nll_ngram=base["nll"], ngram_order=base["order"], nll_ngram_by_order=base["by_order"])
     options: dict[str, object] = {} if args.variety is None else {"variety": args.variety}

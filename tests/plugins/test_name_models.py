@@ -140,3 +140,14 @@ def test_refused_names_are_resampled_never_returned(trained):
 def test_a_prefix_the_rules_refuse_fails_instead_of_returning_it(trained):
     with pytest.raises(RuntimeError, match="no acceptable name"):
         trained.generate(_items({"style": "project", "starts_with": "porn"}, n=1))
+
+
+def test_importance_weighting_tightens_the_bound(trained):
+    from plugins.name.training import importance_weighted_nll
+
+    ex = examples()
+    elbo = evaluate_vae(trained.model, trained.vocab, ex)["nll_per_char"]
+    iw1 = importance_weighted_nll(trained.model, trained.vocab, ex, k=1)
+    iw16 = importance_weighted_nll(trained.model, trained.vocab, ex, k=16)
+    assert abs(iw1 - elbo) < 0.15 * elbo  # k=1 is the ELBO (another noise draw)
+    assert iw16 < iw1
