@@ -1,7 +1,7 @@
-"""Built-in plugin: `/name style:<choice> [starts_with] [count] [seed] [variety]`.
+"""Built-in plugin: `/name style:<choice> [starts_with] [count] [seed] [variety] [model]`.
 
 Names for people, places, projects and fantasy characters, in English and Chinese, from a
-character-level VAE conditioned on style (see MODEL_CARD.md). One output per name (count up
+character-level VAE conditioned on style, or (``model:gan``) a character-level GAN (see MODEL_CARD.md). One output per name (count up
 to 25); reroll and variations ("more like #3": names around that name's latent). Every name
 passes the content rules before it is returned (refused candidates are resampled).
 """
@@ -56,6 +56,13 @@ NAME = sdk.Command(
                    description="0 = most typical names; 1 = most unusual",
                    name_localizations={"zh-CN": "多样性"},
                    description_localizations={"zh-CN": "0 最常见典型，1 最新奇"}),
+        sdk.Option(name="model", type="string", default="vae",
+                   choices=[sdk.Choice(name="VAE (best measured)", value="vae",
+                                       name_localizations={"zh-CN": "VAE（实测最佳）"}),
+                            sdk.Choice(name="GAN", value="gan", name_localizations={"zh-CN": "GAN"})],
+                   description="Which model invents the names",
+                   name_localizations={"zh-CN": "模型"},
+                   description_localizations={"zh-CN": "使用哪个模型起名"}),
     ],
 )
 

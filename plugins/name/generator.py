@@ -84,7 +84,11 @@ class NameGenerator(sdk.Generator):
             self.gan = load_gan(self.gan_stem)
 
     def model_info(self) -> dict[str, str]:
-        return {"name": "name-vae", "version": str(self.meta.get("step", "")), "weights_sha256": self.weights_sha}
+        info = {"name": "name-vae", "version": str(self.meta.get("step", "")), "weights_sha256": self.weights_sha}
+        if self.gan is not None and self.gan_stem is not None:
+            info.update(name="name-vae+gan", gan_version=str(self.gan[2].get("step", "")),
+                        gan_weights_sha256=sdk.file_sha256(self.gan_stem.with_suffix(".safetensors")))
+        return info
 
     def _kind(self, item: sdk.Item) -> str:
         return "gan" if item.options.get("model") == "gan" and self.gan is not None else "vae"

@@ -50,6 +50,9 @@ async def test_twenty_five_labelled_names_the_same_alone_and_batched(name_engine
     assert one["artifacts"][0]["text"] == arts[0]["text"]
     zh = await run(h, {"command": "name", "options": {"style": "person-zh", "starts_with": "王"}, "seed": 1, "count": 5})
     assert all(a["text"].startswith("王") for a in zh["artifacts"])
+    gan = await run(h, {"command": "name", "options": {"style": "place", "model": "gan"}, "seed": 1, "count": 3})
+    assert all(a["meta"]["model"] == "gan" and a["text"] for a in gan["artifacts"])
+    assert job["artifacts"][0]["meta"]["model"] == "vae"
 
 
 async def test_more_like_and_reroll(name_engine):
