@@ -48,6 +48,20 @@ def test_split_depends_on_the_name_alone(built):
     assert all(other[e.name] == e.split for e in examples if e.name in other)
 
 
+def test_the_data_set_is_the_same_in_every_process():
+    """Faker builds some lists from sets (hash-randomised order): the builder sorts them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import hashlib; from plugins.name.data import build; "
+            "print(hashlib.sha256(repr(build(person_pairs=500)).encode()).hexdigest())")
+    root = Path(__file__).resolve().parents[2]
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+                           env={"PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1, runs
+
+
 def test_a_bad_line_is_named(tmp_path):
     (tmp_path / "names.jsonl").write_text('{"style": "person-en", "name": "Ada Lovelace", "split": "train"}\n'
                                           '{"style": "elvish", "name": "Elrond", "split": "train"}\n')
