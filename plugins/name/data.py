@@ -72,11 +72,12 @@ def _pairs(rng: random.Random, firsts: list[str], lasts: list[str], n: int, sep:
 def raw_styles(seed: int = 0, person_pairs: int = 12000) -> dict[str, list[str]]:
     """Every style's names before cleaning and deduplication (deterministic for a seed)."""
     rng = random.Random(seed)
-    en_first = sorted(set(_names("faker.providers.person.en_US", "first_names")))
-    en_last = sorted(set(_names("faker.providers.person.en_US", "last_names")))
-    zh_first = sorted(set(_names("faker.providers.person.zh_CN", "first_names")))
-    zh_last = sorted(set(_names("faker.providers.person.zh_CN", "last_names")))
-    # sorted: Faker builds some lists from sets, whose order changes from process to process
+    en_first = _names("faker.providers.person.en_US", "first_names")
+    en_last = _names("faker.providers.person.en_US", "last_names")
+    zh_first = _names("faker.providers.person.zh_CN", "first_names")
+    zh_last = _names("faker.providers.person.zh_CN", "last_names")
+    # sorted: Faker builds it_IT's cities from a set, whose order changes from process to process
+    # (the other lists are tuples or OrderedDicts: stable, and the drawn pairs depend on their order)
     place = sorted(set(_names("faker.providers.address.it_IT", "cities") + _names("faker.providers.address.de_DE", "cities")))
     catch = [w for group in _provider("faker.providers.company.en_US").catch_phrase_words for w in group]
     words = (_names("faker.providers.lorem.en_US", "word_list") + _names("faker.providers.color.en_US", "all_colors")
@@ -84,8 +85,8 @@ def raw_styles(seed: int = 0, person_pairs: int = 12000) -> dict[str, list[str]]
     project = sorted({w[:1].upper() + w[1:] for w in words if w.isalpha() and len(w) >= 3})
     fantasy: list[str] = []
     for loc in ("fi_FI", "is_IS", "ga_IE", "hu_HU"):
-        fantasy += sorted(set(_names(f"faker.providers.person.{loc}", "first_names")))
-    fantasy += sorted({w.capitalize() for w in _names("faker.providers.lorem.la", "word_list") if len(w) >= 4})
+        fantasy += _names(f"faker.providers.person.{loc}", "first_names")
+    fantasy += [w.capitalize() for w in _names("faker.providers.lorem.la", "word_list") if len(w) >= 4]
     return {
         "person-en": _pairs(rng, en_first, en_last, person_pairs, " "),
         "person-zh": _pairs(rng, zh_last, zh_first, person_pairs // 2, ""),
