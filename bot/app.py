@@ -27,6 +27,7 @@ from bot.custom_ids import ButtonId
 from bot.engine_client import EngineClient, EngineClientError
 from bot.generation import Request
 from bot.metrics import BotMetrics
+from bot.output_picker import picked
 from bot.moderation import commands as moderation_commands
 from bot.moderation.service import Moderation
 from bot.quota import QuotaService
@@ -222,7 +223,7 @@ class AigcBot(commands.AutoShardedBot):
             data: dict[str, Any] = it.data or {}  # type: ignore[assignment]
             bid = ButtonId.decode(str(data.get("custom_id", "")))
             if bid is not None:
-                await self.on_action(it, bid)
+                await self.on_action(it, picked(bid, data))
 
     async def on_catalog_command(self, it: discord.Interaction, spec: CommandSpec) -> None:
         data: dict[str, Any] = it.data  # type: ignore[assignment]

@@ -8,6 +8,7 @@ import discord
 
 from bot.custom_ids import ButtonId
 from bot.i18n import t
+from bot.inline_text import text_body
 from engine.protocol import ActionSpec, CommandSpec, JobView
 
 EMBED_COLOUR = 0x5865F2
@@ -64,9 +65,8 @@ def result_embed(view: JobView, locale: Any, *, image_name: str | None, requeste
         embed.add_field(name="by", value=requester_mention)
     if image_name:
         embed.set_image(url=f"attachment://{image_name}")
-    texts = [a.text for a in view.artifacts if a.presentation.value == "inline_text" and a.text]
-    if texts:
-        body = "\n\n".join(texts)
+    body = text_body(view)
+    if body:
         embed.description = ((embed.description or "") + "\n\n" + body)[:4000]
     embed.set_footer(text=t(locale, "footer", model=view.model.get("name", view.plugin), seed=view.seed))
     return embed
@@ -103,6 +103,8 @@ def result_buttons(view: JobView, spec: CommandSpec | None, *, savable: bool = F
     if view.count == 1:
         out += [ButtonSpec(label[:80], emoji, ButtonId(name, view.id, 0), 1, style)
                 for label, _, emoji, name, style in per_output[:5]]
+        return out
+    if view.count > 5:  # more outputs than a row holds: bot.output_picker's selects carry these
         return out
     for row, (_, label, emoji, name, style) in enumerate(per_output[:4], start=1):
         out += [ButtonSpec(f"{label} {i + 1}"[:80], emoji, ButtonId(name, view.id, i), row, style)

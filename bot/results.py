@@ -13,6 +13,8 @@ import discord
 from bot import engine_client as ec
 from bot.blending import blend_buttons
 from bot.i18n import t
+from bot.inline_text import shown_inline
+from bot.output_picker import output_selects
 from bot.rendering import result_buttons
 from bot.store import JobRecord
 from bot.views import buttons_view
@@ -50,7 +52,10 @@ def propagate_id(guild_id: Any, channel_id: Any, event_id: Any) -> str:
 def result_view(view: JobView, spec: CommandSpec | None) -> discord.ui.View:
     """The buttons under a result (their custom_ids carry action and job; see bot.views)."""
     savable = any(a.presentation.value in ("image", "animation") for a in view.artifacts)
-    return buttons_view(result_buttons(view, spec, savable=savable) + blend_buttons(view))
+    buttons = buttons_view(result_buttons(view, spec, savable=savable) + blend_buttons(view))
+    for select in output_selects(view, spec):
+        buttons.add_item(select)
+    return buttons
 
 
 def shows_inline(a: Any) -> bool:
@@ -72,7 +77,8 @@ class Renderer:
         ``where`` it is posted, and in the ledger), then every other output as it is.
         ``engine_job``: the engine's id of the job when ``view`` carries the bot's (made again)."""
         shown = [a for a in view.artifacts if a.presentation.value == "image" and a.mime == "image/png"]
-        others = [a for a in view.artifacts if a not in shown]
+        inline = shown_inline(view)  # texts the embed lists: not attached again
+        others = [a for a in view.artifacts if a not in shown and a.id not in inline]
         files, image_name = [], None
         if shown:
             data = await self.engine.display(engine_job or view.id, propagator=PROPAGATOR, propagate_id=where)

@@ -46,7 +46,7 @@ class EngineSettings(BaseSettings):
     queue_max: int = Field(256, ge=1, le=1_000_000, description="queued outputs per generator")
     max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000)
     job_deadline_s: float = Field(300.0, gt=0, le=86_400)
-    max_count: int = Field(16, ge=1, le=64)
+    max_count: int = Field(25, ge=1, le=64, description="outputs per job at most (a command may allow fewer); 25 = /name's list")
     artifact_ttl_s: float = Field(3600.0, gt=0)
     artifact_max_bytes: int = Field(512 * 2**20, ge=2**20)
     job_ttl_s: float = Field(86_400.0, gt=0, description="finished jobs kept this long")

@@ -60,7 +60,7 @@ __all__ = [
     "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
-    "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text",
+    "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text", "check_text",
     "CREDENTIALS_HEADROOM",
 ]
 
@@ -288,6 +288,16 @@ def prompt_encoder(spec: dict[str, Any]) -> Any:
     from engine.models.prompt_encoder import make_prompt_encoder
 
     return make_prompt_encoder(spec)
+
+
+def check_text(text: str) -> OutputVerdict:
+    """The shipped global content rules' verdict on a text a generator is about to return, so a
+    text generator can resample a refused candidate instead of failing the job (the engine still
+    checks every text output against the global and the guild's rules before publishing it)."""
+    from engine.policy.checker import check
+
+    v = check(text)
+    return OutputVerdict(allowed=v.allowed, check="text-rules", category=v.category, rule=v.rule)
 
 
 def file_sha256(path: str | Path) -> str:

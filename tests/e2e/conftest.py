@@ -123,11 +123,13 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path) -> AsyncIterator[World]:
+async def world(tmp_path, request) -> AsyncIterator[World]:
     from bot.config import load_bot_settings
     from emulator import Emulator, EmulatorConfig
 
-    engine = EngineProcess(tmp_path / "engine")
+    # @pytest.mark.engine_plugins("name", ...): the plugins the engine serves (default: emoji)
+    marker = request.node.get_closest_marker("engine_plugins")
+    engine = EngineProcess(tmp_path / "engine", settings={"plugins_enabled": list(marker.args)} if marker else {})
     await engine.start()
     emu = Emulator(EmulatorConfig())
     await emu.start()
