@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="default: the command's own default, what users get (emoji: 0.7); 1.0: no truncation")
     parser.add_argument("--data", default=None, help="data set folder (default: built into the cache)")
     parser.add_argument("--judge", default=None, help="judge stem (default: plugins/<plugin>/judge)")
-    parser.add_argument("--judge-epochs", type=int, default=10, help="when the judge must be trained")
+    parser.add_argument("--judge-epochs", type=int, default=12, help="when the judge must be trained")
     parser.add_argument("--weights", default=None, help="folder with model files to evaluate instead of the plugin's")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=0)
@@ -113,17 +113,24 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+            if isinstance(value, dict) and value and all(isinstance(x, float) for x in value.values()):
+                value = ", ".join(f"{c} {x:.3f}" for c, x in value.items())
+            print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
     return 0
 
 
 def combine(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
-    """One result from several seeds: each float figure is the mean, with its sample sd and
-    the per-seed values alongside; everything else is taken from the first run."""
+    """One result from several seeds: each float figure (and each float in a dict of them,
+    such as diversity_ratio per category) is the mean, with its sample sd and the per-seed
+    values alongside; everything else is taken from the first run."""
     result = dict(runs[0])
     floats = [k for k, v in runs[0].items() if isinstance(v, float)]
+    tables = [k for k, v in runs[0].items()
+              if isinstance(v, dict) and v and all(isinstance(x, float) for x in v.values())]
     result.update({k: statistics.fmean(r[k] for r in runs) for k in floats})
+    result.update({k: {c: statistics.fmean(r[k][c] for r in runs) for c in runs[0][k]} for k in tables})
     result["seeds"] = seeds
     result["sd"] = {k: statistics.stdev(r[k] for r in runs) for k in floats}
     result["per_seed"] = {k: [r[k] for r in runs] for k in floats}
+    result["per_seed"].update({k: {c: [r[k][c] for r in runs] for c in runs[0][k]} for k in tables})
     return result

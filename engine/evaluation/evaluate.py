@@ -1,7 +1,10 @@
 """Evaluate a plugin's image model against its data set, in the judge's feature space.
 
 All FDs are measured against the training split with as many images as the held-out split
-has, so the floor (held-out real), the blur references and the model are comparable.
+has, so the floor (held-out real), the blur references and the model are comparable. Every
+figure is computed the same way for the model and for references whose answer is known
+(held-out real images, blurred ones, uniform noise, pixel-shuffled real images): a figure
+that does not rank those correctly measures nothing (tests/evaluation/test_sanity_gates.py).
 """
 from __future__ import annotations
 
@@ -11,18 +14,24 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from engine import sdk
 from engine.discovery import load_plugin
-from engine.evaluation.judge import (balanced_accuracy, is_held_out, judge_outputs, load_judge,
-                                     save_judge, train_judge)
-from engine.evaluation.metrics import frechet_distance, gaussian_blur, nearest_rmse, precision_recall
+from engine.evaluation.judge import (Judge, balanced_accuracy, is_held_out, judge_probabilities, load_judge,
+                                     reference_rows, save_judge, train_judge)
+from engine.evaluation.metrics import (covered, frechet_distance, gaussian_blur, kth_radius, mean_pairwise_distance,
+                                       nearest_rmse, pixel_shuffle)
 from engine.training.data import ImageSet
 from engine.validation import validate_option_values
+
+RECOGNISABLE_P = 0.8  # a sample is recognisable when the judge gives its category at least this
+
+# (prompts, their categories as class ids, seed) -> uint8 images (N, C, H, W)
+Sampler = Callable[[list[str], list[int], int], torch.Tensor]
 
 
 @dataclass
@@ -54,19 +63,21 @@ def labels_sha256(s: Split) -> str:
     return hashlib.sha256(json.dumps(labels).encode()).hexdigest()
 
 
-def get_judge(s: Split, stem: Path, log: Any, epochs: int = 10) -> Any:
+def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Judge:
     fingerprint = labels_sha256(s)
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
-        if (meta["classes"] == s.classes and meta["identities"] == s.train.shape[0]
-                and meta.get("labels_sha256", fingerprint) == fingerprint):  # older judges: no hash kept
+        if (meta["classes"] == s.classes and meta.get("train_images") == s.train.shape[0]
+                and meta.get("labels_sha256") == fingerprint and meta.get("normalise")):
             return judge
-        log(f"judge at {stem} was trained on another data set or other categories; training a new one")
+        log(f"judge at {stem} was trained on another data set or other categories, or is an older kind; "
+            "training a new one")
     t0 = time.perf_counter()
-    judge = train_judge(s.train, s.train_labels, s.classes, epochs=epochs, log=log)
+    judge = train_judge(s.train, s.train_labels, s.classes, epochs=epochs, log=log, held_out=s.held_out)
     save_judge(judge, stem, {"recipe": f"engine.evaluation.judge.train_judge(epochs={epochs}, batch=64, seed=0, "
-                                       "lr=2e-3) on the training split",
-                             "train_wall_s": round(time.perf_counter() - t0, 1), "labels_sha256": fingerprint})
+                                       "lr=2e-3) on the training split; k chosen on the held-out split",
+                             "train_wall_s": round(time.perf_counter() - t0, 1), "labels_sha256": fingerprint,
+                             "train_images": s.train.shape[0]})
     return judge
 
 
@@ -94,8 +105,124 @@ def served_options(plugin: str, model: str, variety: float | None = None,
     return p, served
 
 
+@dataclass
+class Reference:
+    """The real side, in judge features: the training split (k-NN balls), a held-out-sized
+    sample of it (FD), and each category's spread (diversity)."""
+    judge: Judge
+    split: Split
+    k: int
+    train: torch.Tensor
+    radii: torch.Tensor
+    fd_ref: torch.Tensor
+    spread: list[float]  # mean pairwise distance of each category's training images
+
+    @classmethod
+    def build(cls, judge: Judge, s: Split, seed: int = 0) -> "Reference":
+        f_train, p_train = judge_probabilities(judge, s.train)
+        keep = reference_rows(p_train)  # not the few real images the judge calls garbage (judge.py)
+        f_train, labels = f_train[keep], s.train_labels[keep]
+        g = torch.Generator().manual_seed(seed)
+        fd_ref = f_train[torch.randperm(f_train.shape[0], generator=g)[:s.held_out.shape[0]]]
+        spread = [mean_pairwise_distance(f_train[labels == c]) for c in range(len(s.classes))]
+        return cls(judge, s, judge.cfg.k, f_train, kth_radius(f_train, judge.cfg.k), fd_ref, spread)
+
+    def unconditional(self, images: torch.Tensor) -> dict[str, float]:
+        """FD (on the first held-out-sized rows), precision and recall of a set of images."""
+        f, _ = judge_probabilities(self.judge, images)
+        precision = covered(f, self.train, self.radii).double().mean().item()
+        recall = covered(self.train, f, kth_radius(f, self.k)).double().mean().item()
+        return {"fd": frechet_distance(f[:self.fd_ref.shape[0]], self.fd_ref), "precision": precision,
+                "recall": recall}
+
+    def conditional(self, images: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """Figures of images made for category prompts (target: their class ids):
+        diversity_ratio per category (their mean pairwise distance over the category's real
+        images'), its minimum, recognisable (share with p(category) >= RECOGNISABLE_P, the
+        mean over categories) and balanced conditioning accuracy."""
+        f, p = judge_probabilities(self.judge, images)
+        ratio, recog = {}, []
+        for c, name in enumerate(self.split.classes):
+            rows = target == c
+            if not rows.any():
+                continue
+            recog.append(float((p[rows, c] >= RECOGNISABLE_P).double().mean()))
+            if rows.sum() >= 2 and self.spread[c] > 0:  # else there is no spread to compare
+                ratio[name] = mean_pairwise_distance(f[rows]) / self.spread[c]
+        return {"diversity_ratio": ratio, "diversity_ratio_min": min(ratio.values()),
+                "recognisable": sum(recog) / len(recog),
+                "cond_acc_balanced": balanced_accuracy(p.argmax(1), target, len(self.split.classes))}
+
+
+def score_sampler(ref: Reference, sampler: Sampler, samples: int, seed: int = 0) -> dict[str, Any]:
+    """A sampler's figures: unconditional ones on ``samples`` prompts drawn like the
+    training captions, conditional ones on samples // (2 * classes) per category prompt."""
+    s = ref.split
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()
+    images = sampler([s.train_captions[i] for i in idx], [int(s.train_labels[i]) for i in idx], seed)
+    out: dict[str, Any] = {**ref.unconditional(images), "_images": images}
+    per = max(2, samples // (2 * len(s.classes)))
+    target = torch.arange(len(s.classes)).repeat_interleave(per)
+    cond = sampler([s.classes[c] for c in target.tolist()], target.tolist(), seed + 1)
+    return {**out, **ref.conditional(cond, target)}
+
+
+# -- references whose answer is known (and the served model, as a sampler) ---------------------
+def noise_sampler(shape: tuple[int, int, int]) -> Sampler:
+    """Uniform noise, whatever the prompt."""
+    def sample(prompts: list[str], classes: list[int], seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return (torch.rand(len(prompts), *shape, generator=g) * 255).round().to(torch.uint8)
+    return sample
+
+
+def real_sampler(pool: torch.Tensor, labels: torch.Tensor, transform: Callable[[torch.Tensor, torch.Generator],
+                                                                              torch.Tensor] | None = None) -> Sampler:
+    """Real images of each prompt's category (from ``pool``, e.g. the held-out split), through
+    ``transform`` (float [0, 1] in and out), e.g. a blur or a pixel shuffle."""
+    def sample(prompts: list[str], classes: list[int], seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        rows = []
+        for c in classes:
+            members = (labels == c).nonzero().flatten()
+            rows.append(int(members[torch.randint(len(members), (1,), generator=g)]))
+        x = pool[torch.tensor(rows, dtype=torch.long)]
+        if transform is None:
+            return x
+        return (transform(x.float() / 255.0, g).clamp(0, 1) * 255).round().to(torch.uint8)
+    return sample
+
+
+def fixed_sampler(pool: torch.Tensor, labels: torch.Tensor) -> Sampler:
+    """A generator collapsed to one picture per category: the first real image of each."""
+    first = {int(c): pool[int((labels == c).nonzero()[0])] for c in labels.unique()}
+    return lambda prompts, classes, seed: torch.stack([first[c] for c in classes])
+
+
+def plugin_sampler(generator: sdk.Generator, command: str, options: dict[str, Any]) -> Sampler:
+    """The served path, exactly what users get (the categories are not passed on)."""
+    return lambda prompts, classes, seed: generate_images(generator, command, prompts, options, seed)
+
+
+def reference_figures(ref: Reference, seed: int = 0) -> dict[str, dict[str, float]]:
+    """What known-good and known-bad image sets score, beside the model: held-out real
+    images (the floor), σ = 1 and 2 px blurs of them, uniform noise, pixel-shuffled reals."""
+    s = ref.split
+    g = torch.Generator().manual_seed(seed + 7)
+    held = s.held_out.float() / 255.0
+    n = s.held_out.shape[0]
+    to_u8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+    sets = {"held_out": s.held_out, "blur1": to_u8(gaussian_blur(held, 1.0)), "blur2": to_u8(gaussian_blur(held, 2.0)),
+            "uniform_noise": noise_sampler(tuple(s.train.shape[1:]))([""] * n, [0] * n, seed + 7),
+            "pixel_shuffle": to_u8(pixel_shuffle(held, g))}
+    out = {name: ref.unconditional(images) for name, images in sets.items()}
+    out["held_out"].update(ref.conditional(s.held_out, s.held_out_labels))
+    return out
+
+
 def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples: int = 2000,
-             variety: float | None = None, seed: int = 0, log: Any = None, judge_epochs: int = 10,
+             variety: float | None = None, seed: int = 0, log: Any = None, judge_epochs: int = 12,
              weights: Path | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """``variety``: None, the command's default (what a user gets without the option); 1.0,
     no truncation. ``weights``: a folder with the model files to use instead of the plugin's
@@ -107,52 +234,37 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
     torch.manual_seed(seed)
     s = split(data)
     judge = get_judge(s, judge_stem, log, judge_epochs)
-    k = len(s.classes)
-    f_train, _ = judge_outputs(judge, s.train)
-    f_ho, pred_ho = judge_outputs(judge, s.held_out)
-    n_ref = s.held_out.shape[0]
-    g = torch.Generator().manual_seed(seed)
-    ref = f_train[torch.randperm(f_train.shape[0], generator=g)[:n_ref]]
-    held = s.held_out.float() / 255.0
-    f_blur1, _ = judge_outputs(judge, gaussian_blur(held, 1.0))
-    f_blur2, _ = judge_outputs(judge, gaussian_blur(held, 2.0))
-
+    ref = Reference.build(judge, s, seed)
+    refs = reference_figures(ref, seed)
     gen = next(x for x in p.generators if x.name == command.generator)
     if weights is not None:
         gen = type(gen)(Path(weights))
     gen.load("cpu")
-    # unconditional quality: prompts drawn like the training captions
-    cap_idx = torch.randint(len(s.train_captions), (samples,), generator=g).tolist()
-    fake = generate_images(gen, command.name, [s.train_captions[i] for i in cap_idx], served, seed)
-    f_fake, _ = judge_outputs(judge, fake)
-    precision, recall = precision_recall(f_train, f_fake, k=3)
-    # calibration: k-NN precision is outlier-sensitive (a few isolated real images have huge
-    # balls); what held-out real images and uniform noise score puts the figure in context
-    f_noise, _ = judge_outputs(judge, torch.rand(256, s.train.shape[1], s.train.shape[2], s.train.shape[3],
-                                                 generator=g))
-    precision_heldout = precision_recall(f_train, f_ho, k=3)[0]
-    precision_noise = precision_recall(f_train, f_noise, k=3)[0]
-    # conditioning: equal numbers of samples per category prompt
-    per = max(1, samples // (2 * k))
-    cond_prompts = [c for c in s.classes for _ in range(per)]
-    cond = generate_images(gen, command.name, cond_prompts, served, seed + 1)
-    _, pred_cond = judge_outputs(judge, cond)
-    target = torch.tensor([s.classes.index(c) for c in cond_prompts])
+    got = score_sampler(ref, plugin_sampler(gen, command.name, served), samples, seed)
+    fake = got.pop("_images")
+    held = s.held_out.float() / 255.0
     # novelty: a sample is a near-copy when it is closer to a training image than a real
     # image is to its own sigma=1 blur (the median of that distance over held-out images)
     copy_threshold = float(((gaussian_blur(held, 1.0) - held).flatten(1).pow(2).mean(1).sqrt()).median())
     novelty = float((nearest_rmse(fake.float() / 255.0, s.train.float() / 255.0) > copy_threshold).double().mean())
+    real = refs["held_out"]
+    _, p_ho = judge_probabilities(judge, s.held_out)
     return {
         "plugin": plugin, "model": model, "samples": samples, "variety": served.get("variety"), "options": served,
-        "classes": s.classes,
-        "fd_floor": frechet_distance(f_ho, ref),
-        "fd_blur1": frechet_distance(f_blur1, ref),
-        "fd_blur2": frechet_distance(f_blur2, ref),
-        "fd_model": frechet_distance(f_fake[:n_ref], ref),
-        "precision": precision, "recall": recall,
-        "precision_heldout_real": precision_heldout, "precision_uniform_noise": precision_noise,
-        "cond_acc_balanced": balanced_accuracy(pred_cond, target, k),
-        "chance": 1.0 / k,
-        "judge_balanced_acc": balanced_accuracy(pred_ho, s.held_out_labels, k),
+        "classes": s.classes, "k": ref.k, "reference_images": ref.train.shape[0],
+        "fd_floor": real["fd"], "fd_blur1": refs["blur1"]["fd"], "fd_blur2": refs["blur2"]["fd"],
+        "fd_model": got["fd"],
+        "fd_uniform_noise": refs["uniform_noise"]["fd"], "fd_pixel_shuffle": refs["pixel_shuffle"]["fd"],
+        "precision": got["precision"], "recall": got["recall"],
+        "precision_heldout_real": real["precision"], "recall_heldout_real": real["recall"],
+        "precision_uniform_noise": refs["uniform_noise"]["precision"],
+        "precision_pixel_shuffle": refs["pixel_shuffle"]["precision"],
+        "precision_blur1": refs["blur1"]["precision"], "precision_blur2": refs["blur2"]["precision"],
+        "diversity_ratio": got["diversity_ratio"], "diversity_ratio_min": got["diversity_ratio_min"],
+        "diversity_ratio_real": real["diversity_ratio"], "diversity_ratio_real_min": real["diversity_ratio_min"],
+        "recognisable": got["recognisable"], "recognisable_real": real["recognisable"],
+        "cond_acc_balanced": got["cond_acc_balanced"],
+        "chance": 1.0 / len(s.classes),
+        "judge_balanced_acc": balanced_accuracy(p_ho.argmax(1), s.held_out_labels, len(s.classes)),
         "novelty": novelty,
     }

@@ -19,12 +19,12 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((mu_x - mu_y) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * tr_covmean)
 
 
-def _kth_radius(x: torch.Tensor, k: int) -> torch.Tensor:
+def kth_radius(x: torch.Tensor, k: int) -> torch.Tensor:
     d = torch.cdist(x, x)
     return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
 
 
-def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+def covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     out = []
     for i in range(0, points.shape[0], chunk):
         d = torch.cdist(points[i:i + chunk], centres)
@@ -36,8 +36,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     """Improved precision and recall (Kynkäänniemi et al. 2019): precision = share of fakes
     inside the union of real k-NN balls; recall = share of reals inside the fake balls."""
     real, fake = real.double(), fake.double()
-    precision = _covered(fake, real, _kth_radius(real, k)).double().mean().item()
-    recall = _covered(real, fake, _kth_radius(fake, k)).double().mean().item()
+    precision = covered(fake, real, kth_radius(real, k)).double().mean().item()
+    recall = covered(real, fake, kth_radius(fake, k)).double().mean().item()
     return precision, recall
 
 
@@ -61,3 +61,22 @@ def nearest_rmse(samples: torch.Tensor, train: torch.Tensor, chunk: int = 256) -
         s = samples[i:i + chunk].flatten(1).double()
         out.append(torch.cdist(s, t).min(dim=1).values / np.sqrt(t.shape[1]))
     return torch.cat(out)
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance over all pairs of distinct rows: how spread a set is. Its
+    expectation does not depend on the number of rows, so sets of different sizes compare."""
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    d = torch.cdist(x.double(), x.double())
+    return float(d.sum() / (n * (n - 1)))
+
+
+def pixel_shuffle(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each image's pixels in a random order (every channel of a pixel moves together): the
+    colours of a real image without its shapes."""
+    b, c, h, w = x.shape
+    flat = x.flatten(2)
+    order = torch.argsort(torch.rand(b, h * w, generator=g), dim=1)
+    return flat.gather(2, order[:, None, :].expand(b, c, h * w)).reshape(b, c, h, w)

@@ -3,7 +3,9 @@
 Sizes are powers of two from 16 up; 64x64 is the default, matching pytorch/examples dcgan.
 Conditioning: the generator concatenates a prompt embedding to z (and, with ``cond_norm``,
 lets it set every BatchNorm's scale and shift); the discriminator is a projection
-discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>.
+discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>. With
+``minibatch_std`` the discriminator also sees how much its batch varies (ProGAN's minibatch
+standard deviation, Karras et al. 2018), so a generator that collapses is easy to tell apart.
 """
 from __future__ import annotations
 
@@ -37,12 +39,16 @@ class GanConfig(ModelConfig):
     spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
     upsample: str = "transposed"  # generator: "transposed" (DCGAN) or "resize" (nearest + 3x3 conv)
     cond_norm: bool = False  # generator: conditional BatchNorm (the prompt sets each layer's scale/shift)
+    minibatch_std: int = 0  # discriminator: group size of the minibatch-stddev feature; 0: off
+
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if self.cond_norm and self.cond_dim <= 0:
             raise ValueError("cond_norm needs a conditional model (cond_dim > 0)")
+        if self.minibatch_std < 0 or self.minibatch_std == 1:
+            raise ValueError(f"minibatch_std: a group size >= 2, or 0 for off, got {self.minibatch_std}")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -136,13 +142,27 @@ class Generator(nn.Module):
         return h
 
 
+def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
+    """h with one more channel: the feature sd within groups of ``group`` rows, averaged to
+    one number per group (ProGAN). A batch that is not a multiple of the group uses the
+    largest group that divides it."""
+    b, c, hh, ww = h.shape
+    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    if g < 2:
+        return torch.cat([h, h.new_zeros(b, 1, hh, ww)], dim=1)
+    y = h.float().reshape(g, b // g, c, hh, ww)
+    sd = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (b // g,)
+    sd = sd.to(h.dtype).repeat(g)[:, None, None, None].expand(b, 1, hh, ww)
+    return torch.cat([h, sd], dim=1)
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.features, ch = down_stack(cfg.channels, cfg.ndf, cfg.n_up,
                                        batchnorm=not cfg.spectral_norm, sn=cfg.spectral_norm)
-        head = nn.Conv2d(ch, 1, 4, 1, 0, bias=False)
+        head = nn.Conv2d(ch + (1 if cfg.minibatch_std else 0), 1, 4, 1, 0, bias=False)
         self.head = _sn(head) if cfg.spectral_norm else head
         self.embed = (prompt_embedding(cfg.tokenizer, ch)
                       if cfg.conditional else None)
@@ -152,7 +172,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Logits (B,): the sigmoid is in the loss (BCE with logits), never twice."""
         h = self.features(x)
-        out = self.head(h).flatten()
+        out = self.head(minibatch_stddev(h, self.cfg.minibatch_std) if self.cfg.minibatch_std else h).flatten()
         if self.embed is not None:
             out = out + (self.embed(prompt) * h.sum(dim=(2, 3))).sum(dim=1) / (h.shape[2] * h.shape[3])
         return out

@@ -46,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G)")
     gan.add_argument("--cond-norm", action="store_true",
                      help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
+    gan.add_argument("--minibatch-std", type=int, default=0, metavar="GROUP",
+                     help="minibatch standard deviation in D over groups of GROUP rows (ProGAN); 0 = off")
+    gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
+                     help="weight of MSGAN's mode-seeking term on G (1 in the paper); 0 = off")
     gan.add_argument("--loss", choices=("bce", "hinge"), default="bce")
     gan.add_argument("--beta1", type=float, default=0.5)
     gan.add_argument("--ema", type=float, default=0.999,
@@ -133,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
+                             minibatch_std=args.minibatch_std, mode_seeking=args.mode_seeking,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,

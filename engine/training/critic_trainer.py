@@ -66,7 +66,9 @@ class CriticTrainer:
             raise ValueError(f"--generator {cfg.generator}: a critic needs a conditional GAN generator")
         self.tokenizer = make_prompt_encoder(gen_config["tokenizer"])
         self.gen_config = gen_config
-        self.model_cfg = GanConfig.from_dict({**gen_config, "ndf": cfg.ndf, "spectral_norm": True})
+        self.model_cfg = GanConfig.from_dict({**gen_config, "ndf": cfg.ndf, "spectral_norm": True,
+                                             # a row's score must not depend on its batch (serving pads chunks)
+                                             "minibatch_std": 0})
         torch.manual_seed(cfg.seed)
         self.D = Discriminator(self.model_cfg)
         self.opt = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))

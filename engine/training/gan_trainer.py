@@ -45,6 +45,8 @@ class GanTrainConfig:
     ndf: int = 64
     upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
+    minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
+    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     cond_dim: int = 64  # 0: unconditional
     prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
     loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
@@ -75,13 +77,13 @@ class GanTrainConfig:
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
                          spectral_norm=self.loss == "hinge", upsample=self.upsample,
-                         cond_norm=self.cond_norm)
+                         cond_norm=self.cond_norm, minibatch_std=self.minibatch_std)
 
 
 # the architecture flags a resumed run must repeat: {GanConfig field: its `aigc train gan` flag}
 ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf",
                       "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample",
-                      "cond_norm": "--cond-norm"}
+                      "cond_norm": "--cond-norm", "minibatch_std": "--minibatch-std"}
 
 
 def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
@@ -146,6 +148,8 @@ class GanTrainer:
         stem = self.out / "checkpoint"
         resuming = resume and stem.with_suffix(".json").exists()
         init: dict[str, Any] = {}
+        if cfg.mode_seeking < 0:
+            raise ValueError(f"--mode-seeking: must be >= 0 (0 = off), got {cfg.mode_seeking}")
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
@@ -173,6 +177,7 @@ class GanTrainer:
             tensors, meta = ckpt.load_checkpoint(stem)
             tokenizer = make_prompt_encoder(meta["model"]["tokenizer"]) if meta["model"]["tokenizer"] else None
         self.tokenizer = tokenizer
+        self._texts: list[str] = []  # the latest batch's prompts (the mode-seeking term reuses them)
         self.model_cfg = cfg.model_config(tokenizer)
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
@@ -234,6 +239,7 @@ class GanTrainer:
         if self.tokenizer is None:
             return real, None
         texts = self.data.draw_prompts(idx, step_generator(self.cfg.seed, step, 1))
+        self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
 
@@ -264,7 +270,8 @@ class GanTrainer:
             gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
             k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1
             err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
-        self._descend(err_g, self.opt_g, self.scaler_g)
+            ms = self._mode_seeking(fake, z, prompt, step) if cfg.mode_seeking > 0 else None
+        self._descend(err_g if ms is None else err_g + cfg.mode_seeking * ms, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
         if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0:
             self.save_snapshot(step + 1)
@@ -273,9 +280,25 @@ class GanTrainer:
                "d_g_z": torch.sigmoid(fake_logits.float()).mean().item(),
                # ADA's overfitting signal: the share of (augmented) real images D calls real
                "r_t": (real_logits.float() > 0).float().mean().item()}
+        if ms is not None:
+            out["mode_seeking"] = ms.item()
         if cfg.r1 > 0:  # the latest value, so the history (every 50 steps) carries it
             out["r1"] = self.last_r1
         return out
+
+    def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None,
+                      step: int) -> torch.Tensor:
+        """MSGAN (Mao et al. 2019): for a second latent z2 under the same prompts, the
+        reciprocal of |G(z) - G(z2)| / |z - z2| (mean absolute differences). It grows when two
+        latents give the same picture, which is what mode collapse is. The second images go
+        to this term only; D's batch is unchanged."""
+        h = fake.shape[0] // 2
+        z2 = torch.randn(h, self.cfg.nz, generator=step_generator(self.cfg.seed, step, 6)).to(self.device)
+        half = (None if prompt is None
+                else {k: v.to(self.device) for k, v in self.tokenizer.batch(self._texts[:h]).items()})
+        fake2 = self.G(z2, half)
+        ratio = (fake[:h] - fake2).abs().mean(dim=(1, 2, 3)) / (z[:h] - z2).abs().mean(dim=1)
+        return 1.0 / (ratio.float().mean() + 1e-5)
 
     @staticmethod
     def _descend(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:

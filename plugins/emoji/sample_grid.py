@@ -3,8 +3,9 @@
     python -m plugins.emoji.sample_grid --model gan --out plugins/emoji/samples_gan.png
     python -m plugins.emoji.sample_grid --model gan --quality draft --out plugins/emoji/samples_gan_draft.png
 
-Rows: the ten category prompts, then four specific prompts; columns: seeds 0-7; variety 0.7
-(the command's default); composited on white, the prompt written at the left.
+Rows: the ten category prompts, then four specific prompts; columns: seeds 0-7 (what eight
+rerolls show); variety and quality: the command's defaults unless given; composited on
+white, the prompt written at the left.
 """
 from __future__ import annotations
 
@@ -42,14 +43,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("gan", "vae"), default="gan")
     ap.add_argument("--weights", default=None, help="folder with the model files (default: the plugin's)")
-    ap.add_argument("--quality", choices=("best", "draft"), default="best")
+    ap.add_argument("--quality", choices=("best", "draft"), default=None, help="default: the command's")
+    ap.add_argument("--variety", type=float, default=None, help="default: the command's")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    from plugins.emoji import EMOJI
     from plugins.emoji.generator import HERE, EmojiGenerator
+
+    served = {o.name: o.default for o in EMOJI.options}
 
     gen = EmojiGenerator(Path(args.weights) if args.weights else HERE)
     gen.load("cpu")
-    sample_grid(gen, args.model, CATEGORIES + SPECIFIC, range(8), quality=args.quality).save(args.out, optimize=True)
+    variety = served["variety"] if args.variety is None else args.variety
+    quality = served["quality"] if args.quality is None else args.quality
+    sample_grid(gen, args.model, CATEGORIES + SPECIFIC, range(8), variety, quality).save(args.out, optimize=True)
     print(f"wrote {args.out}")
 
 

@@ -55,17 +55,48 @@ def test_judge_learns_two_classes_and_round_trips(tmp_path):
     images[labels == 1, 2] = 255  # blue
     images[:, 3] = 255
     images[:, :, :8] = 0  # a transparent band, jittered per image by the judge's shifts
-    judge = train_judge(images, labels, ["red", "blue"], epochs=20, batch=16, log=lambda m: None)
+    judge = train_judge(images, labels, ["red", "blue"], epochs=20, batch=16, log=lambda m: None,
+                        held_out=images[:8])
     with torch.no_grad():
-        pred = judge.category(judge.features(images.float() / 255)).argmax(1)
+        pred = judge(images.float() / 255)[0].argmax(1)
     assert balanced_accuracy(pred, labels, 2) == 1.0
     with torch.no_grad():  # garbage goes to the extra "not an emoji" class (index 2)
-        noise = judge.category(judge.features(torch.rand(16, 4, 64, 64, generator=g))).argmax(1)
+        noise = judge(torch.rand(16, 4, 64, 64, generator=g))[0].argmax(1)
     assert (noise == 2).float().mean() > 0.5
+    feats = judge.features(images[:4].float() / 255)  # the evaluation space: unit length
+    assert torch.allclose(feats.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert 1 <= judge.cfg.k <= 10
     save_judge(judge, tmp_path / "judge", {"recipe": "test"})
     again, meta = load_judge(tmp_path / "judge")
-    assert meta["classes"] == ["red", "blue"]
+    assert meta["classes"] == ["red", "blue"] and meta["k"] == judge.cfg.k and meta["normalise"]
     assert torch.allclose(again.features(images[:4].float() / 255), judge.features(images[:4].float() / 255), atol=0.05)
+
+
+def test_mean_pairwise_distance_and_pixel_shuffle():
+    from engine.evaluation.metrics import mean_pairwise_distance, pixel_shuffle
+
+    square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert mean_pairwise_distance(square) == pytest.approx((4 * 1.0 + 2 * 2 ** 0.5) / 6)
+    assert mean_pairwise_distance(square[:1]) == 0.0 and mean_pairwise_distance(square[[0, 0, 0]]) == 0.0
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 4, 8, 8, generator=g)
+    y = pixel_shuffle(x, g)
+    assert not torch.equal(x, y)
+    for i in range(3):  # the same pixels (each an RGBA 4-vector), in another order
+        px, py = x[i].flatten(1).T.tolist(), y[i].flatten(1).T.tolist()
+        assert sorted(map(tuple, px)) == sorted(map(tuple, py))
+
+
+def test_choose_k_is_the_smallest_k_that_holds_the_held_out_share():
+    from engine.evaluation.judge import choose_k
+
+    g = torch.Generator().manual_seed(5)
+    train = torch.randn(400, 3, generator=g, dtype=torch.float64)
+    held = torch.randn(200, 3, generator=g, dtype=torch.float64)
+    k = choose_k(train, held, target=0.9)
+    share = lambda k: precision_recall(train, held, k=k)[0]  # noqa: E731
+    assert share(k) >= 0.9 and (k == 1 or share(k - 1) < 0.9)
+    assert choose_k(train, held + 100.0, target=0.9, k_max=4) == 4  # unreachable: the largest allowed
 
 
 def test_balanced_accuracy_weights_classes_equally():
@@ -86,8 +117,16 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("fd_floor", "fd_blur1", "fd_blur2", "fd_model", "precision", "recall", "cond_acc_balanced",
-                "chance", "judge_balanced_acc", "novelty"):
+                "chance", "judge_balanced_acc", "novelty", "fd_uniform_noise", "fd_pixel_shuffle",
+                "precision_pixel_shuffle", "diversity_ratio_min", "diversity_ratio_real_min", "recognisable",
+                "recognisable_real"):
         assert isinstance(result[key], float), key
+    # per category, the model's and the real images' own, averaged over the seeds
+    assert set(result["diversity_ratio"]) == set(result["classes"])
+    assert set(result["diversity_ratio_real"]) <= set(result["classes"])  # categories with 2+ held-out images
+    assert result["diversity_ratio_min"] == pytest.approx(
+        sum(min(r) for r in zip(*result["per_seed"]["diversity_ratio"].values())) / 2)
+    assert len(result["per_seed"]["diversity_ratio"]["face"]) == 2 and 0 <= result["recognisable"] <= 1
     assert 0 <= result["precision"] <= 1 and 0 <= result["novelty"] <= 1
     assert result["chance"] == pytest.approx(1 / len(result["classes"]))
     assert (tmp_path / "judge.safetensors").exists()  # trained once, then reused
@@ -123,9 +162,13 @@ def test_judge_is_retrained_when_the_categories_change_not_only_the_class_names(
 def test_combine_reports_means_sd_and_per_seed_values():
     from engine.evaluation.cli import combine
 
-    runs = [{"precision": 0.6, "recall": 0.5, "classes": ["a"], "samples": 10},
-            {"precision": 0.8, "recall": 0.7, "classes": ["a"], "samples": 10}]
+    runs = [{"precision": 0.6, "recall": 0.5, "classes": ["a"], "samples": 10, "diversity_ratio": {"a": 0.2},
+             "options": {"quality": "best"}},
+            {"precision": 0.8, "recall": 0.7, "classes": ["a"], "samples": 10, "diversity_ratio": {"a": 0.4},
+             "options": {"quality": "best"}}]
     got = combine(runs, [0, 1])
+    assert got["diversity_ratio"]["a"] == pytest.approx(0.3) and got["per_seed"]["diversity_ratio"]["a"] == [0.2, 0.4]
+    assert got["options"] == {"quality": "best"}  # not figures: taken as they are
     assert got["precision"] == pytest.approx(0.7) and got["recall"] == pytest.approx(0.6)
     assert got["sd"]["precision"] == pytest.approx(0.1414, abs=1e-4)
     assert got["per_seed"]["recall"] == [0.5, 0.7] and got["seeds"] == [0, 1]

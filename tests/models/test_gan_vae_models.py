@@ -129,3 +129,18 @@ def test_weights_roundtrip_safetensors(tmp_path, dtype):
     z, prompt = torch.randn(1, 8), _tok().batch(["red heart"])
     tol = 0 if dtype is None else 1e-2
     assert torch.allclose(loaded(z, prompt), g(z, prompt), atol=tol)
+
+
+def test_minibatch_stddev_sees_how_much_the_batch_varies():
+    from engine.models.gan import minibatch_stddev
+
+    h = torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = minibatch_stddev(h, 4)
+    assert out.shape == (8, 4, 4, 4) and torch.equal(out[:, :3], h)
+    same = minibatch_stddev(h[:1].expand(8, -1, -1, -1), 4)  # a collapsed batch: sd 0
+    assert same[:, 3].abs().max() < 1e-3 < out[:, 3].min()
+    assert minibatch_stddev(h[:3], 4)[:, 3].std() == 0  # 3 rows: one group of 3
+    d = Discriminator(GanConfig(size=16, ngf=8, ndf=8, minibatch_std=4))
+    assert d(torch.randn(5, 4, 16, 16)).shape == (5,)
+    with pytest.raises(ValueError, match="minibatch_std"):
+        GanConfig(minibatch_std=1)

@@ -374,3 +374,36 @@ def test_train_cli_end_to_end(folder, tmp_path, capsys):
     with safe_open(str(tmp_path / "served" / "gan.safetensors"), "pt") as f:
         assert all(f.get_tensor(k).dtype in (torch.float16, torch.int64) for k in f.keys())
     assert main(["train", "gan", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_minibatch_std_and_mode_seeking_train_and_resume_exactly(folder, tmp_path, capsys):
+    data = load_image_folder(folder, size=16)
+    kw = dict(minibatch_std=4, mode_seeking=1.0)
+    straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
+    report = straight.run()
+    assert report["final"]["mode_seeking"] > 0  # reported with the losses
+    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
+    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
+    resumed.run()
+    _assert_same_g_and_d(straight, resumed)
+    assert straight.model_cfg.minibatch_std == 4 and straight.D.head.in_channels == 8 * 2 + 1
+    rc, err = _train_cli(folder, tmp_path / "b", capsys, "--ngf", "8", "--ndf", "8", "--resume")
+    assert rc == 2 and "--minibatch-std (checkpoint: 4, now: 0)" in err, err
+    rc, err = _train_cli(folder, tmp_path / "c", capsys, "--mode-seeking", "-1")
+    assert rc == 2 and "--mode-seeking: must be >= 0" in err, err
+
+
+def test_mode_seeking_term_is_large_for_a_collapsed_generator(folder, tmp_path):
+    data = load_image_folder(folder, size=16)
+    tr = GanTrainer(_gan_cfg(tmp_path, mode_seeking=1.0), data)
+    real, prompt = tr.batch(0)
+    z = torch.randn(real.shape[0], 8, generator=torch.Generator().manual_seed(1))
+    tr.G.train()
+    varied = tr._mode_seeking(tr.G(z, prompt), z, prompt, 0)
+    with torch.no_grad():  # a generator that ignores z: every latent gives the same picture
+        tr.G.main[0].weight[:8].zero_()
+        for m in tr.G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
+    collapsed = tr._mode_seeking(tr.G(z, prompt), z, prompt, 0)
+    assert collapsed > 100 * varied
