@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 [ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
 command -v exiftool >/dev/null 2>&1 || need_apt+=(libimage-exiftool-perl)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)  # the spoken-digits data set (`aigc data digits`)
 # the playground's browser test (tests/e2e/test_playground_browser.py) drives Debian's chromium
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
