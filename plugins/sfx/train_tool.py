@@ -49,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
 
 class Trainer:
     def __init__(self, data, out: Path, batch: int = 32, lr: float = 2e-4, seed: int = 0,
-                 ema: float = 0.999):
+                 ema: float = 0.999, config=None):
         import torch
 
         from plugins.sfx.model import Config, Discriminator, Generator
 
         self.data, self.out, self.batch, self.seed, self.ema_decay = data, out, batch, seed, ema
-        self.cfg = Config(classes=len(data.classes))
+        self.cfg = config or Config(classes=len(data.classes))
         torch.manual_seed(seed)  # only the initial weights come from the global generator
         self.G, self.D = Generator(self.cfg), Discriminator(self.cfg)
         self.G_ema = Generator(self.cfg)
@@ -92,7 +92,9 @@ class Trainer:
         from plugins.sfx import checkpoint as ck
 
         tensors, meta = ck.load(self.out / "ckpt")
-        if meta["config"] != self.cfg.to_json() or meta["batch"] != self.batch or meta["seed"] != self.seed:
+        from plugins.sfx.model import Config
+
+        if Config.from_json(meta["config"]) != self.cfg or meta["batch"] != self.batch or meta["seed"] != self.seed:
             raise ValueError(f"--out: {self.out} holds a run with another config, batch or seed; use a new folder")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ck.restore_module(module, name, tensors)
