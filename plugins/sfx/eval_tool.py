@@ -4,7 +4,8 @@
 
 Samples are made the way users get them (SfxGenerator, default variety, seeds 0..N-1 per class,
 Griffin-Lim decode). The held-out split of the data set is the real side; FD is always against
-the same subsample of the training split, with every set the same size, so the figures compare.
+the same subsample of the training split (--train-clips), with every set the same size as the
+held-out split, so the figures compare.
 
 References a generator has to beat: ``fd_floor`` (held-out real clips), ``fd_reference`` (the
 held-out clips low-passed at 2 kHz, with white noise 20 dB below them, and passed through the
@@ -29,6 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge", help="judge stem (default plugins/sfx/judge_DATASET)")
     parser.add_argument("--per-class", type=int, default=100, help="generated clips per class (1-1000)")
     parser.add_argument("--variety", type=float, default=None, help="the generator's variety (default: the command's)")
+    parser.add_argument("--train-clips", type=int, default=3000,
+                        help="training clips FD and novelty compare with (a fixed subsample)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
 
@@ -49,7 +52,7 @@ def with_noise(audio, snr_db: float, seed: int = 0):
     return (audio + torch.randn(audio.shape, generator=g) * rms * 10 ** (-snr_db / 20)).clamp(-1, 1)
 
 
-def figures(judge, audio, wanted, train_feats, train_nn_feats, classes: int) -> dict:
+def figures(judge, audio, wanted, train_feats, classes: int) -> dict:
     from plugins.sfx import metrics
     from plugins.sfx.judge import judge_outputs
 
@@ -57,7 +60,7 @@ def figures(judge, audio, wanted, train_feats, train_nn_feats, classes: int) -> 
     return {"is": metrics.inception_score(probs), "fd": metrics.frechet_distance(feats, train_feats),
             "cond_acc": metrics.cond_accuracy_balanced(probs, wanted, classes),
             "diversity": metrics.diversity(feats, wanted),
-            "nearest": metrics.nearest_distance(feats, train_nn_feats)}
+            "nearest": metrics.nearest_distance(feats, train_feats)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,23 +93,22 @@ def run(args: argparse.Namespace) -> int:
     judge, judge_meta = load_judge(judge_stem)
     k = len(train.classes)
 
-    # the real side: a fixed training subsample for FD and all training clips for novelty
+    # the real side: a fixed training subsample, for FD and for novelty's nearest neighbours
     rng = np.random.default_rng(0)
-    sub = np.sort(rng.choice(len(train.labels), min(len(train.labels), 4000), replace=False))
+    sub = np.sort(rng.choice(len(train.labels), min(len(train.labels), args.train_clips), replace=False))
     _, train_feats = judge_outputs(judge, torch.from_numpy(train.floats(sub)))
-    _, train_all = judge_outputs(judge, torch.from_numpy(train.floats()))
     real = torch.from_numpy(test.floats())
     wanted_real = torch.from_numpy(test.labels)
-    res_real = figures(judge, real, wanted_real, train_feats, train_all, k)
+    res_real = figures(judge, real, wanted_real, train_feats, k)
     refs = {"lowpass_2khz": lowpass(real, 2000.0), "noise_20db": with_noise(real, 20.0),
             "griffin_lim": torch.cat([to_audio(to_spec(real[s:s + 64])) for s in range(0, len(real), 64)])}
-    fd_reference = {name: round(figures(judge, a, wanted_real, train_feats, train_all, k)["fd"], 3)
+    fd_reference = {name: round(figures(judge, a, wanted_real, train_feats, k)["fd"], 3)
                     for name, a in refs.items()}
     # trivially bad "generators": white noise, and one real clip per class repeated
     noise = torch.randn(len(real), real.shape[1], generator=torch.Generator().manual_seed(1)).mul(0.3).clamp(-1, 1)
     first = {int(c): int(np.flatnonzero(test.labels == c)[0]) for c in np.unique(test.labels)}
     collapsed = real[[first[int(c)] for c in test.labels]]
-    sanity = {name: {key: round(v, 3) for key, v in figures(judge, a, wanted_real, train_feats, train_all, k).items()}
+    sanity = {name: {key: round(v, 3) for key, v in figures(judge, a, wanted_real, train_feats, k).items()}
               for name, a in (("noise", noise), ("collapsed", collapsed))}
 
     result: dict = {"plugin": "sfx", "dataset": args.dataset, "classes": list(train.classes),
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         for s in range(0, len(items), 16):
             clips += [torch.from_numpy(o.data) for o in gen.generate(items[s:s + 16])]
         wanted = torch.tensor([train.classes.index(it.options["kind"]) for it in items])
-        res = figures(judge, torch.stack(clips), wanted, train_feats, train_all, k)
+        res = figures(judge, torch.stack(clips), wanted, train_feats, k)
         result.update({
             "model": {"stem": str(model_stem), **gen.model_info()}, "samples": len(items),
             "variety": args.variety if args.variety is not None else 0.7,
