@@ -149,3 +149,19 @@ async def test_follow_ups_through_the_engine(sfx_engine):
                                                                  "index": 0}}))["id"])
     shas = {parent["artifacts"][0]["sha256"], reroll["artifacts"][0]["sha256"], var["artifacts"][0]["sha256"]}
     assert reroll["status"] == var["status"] == "done" and len(shas) == 3
+
+
+async def test_backpressure_429_and_everything_accepted_finishes(engine_factory):
+    h = await engine_factory(plugins_enabled=["sfx"], queue_max=4)
+    body = {"command": "sfx", "options": {"kind": "blip"}, "count": 4, "requester": {"platform": "test", "user": "u"}}
+    answers = []
+    for i in range(5):
+        r = await h.client.post("/v1/jobs", json={**body, "seed": i}, headers=h.headers)
+        answers.append((r.status, await r.json(), r.headers.get("Retry-After")))
+    refused = [a for a in answers if a[0] == 429]
+    accepted = [a for a in answers if a[0] == 202]
+    assert refused and accepted and len(refused) + len(accepted) == 5
+    assert all(a[1]["error"]["code"] == "queue_full" and int(a[2]) >= 1 for a in refused)
+    for _, job, _ in accepted:
+        done = await h.wait_done(job["id"])
+        assert done["status"] == "done" and len(done["artifacts"]) == 4
