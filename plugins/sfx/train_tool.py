@@ -5,7 +5,7 @@ Resumes exactly: everything random in step k (the batch, its latents) comes from
 seeded by (seed, k), and the checkpoint (RUN/ckpt.safetensors + .json) holds both networks, the
 generator's EMA, both Adam states and the step; so N steps in one run equal N steps in several
 (tests/plugins/sfx/test_train_resume.py). Hinge loss, spectral-norm projection discriminator,
-Adam(2e-4, betas 0/0.9), EMA 0.999 of the generator's weights (what gets served).
+Adam(2e-4, betas 0/0.9), EMA of the generator's weights (decay min(0.999, (1+k)/(10+k))).
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ckpt-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--export", default=None, help="write the EMA generator to STEM.safetensors/.json")
+    parser.add_argument("--export", default=None, help="write the generator to STEM.safetensors/.json")
+    parser.add_argument("--export-weights", choices=["ema", "raw"], default="ema",
+                        help="export the EMA of the generator's weights (default) or its last weights")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(dataset.load(args.data), Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed)
     trainer.train(minutes=args.minutes, steps=args.steps, ckpt_every=args.ckpt_every)
     if args.export:
-        trainer.export(args.export)
+        trainer.export(args.export, args.export_weights)
         print(f"exported {args.export}.safetensors at step {trainer.step}")
     return 0
 
@@ -132,9 +134,12 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        # EMA with a warm-up (as the emoji GAN's): early on the average must not hold the
+        # random initial weights; plain 0.999 still weighs them 18 % after 1,700 steps
+        decay = min(self.ema_decay, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                pe.lerp_(p, 1 - self.ema_decay)
+                pe.lerp_(p, 1 - decay)
         self.step += 1
         return {"step": self.step, "loss_d": loss_d.item(), "loss_g": loss_g.item()}
 
@@ -157,10 +162,13 @@ class Trainer:
                     self.save()
         self.save()
 
-    def export(self, stem: str | Path) -> None:
+    def export(self, stem: str | Path, weights: str = "ema") -> None:
+        """Write the generator for serving: its EMA (default) or its last weights (``"raw"``)."""
         from plugins.sfx import checkpoint as ck
 
-        tensors = {k.split("/", 1)[1]: v for k, v in ck.module_tensors("G_ema", self.G_ema).items()}
+        module = self.G_ema if weights == "ema" else self.G
+        tensors = {k.split("/", 1)[1]: v for k, v in ck.module_tensors("G", module).items()}
         ck.save(stem, tensors, {"family": "specgan", "config": self.cfg.to_json(), "classes": list(self.data.classes),
                                 "kind": self.data.kind, "step": self.step, "batch": self.batch,
-                                "seed": self.seed, "train_seconds": round(self.elapsed_s)})
+                                "seed": self.seed, "train_seconds": round(self.elapsed_s),
+                                "weights": weights})
