@@ -74,13 +74,15 @@ class Renderer:
                     engine_job: str | None = None) -> tuple[list[discord.File], str | None]:
         """What a result message attaches, and the name the embed shows: the image outputs as one
         picture (the engine's display copy: a grid, or the output scaled up, labelled, naming
-        ``where`` it is posted, and in the ledger), then every other output as it is.
+        ``where`` it is posted, and in the ledger), then every other output as it is. Audio
+        outputs are attached as they are (Discord plays them inline) and the picture is their
+        preview (the engine draws spectrogram and waveform for a job with no images).
         ``engine_job``: the engine's id of the job when ``view`` carries the bot's (made again)."""
         shown = [a for a in view.artifacts if a.presentation.value == "image" and a.mime == "image/png"]
         inline = shown_inline(view)  # texts the embed lists: not attached again
         others = [a for a in view.artifacts if a not in shown and a.id not in inline]
         files, image_name = [], None
-        if shown:
+        if shown or any(a.presentation.value == "audio" for a in view.artifacts):
             data = await self.engine.display(engine_job or view.id, propagator=PROPAGATOR, propagate_id=where)
             if len(data) > limit:
                 raise Refused(t(locale, "too_large", size=len(data), limit=limit))

@@ -86,8 +86,10 @@ class Files:
 
     async def display(self, job_id: str, req: DisplayRequest) -> StoredArtifact:
         """The picture a front posts for a finished image job: its outputs in one labelled PNG
-        naming who posts it, recorded in the ledger as a display copy."""
+        naming who posts it, recorded in the ledger as a display copy. For an audio job: its
+        outputs' spectrograms and waveforms (engine/display_audio.py)."""
         from engine.display import display_png
+        from engine.display_audio import display_audio_png
 
         job = await self.table.find(job_id)
         if job is None:
@@ -96,8 +98,11 @@ class Files:
             raise EngineError(409, "not_done", f"job {job.id} is {job.status.value}; only a finished job "
                               "has a display copy", "id")
         shown = [a for a in job.outputs if a is not None and a.mime == "image/png"]
+        audio = not shown
+        if audio:
+            shown = [a for a in job.outputs if a is not None and a.mime.startswith("audio/")]
         if not shown:
-            raise EngineError(409, "not_an_image", f"job {job.id} made no PNG images to display", "id")
+            raise EngineError(409, "not_an_image", f"job {job.id} made no PNG images or audio to display", "id")
         files = [(await self.artifact(a.id)).data for a in shown]
         first, last = shown[0].index, shown[-1].index
         meta = {**provenance_meta(job, first), "index": "display",
@@ -109,14 +114,17 @@ class Files:
         signer, ledger = self.signer, self.ledger
 
         def make() -> bytes:  # worker thread: compose, label, sign, record before anyone gets it
-            data = display_png(files, meta, cell=req.cell, compress_level=self.settings.png_compress_level)
+            data = display_audio_png(files, meta, compress_level=self.settings.png_compress_level) if audio else \
+                display_png(files, meta, cell=req.cell, compress_level=self.settings.png_compress_level)
             if signer is not None:  # the outputs shown are its ingredients: one scaled, or several placed
-                from engine.provenance.credentials import Ingredient
+                from engine.provenance.credentials import SIGNABLE_MIMES, Ingredient
 
                 relationship = "parentOf" if len(shown) == 1 else "componentOf"
+                # a file C2PA cannot read (Ogg) is named by title only
                 data = signer.sign(data, "image/png", meta, [
                     Ingredient(title=f"output {a.index} of job {job.id}", relationship=relationship,
-                               mime=a.mime, data=f) for a, f in zip(shown, files)])
+                               mime=a.mime, data=f if a.mime in SIGNABLE_MIMES else None)
+                    for a, f in zip(shown, files)])
             ledger.record_meta(data, meta, platform=r.platform, guild=r.guild, mime="image/png",
                                signed=signer is not None)
             return data

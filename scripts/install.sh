@@ -9,6 +9,7 @@ need_apt=()
 command -v exiftool >/dev/null 2>&1 || need_apt+=(libimage-exiftool-perl)
 # ffprobe: the tests read MP4 labels back with it (the product encodes with PyAV, not this)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)  # the spoken-digits data set (`aigc data digits`)
 # the playground's browser test (tests/e2e/test_playground_browser.py) drives Debian's chromium
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

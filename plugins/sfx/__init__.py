@@ -1,0 +1,79 @@
+"""Built-in plugin: `/sfx kind:<coin|laser|...> count:<1-4> seed:<n> variety:<0-1>`.
+
+About one second of 16 kHz game-style sound effect from a class-conditional SpecGAN trained on
+the procedural synthesiser's sounds (synth.py; MODEL_CARD.md has the data, the training and
+the figures), as Ogg Opus that Discord plays inline, labelled as AI-generated in its comment
+header and, unless the guild turned marks off, with a short audible cue first (encode.py).
+Follow-ups: reroll and variations (a neighbourhood of the output's latent).
+
+Tools: `aigc data sfx DIR`, `aigc data digits DIR`, `aigc train sfx ...`, `aigc train sfx-judge ...`,
+`aigc eval --plugin sfx --dataset sfx|digits ...`.
+"""
+from __future__ import annotations
+
+from engine import sdk
+from plugins.sfx.encode import encode_ogg
+from plugins.sfx.generator import SfxGenerator
+
+KINDS = {  # value: (English, zh-CN); the order and values are the model's classes
+    "coin": ("Coin / pickup", "金币 / 拾取"),
+    "laser": ("Laser / shoot", "激光 / 射击"),
+    "explosion": ("Explosion", "爆炸"),
+    "jump": ("Jump", "跳跃"),
+    "hit": ("Hit / hurt", "击中 / 受伤"),
+    "blip": ("Blip / select", "提示音 / 选择"),
+    "powerup": ("Power-up", "能量提升"),
+    "siren": ("Siren", "警笛"),
+    "whoosh": ("Whoosh", "呼啸"),
+    "alarm": ("Alarm", "警报"),
+}
+
+SFX_AUDIO = sdk.Modality("sfx", "audio/ogg", "ogg", sdk.Presentation.audio, encode_ogg,
+                         "About 1 s of sound effect (Ogg Opus), played inline.")
+
+SFX = sdk.Command(
+    name="sfx",
+    description="Make a game-style sound effect",
+    name_localizations={"zh-CN": "音效"},
+    description_localizations={"zh-CN": "生成一个游戏风格的音效"},
+    modality="sfx",
+    generator="sfx",
+    max_count=4,
+    actions=[sdk.REROLL, sdk.VARIATIONS],
+    options=[
+        sdk.Option(name="kind", type="string", required=True,
+                   choices=[sdk.Choice(name=en, value=value, name_localizations={"zh-CN": zh})
+                            for value, (en, zh) in KINDS.items()],
+                   description="What kind of sound",
+                   name_localizations={"zh-CN": "类型"},
+                   description_localizations={"zh-CN": "哪种声音"}),
+        sdk.Option(name="count", type="integer", min_value=1, max_value=4, default=1,
+                   job_field="count", description="How many sounds (1-4)",
+                   name_localizations={"zh-CN": "数量"},
+                   description_localizations={"zh-CN": "生成几个（1-4）"}),
+        sdk.Option(name="seed", type="integer", min_value=0, max_value=sdk.SEED_MAX,
+                   job_field="seed", description="Seed; the same seed gives the same sound",
+                   name_localizations={"zh-CN": "种子"},
+                   description_localizations={"zh-CN": "随机种子；相同种子得到相同结果"}),
+        sdk.Option(name="variety", type="number", min_value=0.0, max_value=1.0, default=0.7,
+                   description="0 = safest, most typical; 1 = most varied",
+                   name_localizations={"zh-CN": "多样性"},
+                   description_localizations={"zh-CN": "0 最稳妥典型，1 最多样"}),
+    ],
+)
+
+plugin = sdk.Plugin(
+    name="sfx",
+    version="0.1.0",
+    description="1 s game sound effects (class-conditional SpecGAN + Griffin-Lim, trained on a procedural synthesiser)",
+    commands=[SFX],
+    generators=[SfxGenerator()],
+    modalities=[SFX_AUDIO],
+    tools=[
+        sdk.Tool("data", "sfx", "plugins.sfx.data_sfx_tool", "render the synthesiser's sound-effect classes"),
+        sdk.Tool("data", "digits", "plugins.sfx.data_digits_tool", "spoken digits from espeak-ng (SC09 analogue)"),
+        sdk.Tool("train", "sfx", "plugins.sfx.train_tool", "train the class-conditional SpecGAN on an audio set"),
+        sdk.Tool("train", "sfx-judge", "plugins.sfx.judge_tool", "train the classifier `aigc eval --plugin sfx` uses"),
+        sdk.Tool("eval", "sfx", "plugins.sfx.eval_tool", "IS / FD / accuracy / diversity / novelty of /sfx"),
+    ],
+)

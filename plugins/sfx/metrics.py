@@ -1,0 +1,61 @@
+"""The figures of `aigc eval --plugin sfx`, from a judge's class probabilities and features.
+
+* Inception score exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016; the WaveGAN paper's
+  figure for SC09), for generated and for held-out real clips.
+* Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
+* Balanced conditional accuracy: per requested class, how often the judge hears that class;
+  the mean over classes.
+* Diversity: mean pairwise feature distance within a class, averaged over classes.
+* Novelty: mean distance from each clip to its nearest training clip (features).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def inception_score(probs: torch.Tensor, eps: float = 1e-12) -> float:
+    p = probs.double()
+    marginal = p.mean(0, keepdim=True)
+    kl = (p * ((p + eps).log() - (marginal + eps).log())).sum(1)
+    return float(kl.mean().exp())
+
+
+def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """FD of Gaussians fitted to feature rows ``a`` and ``b``:
+    |mu_a - mu_b|^2 + tr(Sa) + tr(Sb) - 2 tr((Sa^1/2 Sb Sa^1/2)^1/2)."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sa, sb = torch.cov(a.T), torch.cov(b.T)
+    root = _sqrt_psd(sa)
+    cross = _sqrt_psd(root @ sb @ root)
+    return float(((mu_a - mu_b) ** 2).sum() + sa.trace() + sb.trace() - 2 * cross.trace())
+
+
+def cond_accuracy_balanced(probs: torch.Tensor, wanted: torch.Tensor, classes: int) -> float:
+    hit = (probs.argmax(1) == wanted).double()
+    per = [float(hit[wanted == c].mean()) for c in range(classes) if bool((wanted == c).any())]
+    return sum(per) / len(per)
+
+
+def diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean pairwise L2 distance between clips of the same class, averaged over classes."""
+    per = []
+    for c in labels.unique():
+        f = features[labels == c].double()
+        if len(f) < 2:
+            continue
+        d = torch.cdist(f, f)
+        per.append(float(d.sum() / (len(f) * (len(f) - 1))))
+    return sum(per) / max(1, len(per))
+
+
+def nearest_distance(features: torch.Tensor, reference: torch.Tensor, batch: int = 512) -> float:
+    """Mean distance from each row of ``features`` to its nearest row of ``reference``."""
+    out = [torch.cdist(features[s:s + batch].double(), reference.double()).min(1).values
+           for s in range(0, len(features), batch)]
+    return float(torch.cat(out).mean())

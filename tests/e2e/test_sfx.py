@@ -1,0 +1,86 @@
+"""/sfx end to end: the real bot on the emulator, the real engine with the sfx plugin: the
+command synced from the catalog, the Opus files attached (Discord plays them inline), the
+spectrogram/waveform preview in the embed, labelled and in the ledger, and the follow-ups."""
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import AsyncIterator
+
+import pytest
+import soundfile
+from PIL import Image
+
+from engine.labels import read_labels
+from tests.conftest import TOKEN
+from tests.e2e.conftest import EngineProcess, World
+
+
+@pytest.fixture
+async def sfx_world(tmp_path) -> AsyncIterator[World]:
+    from bot.config import load_bot_settings
+    from emulator import Emulator, EmulatorConfig
+
+    engine = EngineProcess(tmp_path / "engine", settings={"plugins_enabled": ["sfx"]})
+    await engine.start()
+    emu = Emulator(EmulatorConfig())
+    await emu.start()
+    guild = emu.create_guild("Audio Guild", channels=("general",))
+    alice, mod = emu.create_user("alice"), emu.create_user("mod")
+    emu.add_member(guild.id, alice.id)
+    emu.add_member(guild.id, mod.id, permissions=(1 << 5) | (1 << 13) | (1 << 30))
+    emu.set_bot_permissions(guild.id, (1 << 30) | (1 << 11) | (1 << 15) | (1 << 13))
+    settings = load_bot_settings(
+        discord_token=emu.token, engine_url=[engine.url], engine_token=TOKEN,
+        data_dir=tmp_path / "bot", discord_api_base=emu.api_base, discord_gateway=emu.gateway_url,
+        catalog_poll_s=0, engine_health_s=0, http_port=0)
+    w = World(emu, engine, guild.id, guild.channel_ids[0], alice.id, mod.id, settings)
+    await w.start_bot()
+    try:
+        yield w
+    finally:
+        await w.stop_bot()
+        await emu.stop()
+        with contextlib.suppress(Exception):
+            await engine.stop()
+
+
+async def test_sfx_posts_playable_labelled_audio_with_a_preview(sfx_world):
+    world = sfx_world
+    cmds = {c["name"]: c for c in world.emu.commands(world.guild)}
+    sfx = cmds["sfx"]
+    assert sfx["name_localizations"]["zh-CN"] == "音效"
+    kind = {o["name"]: o for o in sfx["options"]}["kind"]
+    assert kind["required"] and {"coin", "laser", "explosion"} <= {c["value"] for c in kind["choices"]}
+
+    rec = await world.slash("sfx", {"kind": "coin", "count": 2, "seed": 3})
+    await world.emu.wait_ack(rec)
+    msg = await world.result(rec, timeout=60)
+    (embed,) = msg["embeds"]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["seed"] == "3" and fields["model"] == "sfx-specgan"
+    names = [a["filename"] for a in msg["attachments"]]
+    assert names == ["sfx-3.png", "sfx-3-0.ogg", "sfx-3-1.ogg"]
+    assert embed["image"]["url"].endswith("sfx-3.png")
+    files = [world.emu.world.files[int(a["id"])].data for a in msg["attachments"]]
+    ids = [c["custom_id"] for row in msg["components"] for c in row["components"]]
+    job = ids[0].split(":")[2]
+    for ogg in files[1:]:
+        audio, rate = soundfile.read(io.BytesIO(ogg))
+        assert rate == 16000 and len(audio) > 16000 and soundfile.info(io.BytesIO(ogg)).subtype == "OPUS"
+        labels = read_labels(ogg)
+        assert labels["ai_generated"] and labels["provenance"]["job"] == job
+    preview = Image.open(io.BytesIO(files[0]))
+    assert preview.size[0] == 512 and preview.size[1] > 2 * 150  # one strip per output
+    labels = read_labels(files[0])
+    assert labels["aigc"]["PropagateID"] == f"discord:{world.guild}/{world.channel}/{rec.id}"
+    report = await world.bot.engine.verify(files[0])
+    assert report.finding == "recorded" and f"display copy of outputs 0-1 of job {job}" in report.summary
+    assert f"aigc:reroll:{job}" in ids and f"aigc:variations:{job}:0" in ids and f"aigc:details:{job}" in ids
+    assert not any(i.startswith(f"aigc:emoji:{job}") for i in ids)  # "save as emoji" is for images
+
+    # a follow-up: variations of output 1 come back as audio again
+    click = await world.emu.click(int(msg["id"]), f"aigc:variations:{job}:1", world.alice)
+    follow = await world.result(click, timeout=60)
+    assert [a["filename"].endswith((".png", ".ogg")) for a in follow["attachments"]] == [True] * len(follow["attachments"])
+    assert any(a["filename"].endswith(".ogg") for a in follow["attachments"])

@@ -1,0 +1,167 @@
+"""The /sfx plugin: schema, determinism (alone vs inside any batch), follow-ups, the labelled
+Opus/WAV files with the audible cue, and a real engine over loopback serving, verifying and
+refusing bad input."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from engine import sdk
+from engine.labels import read_labels
+from engine.protocol import NAME_RE
+
+
+@pytest.fixture(scope="module")
+def gen():
+    import plugins.sfx as sfx
+
+    g = sfx.plugin.generators[0]
+    g.load("cpu")
+    return g
+
+
+def items(kind="coin", seed=7, n=1, **opts):
+    return [sdk.Item("sfx", {"kind": kind, "variety": 0.7, **opts}, seed=seed, index=i) for i in range(n)]
+
+
+def test_command_schema_localizations_and_kinds_match_the_model(gen):
+    import plugins.sfx as sfx
+
+    (cmd,) = sfx.plugin.commands
+    assert (cmd.name, cmd.modality, cmd.max_count) == ("sfx", "sfx", 4)
+    opts = {o.name: o for o in cmd.options}
+    assert opts["kind"].required and [c.value for c in opts["kind"].choices] == list(gen.classes)
+    assert all("zh-CN" in c.name_localizations for c in opts["kind"].choices)
+    assert (opts["count"].job_field, opts["seed"].job_field) == ("count", "seed")
+    for name in [cmd.name_localizations["zh-CN"]] + [o.name_localizations["zh-CN"] for o in cmd.options]:
+        assert NAME_RE.match(name)
+    assert all("zh-CN" in o.description_localizations for o in cmd.options)
+    assert [a.name for a in cmd.actions] == ["reroll", "variations"]
+    (mod,) = sfx.plugin.modalities
+    assert (mod.mime, mod.extension, mod.presentation) == ("audio/ogg", "ogg", sdk.Presentation.audio)
+    assert {(t.kind, t.name) for t in sfx.plugin.tools} >= {("data", "sfx"), ("data", "digits"),
+                                                           ("train", "sfx"), ("eval", "sfx")}
+
+
+def test_output_is_alone_the_same_as_in_any_batch(gen):
+    alone = [gen.generate([it])[0].data for it in items("laser", n=3)]
+    mixed = items("explosion", seed=3, n=2) + items("laser", n=3) + items("coin", seed=1, n=5)
+    batched = [o.data for o in gen.generate(mixed)][2:5]
+    for a, b in zip(alone, batched):
+        assert a.dtype == np.float32 and a.shape == (16384,) and np.array_equal(a, b)
+    assert not np.array_equal(alone[0], alone[1])  # index matters
+    assert np.abs(alone[0]).max() == pytest.approx(0.9, abs=1e-4)
+
+
+def test_variations_stay_near_their_source(gen):
+    src = gen.spectrograms(items("jump", seed=11))[0]
+    var = [sdk.Item("sfx", {"kind": "jump", "variety": 0.7}, seed=s, index=0, action="variations", source=(11, 0))
+           for s in (1, 2)]
+    near = gen.spectrograms(var)
+    far = gen.spectrograms(items("jump", seed=99))[0]
+    d_var = [float((v - src).abs().mean()) for v in near]
+    assert 0 < max(d_var) and float((near[0] - near[1]).abs().sum()) > 0
+    latent = lambda it: gen._latent(it, gen.model.cfg.nz)  # noqa: E731
+    import torch
+    cos = torch.nn.functional.cosine_similarity(latent(var[0]), latent(items("jump", seed=11)[0]))
+    assert float(cos) > 0.6 and float((far - src).abs().mean()) > 0
+
+
+def test_files_carry_the_labels_and_the_audible_cue(gen):
+    from plugins.sfx.encode import audible_cue, encode_ogg, encode_wav
+
+    (out,) = gen.generate(items("siren"))
+    meta = {"job": "j1", "index": "0", "command": "sfx", "model": "sfx-specgan", "label": "AI-generated"}
+    for encode, fmt in ((encode_ogg, "ogg"), (encode_wav, "wav")):
+        marked = encode(out, sdk.EncodeContext(meta=meta, visible_mark=True))
+        plain = encode(out, sdk.EncodeContext(meta=meta, visible_mark=False))
+        got = read_labels(marked)
+        assert (got["format"], got["ai_generated"]) == (fmt, True)
+        assert got["provenance"]["job"] == "j1" and got["aigc"]["Label"] == "1"
+        assert read_labels(plain)["ai_generated"] is True  # metadata labels are there either way
+        a, rate = soundfile.read(io.BytesIO(marked), dtype="float32")
+        b, _ = soundfile.read(io.BytesIO(plain), dtype="float32")
+        assert rate == 16000 and len(a) - len(b) == len(audible_cue()) and abs(len(b) - 16384) < 400
+        # the cue's pips are there, at 1760 Hz, in the marked file only
+        def pip_level(x):
+            seg = x[:960]
+            spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+            return float(spec[round(1760 * len(seg) / 16000)] / (spec.sum() + 1e-9))
+        assert pip_level(a) > 10 * pip_level(b)
+    assert soundfile.info(io.BytesIO(encode_ogg(out, sdk.EncodeContext(meta=meta)))).subtype == "OPUS"
+
+
+@pytest.fixture
+async def sfx_engine(engine_factory):
+    return await engine_factory(plugins_enabled=["sfx"])
+
+
+async def _artifact(h, art) -> bytes:
+    r = await h.client.get(art["url"], headers=h.headers)
+    assert r.status == 200 and r.content_type == "audio/ogg"
+    return await r.read()
+
+
+async def test_engine_serves_verifies_and_refuses(sfx_engine):
+    h = sfx_engine
+    r = await h.client.get("/v1/catalog", headers=h.headers)
+    cat = await r.json()
+    (cmd,) = [c for p in cat["plugins"] for c in p["commands"] if c["name"] == "sfx"]
+    assert cmd["modality"] == "sfx"
+    body = {"command": "sfx", "options": {"kind": "coin"}, "seed": 5, "count": 2,
+            "requester": {"platform": "test", "user": "u1"}}
+    job = await h.wait_done((await h.submit(body))["id"])
+    assert job["status"] == "done" and len(job["artifacts"]) == 2
+    assert {a["presentation"] for a in job["artifacts"]} == {"audio"}
+    data = [await _artifact(h, a) for a in job["artifacts"]]
+    labels = read_labels(data[0])
+    assert labels["ai_generated"] and labels["provenance"]["command"] == "sfx"
+    r = await h.client.post("/v1/verify", data=data[1], headers=h.headers)
+    v = await r.json()
+    assert r.status == 200 and v["made_here"] is True and v["ledger"][0]["job"] == job["id"]
+    # the same (command, options, seed) batched with other work decodes to the same audio
+    # (the files differ: each names its own job)
+    jobs = await asyncio.gather(*[h.submit({**body, "seed": 50 + i, "count": 3}) for i in range(2)],
+                                h.submit({**body, "idempotency_key": "again"}))
+    done = await h.wait_done(jobs[-1]["id"])
+    assert done["id"] != job["id"]
+    for a, b in zip(data, [await _artifact(h, x) for x in done["artifacts"]]):
+        assert np.array_equal(soundfile.read(io.BytesIO(a))[0], soundfile.read(io.BytesIO(b))[0])
+    # bad input: 422 naming the field and the rule
+    for options, field in (({"kind": "kazoo"}, "options.kind"), ({"kind": "coin", "variety": 2}, "options.variety"),
+                           ({}, "options.kind")):
+        r = await h.client.post("/v1/jobs", json={**body, "options": options}, headers=h.headers)
+        err = (await r.json())["error"]
+        assert r.status == 422 and err["field"] == field, err
+
+
+async def test_follow_ups_through_the_engine(sfx_engine):
+    h = sfx_engine
+    body = {"command": "sfx", "options": {"kind": "laser"}, "seed": 9, "requester": {"platform": "test", "user": "u"}}
+    parent = await h.wait_done((await h.submit(body))["id"])
+    reroll = await h.wait_done((await h.submit({**body, "parent": {"job": parent["id"], "action": "reroll"}}))["id"])
+    var = await h.wait_done((await h.submit({**body, "parent": {"job": parent["id"], "action": "variations",
+                                                                 "index": 0}}))["id"])
+    shas = {parent["artifacts"][0]["sha256"], reroll["artifacts"][0]["sha256"], var["artifacts"][0]["sha256"]}
+    assert reroll["status"] == var["status"] == "done" and len(shas) == 3
+
+
+async def test_backpressure_429_and_everything_accepted_finishes(engine_factory):
+    h = await engine_factory(plugins_enabled=["sfx"], queue_max=4)
+    body = {"command": "sfx", "options": {"kind": "blip"}, "count": 4, "requester": {"platform": "test", "user": "u"}}
+    answers = []
+    for i in range(5):
+        r = await h.client.post("/v1/jobs", json={**body, "seed": i}, headers=h.headers)
+        answers.append((r.status, await r.json(), r.headers.get("Retry-After")))
+    refused = [a for a in answers if a[0] == 429]
+    accepted = [a for a in answers if a[0] == 202]
+    assert refused and accepted and len(refused) + len(accepted) == 5
+    assert all(a[1]["error"]["code"] == "queue_full" and int(a[2]) >= 1 for a in refused)
+    for _, job, _ in accepted:
+        done = await h.wait_done(job["id"])
+        assert done["status"] == "done" and len(done["artifacts"]) == 4
