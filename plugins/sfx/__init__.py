@@ -1,8 +1,8 @@
-"""Built-in plugin: `/sfx kind:<coin|laser|...> count:<1-4> seed:<n> variety:<0-1>`.
+"""Built-in plugin: `/sfx kind:<coin|laser|...> count:<1-4> seed:<n> variety:<0-1> format:<ogg|wav>`.
 
 About one second of 16 kHz game-style sound effect from a class-conditional SpecGAN trained on
 the procedural synthesiser's sounds (synth.py; MODEL_CARD.md has the data, the training and
-the figures), as Ogg Opus that Discord plays inline, labelled as AI-generated in its comment
+the figures), as Ogg Opus that Discord plays inline (or WAV), labelled as AI-generated in its comment
 header and, unless the guild turned marks off, with a short audible cue first (encode.py).
 Follow-ups: reroll and variations (a neighbourhood of the output's latent).
 
@@ -12,7 +12,7 @@ Tools: `aigc data sfx DIR`, `aigc data digits DIR`, `aigc train sfx ...`, `aigc 
 from __future__ import annotations
 
 from engine import sdk
-from plugins.sfx.encode import encode_ogg
+from plugins.sfx.encode import FORMATS, encode_sound
 from plugins.sfx.generator import SfxGenerator
 
 KINDS = {  # value: (English, zh-CN); the order and values are the model's classes
@@ -28,8 +28,9 @@ KINDS = {  # value: (English, zh-CN); the order and values are the model's class
     "alarm": ("Alarm", "警报"),
 }
 
-SFX_AUDIO = sdk.Modality("sfx", "audio/ogg", "ogg", sdk.Presentation.audio, encode_ogg,
-                         "About 1 s of sound effect (Ogg Opus), played inline.")
+SFX_AUDIO = sdk.Modality("sfx", "audio/ogg", "ogg", sdk.Presentation.audio, encode_sound,
+                         "About 1 s of sound effect (Ogg Opus, played inline, or WAV)",
+                         formats=dict(FORMATS), format_option="format")
 
 SFX = sdk.Command(
     name="sfx",
@@ -59,6 +60,14 @@ SFX = sdk.Command(
                    description="0 = safest, most typical; 1 = most varied",
                    name_localizations={"zh-CN": "多样性"},
                    description_localizations={"zh-CN": "0 最稳妥典型，1 最多样"}),
+        sdk.Option(name="format", type="string", default="ogg",
+                   choices=[sdk.Choice(name="Ogg Opus (plays in Discord)", value="ogg",
+                                       name_localizations={"zh-CN": "Ogg Opus（可在 Discord 中播放）"}),
+                            sdk.Choice(name="WAV (for editors and game engines)", value="wav",
+                                       name_localizations={"zh-CN": "WAV（用于编辑器和游戏引擎）"})],
+                   description="File format",
+                   name_localizations={"zh-CN": "格式"},
+                   description_localizations={"zh-CN": "文件格式"}),
     ],
 )
 

@@ -37,3 +37,13 @@ def encode_ogg(out: sdk.Output, ctx: sdk.EncodeContext) -> bytes:
 
 def encode_wav(out: sdk.Output, ctx: sdk.EncodeContext) -> bytes:
     return sdk.encode_wav(with_cue(out.data, ctx.visible_mark), RATE, ctx.meta)
+
+
+# `/sfx format:` value -> (mime, extension); the modality's file type per job (sdk.Modality.formats)
+FORMATS = {"ogg": ("audio/ogg", "ogg"), "wav": ("audio/wav", "wav")}
+
+
+def encode_sound(out: sdk.Output, ctx: sdk.EncodeContext) -> bytes:
+    """The job's chosen format (the generator carries ``format`` in the output's meta): Ogg Opus,
+    which Discord plays inline, or 16-bit WAV for editors and game engines."""
+    return encode_wav(out, ctx) if out.meta.get("format") == "wav" else encode_ogg(out, ctx)

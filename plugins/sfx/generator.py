@@ -95,5 +95,6 @@ class SfxGenerator(sdk.Generator):
     def generate(self, items: list[sdk.Item]) -> list[sdk.Output]:
         with torch.no_grad():
             audio = to_audio(self.spectrograms(items), GRIFFIN_LIM_ITERS)
-        return [sdk.Output(data=a.numpy(), meta={"kind": str(it.options["kind"]), "rate": 16000})
+        return [sdk.Output(data=a.numpy(), meta={"kind": str(it.options["kind"]), "rate": 16000,
+                                                            "format": str(it.options.get("format", "ogg"))})
                 for a, it in zip(audio, items)]

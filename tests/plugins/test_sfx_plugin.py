@@ -103,7 +103,7 @@ async def sfx_engine(engine_factory):
 
 async def _artifact(h, art) -> bytes:
     r = await h.client.get(art["url"], headers=h.headers)
-    assert r.status == 200 and r.content_type == "audio/ogg"
+    assert r.status == 200 and r.content_type == art["mime"]
     return await r.read()
 
 
@@ -132,9 +132,22 @@ async def test_engine_serves_verifies_and_refuses(sfx_engine):
     assert done["id"] != job["id"]
     for a, b in zip(data, [await _artifact(h, x) for x in done["artifacts"]]):
         assert np.array_equal(soundfile.read(io.BytesIO(a))[0], soundfile.read(io.BytesIO(b))[0])
+    # WAV on request: the same sound (PCM), a labelled RIFF file, signed and recorded
+    wav = await h.wait_done((await h.submit({**body, "options": {"kind": "coin", "format": "wav"},
+                                              "idempotency_key": "wav"}))["id"])
+    art = wav["artifacts"][0]
+    assert art["mime"] == "audio/wav" and art["filename"].endswith(".wav")
+    wav_bytes = await _artifact(h, art)
+    assert wav_bytes[:4] == b"RIFF" and read_labels(wav_bytes)["ai_generated"]
+    pcm, rate = soundfile.read(io.BytesIO(wav_bytes))
+    from plugins.sfx.encode import audible_cue
+
+    assert rate == 16000 and pcm.shape == (len(audible_cue()) + 16384,)  # the cue, then 1 s of sound
+    r = await h.client.post("/v1/verify", data=wav_bytes, headers=h.headers)
+    assert (await r.json())["made_here"] is True
     # bad input: 422 naming the field and the rule
     for options, field in (({"kind": "kazoo"}, "options.kind"), ({"kind": "coin", "variety": 2}, "options.variety"),
-                           ({}, "options.kind")):
+                           ({}, "options.kind"), ({"kind": "coin", "format": "mp3"}, "options.format")):
         r = await h.client.post("/v1/jobs", json={**body, "options": options}, headers=h.headers)
         err = (await r.json())["error"]
         assert r.status == 422 and err["field"] == field, err
