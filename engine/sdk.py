@@ -59,7 +59,8 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
 __all__ = [
     "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
-    "REROLL", "VARIATIONS", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
+    "REROLL", "VARIATIONS", "module_tensors", "restore_module", "optimizer_tensors", "restore_optimizer",
+    "save_checkpoint", "load_checkpoint", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text", "check_text",
     "CREDENTIALS_HEADROOM",
 ]
@@ -305,6 +306,50 @@ def file_sha256(path: str | Path) -> str:
     from engine.runtime import file_sha256 as _sha
 
     return _sha(path)
+
+
+# ---- training checkpoints (engine.training.checkpoint): safetensors + JSON, never pickle ----
+# A plugin's trainer saves ``{prefix/name: tensor}`` (modules and optimizers flattened) with a JSON
+# meta; the files are written under temporary names and renamed, so a run killed mid-save keeps
+# its previous checkpoint. The same code the image trainers use, so every resume works alike.
+
+def module_tensors(prefix: str, module: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
+    from engine.training.checkpoint import module_tensors as _f
+
+    return _f(prefix, module)
+
+
+def restore_module(module: "torch.nn.Module", prefix: str, tensors: dict[str, "torch.Tensor"]) -> None:
+    from engine.training.checkpoint import restore_module as _f
+
+    _f(module, prefix, tensors)
+
+
+def optimizer_tensors(prefix: str, opt: "torch.optim.Optimizer") -> tuple[dict[str, "torch.Tensor"], list[dict[str, Any]]]:
+    """An optimizer's state as tensors, and its param groups (for the JSON meta)."""
+    from engine.training.checkpoint import optimizer_tensors as _f
+
+    return _f(prefix, opt)
+
+
+def restore_optimizer(opt: "torch.optim.Optimizer", prefix: str, tensors: dict[str, "torch.Tensor"],
+                      groups: list[dict[str, Any]]) -> None:
+    from engine.training.checkpoint import restore_optimizer as _f
+
+    _f(opt, prefix, tensors, groups)
+
+
+def save_checkpoint(stem: str | Path, tensors: dict[str, "torch.Tensor"], meta: dict[str, Any]) -> None:
+    """``stem.safetensors`` + ``stem.json``, atomically each."""
+    from engine.training.checkpoint import save_checkpoint as _f
+
+    _f(stem, tensors, meta)
+
+
+def load_checkpoint(stem: str | Path, device: str = "cpu") -> tuple[dict[str, "torch.Tensor"], dict[str, Any]]:
+    from engine.training.checkpoint import load_checkpoint as _f
+
+    return _f(stem, device)
 
 
 # ---- label-aware writers (engine.labels): every file a modality encodes carries the labels ----
