@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # torch, Pillow and the writers are imported lazily: importin
 __all__ = [
     "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
-    "REROLL", "VARIATIONS", "module_tensors", "restore_module", "optimizer_tensors", "restore_optimizer",
+    "REROLL", "VARIATIONS", "count_option", "seed_option", "variety_option", "module_tensors", "restore_module", "optimizer_tensors", "restore_optimizer",
     "save_checkpoint", "load_checkpoint", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text", "check_text",
     "CREDENTIALS_HEADROOM",
@@ -222,6 +222,29 @@ class Generator:
 
     def warmup(self) -> None:
         """Run once before the engine reports ready; the default generates one item."""
+
+
+def count_option(max_count: int, things: str, *, default: int = 1) -> Option:
+    """``count``: how many outputs one job makes (the job's ``count`` field), e.g. ``things="emoji"``."""
+    return Option(name="count", type="integer", min_value=1, max_value=max_count, default=default,
+                  job_field="count", description=f"How many {things} (1-{max_count})",
+                  name_localizations={"zh-CN": "数量"},
+                  description_localizations={"zh-CN": f"生成几个（1-{max_count}）"})
+
+
+def seed_option(thing: str, *, zh: str = "随机种子；相同种子得到相同结果") -> Option:
+    """``seed``: the job's seed; the same (command, options, seed) makes the same output."""
+    return Option(name="seed", type="integer", min_value=0, max_value=SEED_MAX, job_field="seed",
+                  description=f"Seed; the same seed gives the same {thing}",
+                  name_localizations={"zh-CN": "种子"}, description_localizations={"zh-CN": zh})
+
+
+def variety_option(default: float = 0.7, *, description: str = "0 = safest, most typical; 1 = most varied",
+                   zh: str = "0 最稳妥典型，1 最多样") -> Option:
+    """``variety`` in [0, 1]: how far from the typical a generator may sample (truncation)."""
+    return Option(name="variety", type="number", min_value=0.0, max_value=1.0, default=default,
+                  description=description, name_localizations={"zh-CN": "多样性"},
+                  description_localizations={"zh-CN": zh})
 
 
 AutocompleteSource = Callable[[str, dict[str, Any]], Iterable[Choice | str]]
