@@ -35,7 +35,7 @@ from bot.results import error_message, send_error
 from bot.scoped_settings import CommunitySettings, ScopedSettings
 from bot.services import Services
 from bot.store import Store
-from engine.protocol import AutocompleteRequest, CommandSpec
+from engine.protocol import AutocompleteRequest, CommandSpec, OptionSpec, ordered_choices
 
 log = logging.getLogger("aigc.bot")
 
@@ -50,6 +50,19 @@ class Translator(app_commands.Translator):
         if locale is discord.Locale.american_english:
             return string.message
         return None
+
+
+def locale_choices(option: OptionSpec, locale: str, typed: str) -> list[app_commands.Choice]:
+    """An option's fixed choices as autocomplete: named and ordered for ``locale``, those matching
+    what was typed (in either language, or the value) first."""
+    needle = typed.strip().casefold()
+    out = []
+    for c in ordered_choices(option, locale):
+        name = c.name_localizations.get(locale, c.name)
+        if needle and not any(needle in s.casefold() for s in (name, c.name, str(c.value))):
+            continue
+        out.append(app_commands.Choice(name=name[:100], value=c.value))
+    return out[:25]
 
 
 def catalog_command_of(it: discord.Interaction, catalog: Mapping[str, CommandSpec]) -> CommandSpec | None:
@@ -244,6 +257,11 @@ class AigcBot(commands.AutoShardedBot):
         data: dict[str, Any] = it.data  # type: ignore[assignment]
         values, focused = interaction_options(data)
         choices: list[app_commands.Choice] = []
+        spec = catalog_command_of(it, self.services.catalog)
+        option = next((o for o in spec.options if o.name == focused), None) if spec else None
+        if option is not None and option.choices:  # fixed choices, ordered for the member's locale
+            await it.response.autocomplete(locale_choices(option, str(it.locale), str(values.get(focused) or "")))
+            return
         if focused:
             try:
                 resp = await self.engine.autocomplete(AutocompleteRequest(

@@ -35,7 +35,9 @@ def option_payload(o: OptionSpec) -> dict[str, Any]:
         p["name_localizations"] = n
     if (d := _l10n(o.description_localizations)):
         p["description_localizations"] = d
-    if o.choices:
+    if o.choices and o.choice_order:
+        p["autocomplete"] = True  # ordered per locale (bot.app answers from the choices)
+    elif o.choices:
         p["choices"] = [{"name": c.name, "value": c.value,
                          **({"name_localizations": n} if (n := _l10n(c.name_localizations)) else {})}
                         for c in o.choices[:25]]

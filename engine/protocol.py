@@ -11,7 +11,7 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 API_VERSION = "v1"
@@ -79,6 +79,10 @@ class OptionSpec(_Model):
     min_length: int | None = None
     max_length: int | None = None
     choices: list[Choice] = []
+    # Choice values a locale lists first (e.g. {"zh-CN": ["person-zh"]}). Discord keeps one order
+    # of static choices for every locale, so a front offers such an option as autocomplete,
+    # answered from ``choices`` in the member's locale; the engine still accepts only ``choices``.
+    choice_order: dict[str, list[str | int | float]] = {}
     # Name of an autocomplete source the plugin provides; fronts ask /v1/autocomplete.
     autocomplete: str | None = None
     # "seed" / "count": this option maps to the job's top-level field, not to `options`.
@@ -97,6 +101,23 @@ class OptionSpec(_Model):
         for text in _check_localizations(v, 32).values():
             _check_name(text)
         return v
+
+    @model_validator(mode="after")
+    def _order_names_choices(self) -> "OptionSpec":
+        values = {c.value for c in self.choices}
+        for locale, order in self.choice_order.items():
+            if locale not in LOCALES:
+                raise ValueError(f"choice_order: unknown locale {locale!r} (known: {', '.join(LOCALES)})")
+            if unknown := [v for v in order if v not in values]:
+                raise ValueError(f"choice_order.{locale}: {unknown!r} are not among the choices")
+        return self
+
+
+def ordered_choices(option: OptionSpec, locale: str | None) -> list[Choice]:
+    """The option's choices with those ``locale`` lists first (``choice_order``), else as declared."""
+    first = option.choice_order.get(locale or "", [])
+    rank = {v: i for i, v in enumerate(first)}
+    return sorted(option.choices, key=lambda c: rank.get(c.value, len(first)))
 
 
 class ActionSpec(_Model):

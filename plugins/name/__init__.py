@@ -37,6 +37,8 @@ NAME = sdk.Command(
         sdk.Option(name="style", type="string", required=True,
                    choices=[sdk.Choice(name=STYLE_LABELS[s][0], value=s,
                                        name_localizations={"zh-CN": STYLE_LABELS[s][1]}) for s in STYLES],
+                   # a zh-CN member sees the Chinese style first (offered as autocomplete by the bot)
+                   choice_order={"zh-CN": list(CHINESE_STYLES)},
                    description="What kind of name",
                    name_localizations={"zh-CN": "风格"},
                    description_localizations={"zh-CN": "哪一类名字"}),

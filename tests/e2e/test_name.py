@@ -52,3 +52,28 @@ async def test_a_few_names_get_numbered_buttons(world):
     ids = [c.get("custom_id") for c in components(msg)]
     job = ids[0].split(":")[2]
     assert [f"aigc:variations:{job}:{i}" for i in range(3)] == [i for i in ids if i.startswith("aigc:variations")]
+
+
+async def test_style_choices_are_offered_in_the_members_language_order(world):
+    """Discord keeps one order of static choices for every locale, so /name's style is offered
+    as autocomplete: a zh-CN member sees the Chinese style first, in Chinese; others the
+    declared order; typing filters in either language; a value not among the choices is refused."""
+    registered = {c["name"]: c for c in world.emu.world.commands.scopes.get(None, [])
+                  + world.emu.world.commands.scopes.get(world.guild, [])}
+    style = next(o for o in registered["name"]["options"] if o["name"] == "style")
+    assert style["autocomplete"] is True and "choices" not in style
+
+    async def offered(user, typed=""):
+        rec = await world.emu.autocomplete(world.guild, world.channel, user, "name", {"style": typed},
+                                           focused="style")
+        await world.emu.wait_ack(rec)
+        return [(c["name"], c["value"]) for c in rec.choices]
+
+    en = await offered(world.alice)
+    assert en[0] == ("English person name", "person-en") and len(en) == 5, en
+    world.emu.world.user(world.alice).locale = "zh-CN"
+    zh = await offered(world.alice)
+    assert zh[0] == ("中文人名", "person-zh") and len(zh) == 5, zh
+    assert [v for _, v in await offered(world.alice, "place")] == ["place"]
+    err = await world.error(await world.slash("name", {"style": "klingon"}))
+    assert "style" in err

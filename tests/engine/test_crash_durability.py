@@ -163,9 +163,10 @@ async def test_a_crash_looping_generator_keeps_its_jobs_queued_and_the_engine_no
                 break
             ready = await h.client.get("/readyz")
             if ready.status == 503:
-                body = await ready.json()
-                assert "emoji" in body["unavailable"] and "not again for" in body["unavailable"]["emoji"]
-                saw_not_ready = True
+                reason = (await ready.json())["unavailable"]["emoji"]
+                # a restart in progress (slow on a loaded machine), or the back-off's wait
+                assert "trying again" in reason or "not again for" in reason, reason
+                saw_not_ready = saw_not_ready or "not again for" in reason
             await asyncio.sleep(0.05)
         assert view["status"] == "done", view
     assert saw_not_ready  # the second time, the engine said so while it waited

@@ -70,3 +70,18 @@ def test_validation_canonicalises_options():
     specs = [o for o in plugin.commands[0].options if not o.job_field]
     assert validate_option_values(specs, {"text": "  hi  ", "level": 2.0}) == {
         "text": "hi", "level": 2, "style": "plain"}
+
+
+def test_choice_order_names_known_locales_and_choices_only():
+    from pydantic import ValidationError
+
+    from engine.protocol import Choice, OptionSpec, ordered_choices
+
+    choices = [Choice(name=n, value=n) for n in ("a", "b", "c")]
+    opt = OptionSpec(name="style", type="string", description="d", choices=choices, choice_order={"zh-CN": ["c"]})
+    assert [c.value for c in ordered_choices(opt, "zh-CN")] == ["c", "a", "b"]
+    assert [c.value for c in ordered_choices(opt, "en-US")] == ["a", "b", "c"]
+    with pytest.raises(ValidationError, match=r"choice_order.zh-CN: \['x'\] are not among the choices"):
+        OptionSpec(name="style", type="string", description="d", choices=choices, choice_order={"zh-CN": ["x"]})
+    with pytest.raises(ValidationError, match="choice_order: unknown locale 'klingon'"):
+        OptionSpec(name="style", type="string", description="d", choices=choices, choice_order={"klingon": ["a"]})
