@@ -60,7 +60,7 @@ __all__ = [
     "Action", "Choice", "Command", "OptionError", "Tool", "EncodeContext", "Generator", "Item", "Modality", "Option", "OptionType",
     "Output", "OutputCheck", "OutputVerdict", "Plugin", "Presentation", "LOCALES", "SEED_MAX", "derive_seed", "normal",
     "REROLL", "VARIATIONS", "count_option", "seed_option", "variety_option", "module_tensors", "restore_module", "optimizer_tensors", "restore_optimizer",
-    "save_checkpoint", "load_checkpoint", "load_safetensors", "load_model", "load_judge", "prompt_encoder", "file_sha256",
+    "save_checkpoint", "load_checkpoint", "load_safetensors", "load_model", "load_judge", "frechet_distance", "prompt_encoder", "file_sha256",
     "encode_png", "encode_gif", "encode_webp", "encode_mp4", "encode_wav", "encode_ogg", "label_text", "check_text",
     "CREDENTIALS_HEADROOM",
 ]
@@ -305,6 +305,14 @@ def load_judge(stem: str | Path) -> tuple["torch.nn.Module", dict[str, Any]]:
     from engine.evaluation.judge import load_judge as _load
 
     return _load(stem)
+
+
+def frechet_distance(a: "torch.Tensor", b: "torch.Tensor") -> float:
+    """Fréchet distance between Gaussians fitted to two sets of feature rows (float64), the
+    figure every plugin evaluation reports in its own judge's feature space."""
+    from engine.evaluation.metrics import frechet_distance as _fd
+
+    return _fd(a, b)
 
 
 def prompt_encoder(spec: dict[str, Any]) -> Any:

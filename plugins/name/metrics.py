@@ -5,7 +5,8 @@ from itertools import combinations
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
+
+from engine.sdk import frechet_distance  # the engine's FD, one implementation for every evaluation
 
 
 def novelty(names: Sequence[str], train: Iterable[str]) -> float:
@@ -31,14 +32,3 @@ def diversity(batch: Sequence[str]) -> float:
     if not pairs:
         return 0.0
     return float(np.mean([edit_distance(a, b) / max(len(a), len(b), 1) for a, b in pairs]))
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """FD between Gaussians fitted to feature sets a and b (Heusel et al. 2017), with the
-    trace of the square root from the symmetric form S_a^(1/2) S_b S_a^(1/2)."""
-    x, y = a.double().numpy(), b.double().numpy()
-    s_x, s_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    w, v = np.linalg.eigh(s_x)
-    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    tr = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s_y @ root), 0, None)).sum()
-    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(s_x) + np.trace(s_y) - 2 * tr)

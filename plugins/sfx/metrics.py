@@ -2,7 +2,8 @@
 
 * Inception score exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016; the WaveGAN paper's
   figure for SC09), for generated and for held-out real clips.
-* Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
+* Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017): the
+  engine's, through ``engine.sdk.frechet_distance``.
 * Balanced conditional accuracy: per requested class, how often the judge hears that class;
   the mean over classes.
 * Diversity: mean pairwise feature distance within a class, averaged over classes.
@@ -12,28 +13,14 @@ from __future__ import annotations
 
 import torch
 
+from engine.sdk import frechet_distance  # the engine's FD, one implementation for every evaluation
+
 
 def inception_score(probs: torch.Tensor, eps: float = 1e-12) -> float:
     p = probs.double()
     marginal = p.mean(0, keepdim=True)
     kl = (p * ((p + eps).log() - (marginal + eps).log())).sum(1)
     return float(kl.mean().exp())
-
-
-def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
-    vals, vecs = torch.linalg.eigh((m + m.T) / 2)
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """FD of Gaussians fitted to feature rows ``a`` and ``b``:
-    |mu_a - mu_b|^2 + tr(Sa) + tr(Sb) - 2 tr((Sa^1/2 Sb Sa^1/2)^1/2)."""
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    sa, sb = torch.cov(a.T), torch.cov(b.T)
-    root = _sqrt_psd(sa)
-    cross = _sqrt_psd(root @ sb @ root)
-    return float(((mu_a - mu_b) ** 2).sum() + sa.trace() + sb.trace() - 2 * cross.trace())
 
 
 def cond_accuracy_balanced(probs: torch.Tensor, wanted: torch.Tensor, classes: int) -> float:

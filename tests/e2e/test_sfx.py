@@ -3,50 +3,18 @@ command synced from the catalog, the Opus files attached (Discord plays them inl
 spectrogram/waveform preview in the embed, labelled and in the ledger, and the follow-ups."""
 from __future__ import annotations
 
-import contextlib
 import io
-from typing import AsyncIterator
 
 import pytest
 import soundfile
 from PIL import Image
 
 from engine.labels import read_labels
-from tests.conftest import TOKEN
-from tests.e2e.conftest import EngineProcess, World
+
+pytestmark = pytest.mark.engine_plugins("sfx")
 
 
-@pytest.fixture
-async def sfx_world(tmp_path) -> AsyncIterator[World]:
-    from bot.config import load_bot_settings
-    from emulator import Emulator, EmulatorConfig
-
-    engine = EngineProcess(tmp_path / "engine", settings={"plugins_enabled": ["sfx"]})
-    await engine.start()
-    emu = Emulator(EmulatorConfig())
-    await emu.start()
-    guild = emu.create_guild("Audio Guild", channels=("general",))
-    alice, mod = emu.create_user("alice"), emu.create_user("mod")
-    emu.add_member(guild.id, alice.id)
-    emu.add_member(guild.id, mod.id, permissions=(1 << 5) | (1 << 13) | (1 << 30))
-    emu.set_bot_permissions(guild.id, (1 << 30) | (1 << 11) | (1 << 15) | (1 << 13))
-    settings = load_bot_settings(
-        discord_token=emu.token, engine_url=[engine.url], engine_token=TOKEN,
-        data_dir=tmp_path / "bot", discord_api_base=emu.api_base, discord_gateway=emu.gateway_url,
-        catalog_poll_s=0, engine_health_s=0, http_port=0)
-    w = World(emu, engine, guild.id, guild.channel_ids[0], alice.id, mod.id, settings)
-    await w.start_bot()
-    try:
-        yield w
-    finally:
-        await w.stop_bot()
-        await emu.stop()
-        with contextlib.suppress(Exception):
-            await engine.stop()
-
-
-async def test_sfx_posts_playable_labelled_audio_with_a_preview(sfx_world):
-    world = sfx_world
+async def test_sfx_posts_playable_labelled_audio_with_a_preview(world):
     cmds = {c["name"]: c for c in world.emu.commands(world.guild)}
     sfx = cmds["sfx"]
     assert sfx["name_localizations"]["zh-CN"] == "音效"
