@@ -8,6 +8,8 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+import engine  # noqa: F401  first: pins MKL_CBWR before any test module loads torch (engine/__init__.py)
+
 os.environ.setdefault("AIGC_LOG_FORMAT", "text")
 
 TOKEN = "test-token-0123456789"

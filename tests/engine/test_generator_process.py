@@ -49,7 +49,9 @@ async def test_emoji_generator_runs_in_its_own_process(engine_factory, tmp_path)
     a, b = await pixels(child, done), await pixels(local, same)
     assert len(a) == len(b) == 3
     for x, y in zip(a, b):
-        assert np.array_equal(x, y)
+        assert np.array_equal(x, y), (f"{int((x != y).any(axis=-1).sum())} pixels differ, max |diff| "
+                                      f"{int(np.abs(x.astype(int) - y.astype(int)).max())}; child meta "
+                                      f"{done['artifacts']}, in-process meta {same['artifacts']}")
 
 
 async def test_a_killed_child_is_started_again(emoji_engine):

@@ -107,6 +107,15 @@ async def _artifact(h, art) -> bytes:
     return await r.read()
 
 
+def _where_they_differ(x: np.ndarray, y: np.ndarray) -> str:
+    """What a determinism failure needs to be diagnosed: shapes, how many samples, where, how far."""
+    if x.shape != y.shape:
+        return f"shapes differ: {x.shape} vs {y.shape}"
+    idx = np.flatnonzero(x != y)
+    return (f"{len(idx)} of {x.size} samples differ, first {idx[:5].tolist()}, last {idx[-5:].tolist()}, "
+            f"max |diff| {np.abs(x - y).max():.3g}")
+
+
 async def test_engine_serves_verifies_and_refuses(sfx_engine):
     h = sfx_engine
     r = await h.client.get("/v1/catalog", headers=h.headers)
@@ -131,7 +140,8 @@ async def test_engine_serves_verifies_and_refuses(sfx_engine):
     done = await h.wait_done(jobs[-1]["id"])
     assert done["id"] != job["id"]
     for a, b in zip(data, [await _artifact(h, x) for x in done["artifacts"]]):
-        assert np.array_equal(soundfile.read(io.BytesIO(a))[0], soundfile.read(io.BytesIO(b))[0])
+        x, y = soundfile.read(io.BytesIO(a))[0], soundfile.read(io.BytesIO(b))[0]
+        assert np.array_equal(x, y), _where_they_differ(x, y)
     # WAV on request: the same sound (PCM), a labelled RIFF file, signed and recorded
     wav = await h.wait_done((await h.submit({**body, "options": {"kind": "coin", "format": "wav"},
                                               "idempotency_key": "wav"}))["id"])
