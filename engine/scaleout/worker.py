@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 from redis.exceptions import RedisError, ResponseError
 
-from engine.artifacts import ArtifactStore
+from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.execution import MAX_CRASHES_PER_OUTPUT, Execution, error_info
 from engine.jobs import Job
 from engine.protocol import ArtifactView, ErrorInfo, JobStatus
@@ -89,6 +90,19 @@ class Entry:
     job: str
     index: int
     payload: bytes | None = None  # the job as accepted (streams.job_payload)
+
+
+async def commit_batch(conn: asyncpg.Connection, outputs: list[tuple[str, int, str]], failed: dict[str, str],
+                       files: list[tuple[str, int, str, StoredArtifact]], ledger_rows: list[tuple], *,
+                       worker: str, now: float, started: float) -> list[asyncpg.Record]:
+    """Run ``_COMMIT``: ``outputs`` (job, index, artifact JSON), ``failed`` (job -> error JSON),
+    ``files`` (job, index, artifact id, file), ``ledger_rows`` (the ledger's column order)."""
+    ledger_cols = [list(col) for col in zip(*ledger_rows)] if ledger_rows else [[] for _ in range(14)]
+    return await conn.fetch(
+        _COMMIT, [o[0] for o in outputs], [o[1] for o in outputs], [o[2] for o in outputs], worker, now, started,
+        list(failed), list(failed.values()),
+        [f[0] for f in files], [f[1] for f in files], [f[2] for f in files], [f[3].data for f in files],
+        [f[3].mime for f in files], [f[3].filename for f in files], [f[3].sha256 for f in files], *ledger_cols)
 
 
 class Worker:
@@ -310,17 +324,11 @@ class Worker:
         files = {r.id: self.artifacts.get(r.id) for _, _, r in made}
         for _, _, r in made:
             self.artifacts.discard(r.id)
-        kept = [(job, i, r) for job, i, r in made if files.get(r.id) is not None]
-        ledger_cols = [list(col) for col in zip(*rows)] if rows else [[] for _ in range(14)]
+        kept = [(job.id, i, r.id, files[r.id]) for job, i, r in made if files.get(r.id) is not None]
         async with self.shared.pool.acquire() as conn:
-            got = await conn.fetch(
-                _COMMIT, [job.id for job, _, _ in made], [i for _, i, _ in made],
-                [r.model_dump_json() for _, _, r in made], self.name, now, started,
-                list(failed), [json.dumps(e.model_dump(mode="json")) for e in failed.values()],
-                [job.id for job, _, _ in kept], [i for _, i, _ in kept], [r.id for _, _, r in kept],
-                [files[r.id].data for _, _, r in kept], [files[r.id].mime for _, _, r in kept],
-                [files[r.id].filename for _, _, r in kept], [files[r.id].sha256 for _, _, r in kept],
-                *ledger_cols)
+            got = await commit_batch(conn, [(job.id, i, r.model_dump_json()) for job, i, r in made],
+                                     {j: json.dumps(e.model_dump(mode="json")) for j, e in failed.items()},
+                                     kept, rows, worker=self.name, now=now, started=started)
         fresh = {(r["job"], r["idx"]) for r in got if r["kind"] == "new"}
         events: list[str] = []
         for job, i, r in made:
