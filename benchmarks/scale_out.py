@@ -12,6 +12,12 @@ that a shared machine's noise hits both alike; redis_2w is interleaved with inpr
 in-process engine again, as the reference for that phase). Then:
   lone_overhead_ms   median over paired lone jobs (one on each path, alternating) of the Redis
                      path's latency minus the in-process one's (issue #25's target: <= 3 ms)
+  cpu_ms_per_job     CPU time per finished job at 32 clients, per part (the engine with its
+                     generator process; or the API node, the workers, Redis, PostgreSQL: every
+                     postgres process, so anything else PostgreSQL serves meanwhile counts too;
+                     and this script's 32 clients),
+                     and cores_busy: what those parts and the rest of the machine (other
+                     engineers' work) used, in cores, during those phases
   recovery_s         two workers, a burst of jobs, kill -9 of the worker holding entries: seconds
                      from the kill until the last job it held is done (claim_idle_ms + the redo)
 Needs Redis (AIGC_BENCH_REDIS, default redis://127.0.0.1:6379/0) and PostgreSQL
@@ -82,6 +88,86 @@ def summary(rates: list[float], lat: list[float], lone_lat: list[float] | None =
     if lone_lat:
         out["lone_p50_ms"] = round(percentile(lone_lat, 0.5) * 1000, 2)
     return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (an engine's generator process, a worker's)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _named(comm: str) -> list[int]:
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() == comm:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / _TICK
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine was busy (every process, ours and the other engineers')."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / _TICK  # all but idle and iowait
+
+
+class CpuMeter:
+    """CPU milliseconds per finished job, per part, over the c32 phases of one configuration;
+    and what the rest of the machine used meanwhile (other engineers' work on the same cores)."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.used = {k: 0.0 for k in parts}
+        self.busy = self.wall = 0.0
+        self.jobs = 0
+
+    async def phase(self, coro) -> tuple[float, list[float]]:
+        pids = {k: [q for p in v for q in _tree(p)] for k, v in self.parts.items()}
+        before, busy0, t0 = {k: cpu_s(v) for k, v in pids.items()}, machine_busy_s(), time.perf_counter()
+        rps, lat = await coro
+        for k, v in pids.items():
+            self.used[k] += cpu_s(v) - before[k]
+        self.busy += machine_busy_s() - busy0
+        self.wall += time.perf_counter() - t0
+        self.jobs += len(lat)
+        return rps, lat
+
+    def summary(self) -> dict:
+        per = {k: round(1000 * v / max(1, self.jobs), 2) for k, v in self.used.items()}
+        ours = sum(self.used.values())
+        return {"cpu_ms_per_job": {**per, "total": round(1000 * ours / max(1, self.jobs), 2)},
+                "cores_busy": {"ours": round(ours / self.wall, 2),
+                               "rest_of_machine": round(max(0.0, self.busy - ours) / self.wall, 2)}}
 
 
 def start_worker(env: dict, name: str, cpus: str) -> tuple[subprocess.Popen, str]:
@@ -185,6 +271,10 @@ async def main() -> None:
                 await wait_ready(redis_base, api)
                 workers["w0"] = await start_ready_worker(wenv, "w0", "0")
                 runs = {k: ([], [], []) for k in ("inprocess", "redis_1w", "inprocess_2", "redis_2w")}
+                shared_parts = {"redis": _named("redis-server"), "postgres": _named("postgres"),
+                                "clients": [os.getpid()]}
+                meters = {"inprocess": CpuMeter({"engine": [local.pid], "clients": [os.getpid()]}),
+                          "redis_1w": CpuMeter({"api": [api.pid], "workers": [workers["w0"].pid], **shared_parts})}
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
                     for base in (inproc, redis_base):
                         await drive(http, base, headers, 4, 1.0)  # warm-up
@@ -201,19 +291,22 @@ async def main() -> None:
                                 pairs.append(b - a)
                         for name, base in (("inprocess", inproc), ("redis_1w", redis_base)):
                             rates, lat, lone_lat = runs[name]
-                            rps, l32 = await c32(http, base, headers, args.seconds)
+                            rps, l32 = await meters[name].phase(c32(http, base, headers, args.seconds))
                             rates.append(rps)
                             lat += l32
                     workers["w1"] = await start_ready_worker(wenv, "w1", "1")
+                    meters["inprocess_2"] = CpuMeter({"engine": [local.pid], "clients": [os.getpid()]})
+                    meters["redis_2w"] = CpuMeter({"api": [api.pid], "workers": [workers["w0"].pid, workers["w1"].pid],
+                                                   **shared_parts})
                     await drive(http, redis_base, headers, 4, 1.0)
                     for r in range(args.rounds):
                         for name, base in (("inprocess_2", inproc), ("redis_2w", redis_base)):
                             rates, lat, _ = runs[name]
-                            rps, l32 = await c32(http, base, headers, args.seconds)
+                            rps, l32 = await meters[name].phase(c32(http, base, headers, args.seconds))
                             rates.append(rps)
                             lat += l32
                 for name, (rates, lat, lone_lat) in runs.items():
-                    out[name] = summary(rates, lat, lone_lat)
+                    out[name] = {**summary(rates, lat, lone_lat), **meters[name].summary()}
                 stop(local)
                 out["recovery_s"] = round(await recovery(redis_base, headers, redis, stream, workers), 2)
             finally:

@@ -145,6 +145,7 @@ async def submit_job(request: web.Request) -> web.Response:
         job = await engine.wait(job.id, wait)
         if job.status.terminal:
             return _json(job.view(), 200)
+    await engine.acknowledge(job)
     return _json(JobAccepted(id=job.id, status=job.status, position=job.position), 202,
                  headers={"Location": f"/v1/jobs/{job.id}"})
 

@@ -131,7 +131,7 @@ class Engine:
             from engine.scaleout.ingress import StreamIngress
 
             self.stream = StreamIngress(self.shared.redis, self.shared.keys, self.journal, self.table,
-                                        s.queue_max, self._finished)
+                                        s.queue_max, self._finished, sync_commit=s.database_synchronous_commit)
             ingress: Ingress = self.stream
         else:
             ingress = LocalIngress(self.scheduler, self.journal)
@@ -223,6 +223,13 @@ class Engine:
         """Validate, check the prompt, and queue. Raises EngineError (4xx) on refusal."""
         assert self.admission is not None
         return await self.admission.submit(req)
+
+    async def acknowledge(self, job: Job) -> None:
+        """Before telling a caller that ``job`` is accepted and not finished yet: scaled out, its
+        journal row made durable (engine/scaleout/ingress.py); in one process, nothing to do
+        (the SQLite journal committed it in ``submit``)."""
+        if self.stream is not None:
+            await self.stream.acknowledge(job)
 
     async def moderate(self, text: str, rules: Any = None, automod: Any = None):
         """The policy's verdict on a text (POST /v1/moderate), off the loop when heavy."""

@@ -4,7 +4,11 @@ re-read from PostgreSQL every second for whatever pub/sub dropped).
 
 Order of admission: journal in PostgreSQL first, then the stream, so a worker never reads an
 entry whose job is not there; when the stream refuses (full, or Redis down) the job is
-removed again before the caller hears anything, so nothing acknowledged is ever lost."""
+removed again before the caller hears anything, so nothing acknowledged is ever lost. The
+journal row is committed without waiting for its WAL flush (visible at once); the job is
+acknowledged to its caller only once it is durable (``acknowledge``): by a flush of its own
+when the answer is "accepted", or by the worker's synchronous commit of its results when the
+answer is the finished job (``?wait=``), which the WAL flushes after the acceptance."""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +18,7 @@ import secrets
 import time
 from typing import Callable
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -24,7 +29,7 @@ from engine.jobs import Job
 from engine.journal import JournalEntry
 from engine.protocol import ArtifactView, ErrorInfo, JobStatus
 from engine.scaleout.journal import PgJournal
-from engine.scaleout.streams import ADMIT_LUA, Keys, ensure_group, status_event
+from engine.scaleout.streams import ADMIT_LUA, Keys, ensure_group, job_payload, status_event
 from engine.scheduler import QueueFull
 
 log = logging.getLogger("aigc.engine.scaleout")
@@ -35,8 +40,10 @@ DEFAULT_ITEM_SECONDS = 0.05
 
 class StreamIngress:
     def __init__(self, redis: Redis, keys: Keys, journal: PgJournal, table: JobTable, capacity: int,
-                 finished: Callable[[Job], None]) -> None:
+                 finished: Callable[[Job], None], *, sync_commit: bool = True) -> None:
         self.redis, self.keys, self.journal, self.table = redis, keys, journal, table
+        # AIGC_DATABASE_SYNCHRONOUS_COMMIT: on, acceptance is flushed before it is acknowledged
+        self.sync_commit = sync_commit
         self.capacity, self.finished = capacity, finished
         self.healthy = False
         self.reason = "not connected yet"
@@ -60,25 +67,53 @@ class StreamIngress:
     # ---- admission ------------------------------------------------------------------
 
     async def enqueue(self, job: Job) -> None:
+        """Journal the job, then append its outputs to the stream: two round trips on the way
+        in. The journal row commits without waiting for its WAL flush, so a worker can start
+        on the job while the flush happens; ``acknowledge`` makes it durable before the job is
+        acknowledged to anyone (or a later synchronous commit already did)."""
         gen = job.spec.generator
         stream = self.keys.stream(gen)
         indices = list(range(job.next_index, job.count))
-        try:  # a cheap look first: a full stream refuses without touching PostgreSQL
-            length = await self.redis.xlen(stream)
-        except (RedisError, OSError) as e:
-            raise self._unavailable(e) from None
-        if length + len(indices) > self.capacity:
-            raise QueueFull(gen, await self._retry_after(gen, length))
-        await self.journal.accept(journal_entry(job))
+        if self._depth.get(gen, 0) + len(indices) > self.capacity:
+            # Full when we last looked: look again first, so that a full stream keeps refusing
+            # without touching PostgreSQL. (Otherwise the admission script's own check is the
+            # bound; it refuses atomically however many nodes admit at once.)
+            try:
+                length = await self.redis.xlen(stream)
+            except (RedisError, OSError) as e:
+                raise self._unavailable(e) from None
+            self._depth[gen] = length
+            if length + len(indices) > self.capacity:
+                raise QueueFull(gen, await self._retry_after(gen, length))
+        entry = journal_entry(job)
+        await self.journal.accept(entry, flush=not self.sync_commit)
         try:
-            got = int(await self._admit(keys=[stream], args=[self.capacity, job.id, *indices]))
+            got = int(await self._admit(keys=[stream], args=[self.capacity, job.id, job_payload(entry), *indices]))
         except (RedisError, OSError) as e:
             await self.journal.forget(job.id)
             raise self._unavailable(e) from None
         if got < 0:
             await self.journal.forget(job.id)
+            self._depth[gen] = -1 - got
             raise QueueFull(gen, await self._retry_after(gen, -1 - got))
         self._depth[gen] = got
+
+    async def acknowledge(self, job: Job) -> None:
+        """Before a caller hears of an unfinished job (202, ``?wait=`` run out): its journal
+        row flushed to disk. A finished job needs nothing: its end was committed synchronously
+        after its acceptance (a worker's results, a failure, a cancel), and PostgreSQL flushes
+        the WAL in order."""
+        if not self.sync_commit or job.status.terminal:
+            return
+        try:
+            there = await self.journal.make_durable(job.id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.exception("could not make a job's acceptance durable", extra={"job": job.id})
+            there = False
+        if not there:
+            raise EngineError(503, "journal_unavailable", "the job journal (PostgreSQL) could not record the "
+                              "job; it may or may not run: retry with the same idempotency_key",
+                              headers={"Retry-After": "1"})
 
     def depth(self, generator: str) -> int:
         return self._depth.get(generator, 0)

@@ -28,18 +28,34 @@ class PgJournal:
 
     # ---- writes ---------------------------------------------------------------------
 
-    async def accept(self, e: JournalEntry) -> None:
+    async def accept(self, e: JournalEntry, *, flush: bool = True) -> None:
+        """Insert a new job. ``flush=False``: commit without waiting for the WAL flush (the row
+        is visible at once, durable a moment later); whoever acknowledges the job to a caller
+        must then call ``make_durable`` first, unless a later synchronous commit (a worker's
+        results, a status change) already happened: the WAL is flushed in order, so that
+        commit's flush carries this row too."""
+        # set_config(..., true) holds for this statement's own (implicit) transaction only;
+        # PostgreSQL reads synchronous_commit when that transaction commits.
+        off = "" if flush else ", (SELECT set_config('synchronous_commit', 'off', true)) AS s"
         async with self.pool.acquire() as conn:
             done = await conn.fetchval(
-                f"INSERT INTO aigc_jobs ({_COLUMNS}, updated) VALUES "
-                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) "
-                "ON CONFLICT DO NOTHING RETURNING id",
+                f"INSERT INTO aigc_jobs ({_COLUMNS}, updated) SELECT "
+                "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18 "
+                f"FROM (SELECT 1) AS one{off} ON CONFLICT DO NOTHING RETURNING id",
                 e.id, e.idempotency_key, json.dumps(e.request), e.command, json.dumps(e.options), e.seed,
                 e.count, e.action, json.dumps(e.source) if e.source else None, json.dumps(e.action_options),
                 e.visible_mark, e.status, e.created, json.dumps(e.model), json.dumps(e.error) if e.error else None,
                 e.started, e.finished, time.time())
         if done is None and e.idempotency_key:
             raise DuplicateKey(e.idempotency_key)
+
+    async def make_durable(self, job_id: str) -> bool:
+        """A synchronous commit after the job's own (it touches the job's row, so it also says
+        whether the row is there): once it returns True, the job survives a crash of
+        PostgreSQL's host. False: the job is not in the journal."""
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval("UPDATE aigc_jobs SET updated = updated WHERE id=$1 RETURNING id",
+                                       job_id) is not None
 
     async def forget(self, job_id: str) -> None:
         """Remove a job that was never acknowledged to anyone (its queueing failed)."""
@@ -99,15 +115,13 @@ class PgJournal:
         return await self.select("status IN ('queued','running') ORDER BY created")
 
     async def select(self, where: str, *args: Any) -> list[JournalEntry]:
+        """Jobs and their recorded outputs in one query (one round trip)."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(f"SELECT {_COLUMNS} FROM aigc_jobs WHERE {where}", *args)
-            ids = [r["id"] for r in rows]
-            outs = await conn.fetch("SELECT job, idx, artifact FROM aigc_outputs WHERE job = ANY($1::text[])",
-                                    ids) if ids else []
-        done: dict[str, dict[int, dict[str, Any]]] = {}
-        for o in outs:
-            done.setdefault(o["job"], {})[o["idx"]] = json.loads(o["artifact"])
-        return [_entry(r, done.get(r["id"], {})) for r in rows]
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS}, (SELECT jsonb_object_agg(o.idx, o.artifact) FROM aigc_outputs o "
+                f"WHERE o.job = aigc_jobs.id) AS outputs FROM aigc_jobs WHERE {where}", *args)
+        return [_entry(r, {int(k): v for k, v in json.loads(r["outputs"]).items()} if r["outputs"] else {})
+                for r in rows]
 
     async def close(self) -> None:
         if self._pending:

@@ -19,18 +19,54 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from engine.journal import JournalEntry
+
 GROUP = "workers"
 
 # Atomic admission: all of a job's outputs, or none when the stream would exceed its bound.
-# KEYS[1] stream; ARGV: max length, job id, then the output indices. Returns the new length,
-# or -1 - length when full.
+# KEYS[1] stream; ARGV: max length, job id, the job (``job_payload``), then the output indices.
+# Returns the new length, or -1 - length when full.
 ADMIT_LUA = """
 local len = redis.call('XLEN', KEYS[1])
-local n = #ARGV - 2
+local n = #ARGV - 3
 if len + n > tonumber(ARGV[1]) then return -1 - len end
-for i = 3, #ARGV do redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'i', ARGV[i]) end
+for i = 4, #ARGV do redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'i', ARGV[i], 'e', ARGV[3]) end
 return len + n
 """
+# An entry carries its job (``e``) so that a worker can start on it without asking PostgreSQL;
+# one older than this (it waited: its job may have been cancelled or failed meanwhile) or one
+# claimed from another worker is looked up in the journal first, as is one without ``e``
+# (queued again from the journal after Redis restarted empty).
+FRESH_ENTRY_MS = 1000
+_PAYLOAD_FIELDS = ("request", "command", "options", "seed", "count", "action", "source", "action_options",
+                   "visible_mark", "created", "model")
+
+
+def job_payload(e: JournalEntry) -> str:
+    """What a worker needs of a newly accepted job to run it (the journal row's own values)."""
+    return json.dumps({k: getattr(e, k) for k in _PAYLOAD_FIELDS}, separators=(",", ":"))
+
+
+def entry_from_payload(job_id: str, raw: bytes | None) -> JournalEntry | None:
+    """The journal entry of a job as it was accepted (status queued, nothing recorded); None
+    when ``raw`` is missing or malformed (then the worker reads the journal)."""
+    if not raw:
+        return None
+    try:
+        d = json.loads(raw)
+        return JournalEntry(id=job_id, idempotency_key=None, status="queued",
+                            source=tuple(d["source"]) if d["source"] else None,
+                            **{k: d[k] for k in _PAYLOAD_FIELDS if k != "source"})
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def entry_age_ms(entry_id: bytes | str, now_ms: float) -> float:
+    """How long ago Redis added an entry (its id is ``<ms>-<seq>`` of Redis's clock)."""
+    try:
+        return now_ms - int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-", 1)[0])
+    except ValueError:
+        return float("inf")
 
 
 @dataclass(frozen=True)

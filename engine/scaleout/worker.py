@@ -20,23 +20,65 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 from redis.exceptions import RedisError, ResponseError
 
-from engine.artifacts import ArtifactStore
+from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.execution import MAX_CRASHES_PER_OUTPUT, Execution, error_info
 from engine.jobs import Job
 from engine.protocol import ArtifactView, ErrorInfo, JobStatus
+from engine.provenance.ledger import _COLUMNS as _LEDGER_COLUMNS
 from engine.provenance.ledger import LedgerError
 from engine.replay import job_from_entry
 from engine.scaleout.journal import PgJournal
 from engine.scaleout.ledger import PgProvenanceLedger
 from engine.scaleout.metrics import WorkerMetrics
 from engine.scaleout.node import Shared
-from engine.scaleout.streams import GROUP, ensure_group, output_event, status_event
+from engine.scaleout.streams import (
+    FRESH_ENTRY_MS, GROUP, ensure_group, entry_age_ms, entry_from_payload, output_event, status_event,
+)
 from engine.scheduler import Requeue
 from engine.sdk import Generator
 
 log = logging.getLogger("aigc.worker")
+
+# A batch's commit as one statement. Inputs: $1-$3 the outputs made (job, index, artifact JSON),
+# $4 worker, $5 now, $6 started, $7-$8 failed jobs and their errors, $9-$15 the files
+# (job, index, id, data, mime, filename, sha256), $16-$29 the ledger rows' columns. Outputs go in
+# only for jobs not finished (one cancelled or failed while its batch ran records nothing more:
+# a worker may have started it from its stream entry without looking). The files and
+# ledger rows of an output go in only when its journal row does (a redo of an output another
+# worker recorded first is signed afresh: C2PA manifests are not byte-reproducible, and that copy
+# is never served, so it gets no row). A job's ``outputs_done`` grows by the rows this statement
+# inserted: an UPDATE re-reads the newest version of a row it waited for, so two workers
+# finishing outputs of one job at once still add up. Returns ('new', job, idx) per inserted
+# output, ('failed', job) and ('done', job) per job this statement finished.
+_COMMIT = (
+    "WITH new AS (INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
+    "  SELECT u.j, u.i, u.a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
+    "  JOIN aigc_jobs jj ON jj.id = u.j WHERE jj.status NOT IN ('done', 'failed', 'cancelled') "
+    "  ON CONFLICT DO NOTHING RETURNING job, idx), "
+    "files AS (INSERT INTO aigc_files (id, job, data, mime, filename, sha256) "
+    "  SELECT f.id, f.job, f.data, f.mime, f.filename, f.sha256 FROM unnest($9::text[], $10::int[], $11::text[], "
+    "  $12::bytea[], $13::text[], $14::text[], $15::text[]) AS f(job, idx, id, data, mime, filename, sha256) "
+    "  JOIN new ON new.job = f.job AND new.idx = f.idx ON CONFLICT DO NOTHING), "
+    f"ledger AS (INSERT INTO aigc_ledger ({_LEDGER_COLUMNS}) SELECT l.* FROM unnest($16::text[], $17::text[], "
+    "  $18::text[], $19::int[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::text[], $25::text[], "
+    "  $26::text[], $27::float8[], $28::text[], $29::int[]) "
+    f"  AS l({_LEDGER_COLUMNS}) JOIN new ON new.job = l.job "
+    "  AND new.idx = l.output_index ON CONFLICT DO NOTHING), "
+    "failed AS (UPDATE aigc_jobs j SET status = 'failed', error = f.e::jsonb, started = coalesce(j.started, $6), "
+    "  finished = $5, updated = $5 FROM unnest($7::text[], $8::text[]) AS f(id, e) "
+    "  WHERE j.id = f.id AND j.status NOT IN ('done', 'failed', 'cancelled') RETURNING j.id), "
+    "counted AS (SELECT job, count(*)::int AS n FROM new GROUP BY job), "
+    "moved AS (UPDATE aigc_jobs j SET outputs_done = j.outputs_done + c.n, started = coalesce(j.started, $6), "
+    "  updated = $5, status = CASE WHEN j.outputs_done + c.n >= j.count THEN 'done' ELSE 'running' END, "
+    "  finished = CASE WHEN j.outputs_done + c.n >= j.count THEN $5 ELSE j.finished END "
+    "  FROM counted c WHERE j.id = c.job AND j.id <> ALL($7::text[]) "
+    "  AND j.status NOT IN ('done', 'failed', 'cancelled') RETURNING j.id, j.status) "
+    "SELECT 'new' AS kind, job, idx FROM new "
+    "UNION ALL SELECT 'failed', id, NULL FROM failed "
+    "UNION ALL SELECT 'done', id, NULL FROM moved WHERE status = 'done'")
 STATS_EVERY_S = 2.0
 # An entry delivered this often (its workers died under it each time) fails its job.
 MAX_DELIVERIES = MAX_CRASHES_PER_OUTPUT + 2
@@ -47,6 +89,20 @@ class Entry:
     id: bytes
     job: str
     index: int
+    payload: bytes | None = None  # the job as accepted (streams.job_payload)
+
+
+async def commit_batch(conn: asyncpg.Connection, outputs: list[tuple[str, int, str]], failed: dict[str, str],
+                       files: list[tuple[str, int, str, StoredArtifact]], ledger_rows: list[tuple], *,
+                       worker: str, now: float, started: float) -> list[asyncpg.Record]:
+    """Run ``_COMMIT``: ``outputs`` (job, index, artifact JSON), ``failed`` (job -> error JSON),
+    ``files`` (job, index, artifact id, file), ``ledger_rows`` (the ledger's column order)."""
+    ledger_cols = [list(col) for col in zip(*ledger_rows)] if ledger_rows else [[] for _ in range(14)]
+    return await conn.fetch(
+        _COMMIT, [o[0] for o in outputs], [o[1] for o in outputs], [o[2] for o in outputs], worker, now, started,
+        list(failed), list(failed.values()),
+        [f[0] for f in files], [f[1] for f in files], [f[2] for f in files], [f[3].data for f in files],
+        [f[3].mime for f in files], [f[3].filename for f in files], [f[3].sha256 for f in files], *ledger_cols)
 
 
 class Worker:
@@ -63,6 +119,7 @@ class Worker:
         self.ready = False
         self.queue_up = False
         self._item_seconds: dict[str, float] = {}
+        self._background: set[asyncio.Task] = set()
 
     def _up(self, ok: bool) -> None:
         self.queue_up = ok
@@ -157,9 +214,17 @@ class Worker:
 
     async def _process(self, g: Generator, stream: str, entries: list[Entry], claimed: bool,
                        pool: ThreadPoolExecutor) -> Callable[[], Awaitable[None]]:
-        """Read the jobs, run the batch; returns the second step (commit, announce, acknowledge)."""
+        """Read the jobs, run the batch; returns the second step (commit, announce, acknowledge).
+        Jobs of fresh entries come with the entry (no round trip to PostgreSQL before the
+        forward pass); the others are read from the journal, and a job finished meanwhile is
+        skipped. Either way the commit records outputs only for jobs not finished."""
         t0 = time.perf_counter()
-        known = await self.journal.many(sorted({e.job for e in entries}))
+        now_ms = time.time() * 1000
+        carried = {} if claimed else {
+            e.job: c for e in entries if entry_age_ms(e.id, now_ms) < FRESH_ENTRY_MS
+            and (c := entry_from_payload(e.job, e.payload)) is not None}
+        stale = sorted({e.job for e in entries} - set(carried))
+        known = {**carried, **(await self.journal.many(stale) if stale else {})}
         deliveries = await self._deliveries(stream, entries) if claimed else {}
         ack: list[bytes] = []
         batch: list[tuple[Job, int]] = []
@@ -194,9 +259,12 @@ class Worker:
         failed: dict[str, ErrorInfo] = dict(poisoned)
         results: list[Any]
         rows: list[tuple]
-        if batch:  # "running" goes out at once; PostgreSQL learns it with the results (one commit)
-            await self._announce([status_event(j, JobStatus.running.value) for j in jobs
-                                  if known[j].status == JobStatus.queued.value])
+        if batch:  # "running" goes out at once, sent while the batch runs (nothing waits for it);
+            # PostgreSQL learns it with the results (one commit)
+            announce = asyncio.create_task(self._announce([status_event(j, JobStatus.running.value) for j in jobs
+                                                           if known[j].status == JobStatus.queued.value]))
+            self._background.add(announce)
+            announce.add_done_callback(self._background.discard)
             started = time.time()
             results, rows = await asyncio.get_running_loop().run_in_executor(pool, self._run, g, batch)
             for (job, index), r, eid in zip(batch, results, ids):
@@ -248,61 +316,33 @@ class Worker:
 
     async def _commit(self, generator: str, batch: list[tuple[Job, int]], results: list[Any],
                       rows: list[tuple], failed: dict[str, ErrorInfo], started: float) -> list[str]:
-        """One transaction (one fsync), a few set-based statements: ledger rows, outputs and
-        their files (each only once), the jobs' state. Returns the events to announce: only
-        what this commit changed."""
+        """One statement (one round trip, one transaction, one WAL flush): outputs and, for
+        those it inserts (each only once), their files and ledger rows; the failed jobs; the
+        others' state. Returns the events to announce: only what this commit changed."""
         now = time.time()
         made = [(job, index, r) for (job, index), r in zip(batch, results) if isinstance(r, ArtifactView)]
         files = {r.id: self.artifacts.get(r.id) for _, _, r in made}
         for _, _, r in made:
             self.artifacts.discard(r.id)
+        kept = [(job.id, i, r.id, files[r.id]) for job, i, r in made if files.get(r.id) is not None]
+        async with self.shared.pool.acquire() as conn:
+            got = await commit_batch(conn, [(job.id, i, r.model_dump_json()) for job, i, r in made],
+                                     {j: json.dumps(e.model_dump(mode="json")) for j, e in failed.items()},
+                                     kept, rows, worker=self.name, now=now, started=started)
+        fresh = {(r["job"], r["idx"]) for r in got if r["kind"] == "new"}
         events: list[str] = []
-        async with self.shared.pool.acquire() as conn, conn.transaction():
-            new = await conn.fetch(
-                "INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
-                "SELECT j, i, a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
-                "ON CONFLICT DO NOTHING RETURNING job, idx",
-                [job.id for job, _, _ in made], [i for _, i, _ in made],
-                [r.model_dump_json() for _, _, r in made], self.name, now) if made else []
-            fresh = {(r["job"], r["idx"]) for r in new}
-            # Ledger rows only for outputs this commit records (same transaction): a redo of an
-            # output another worker recorded first is signed afresh (C2PA manifests are not
-            # byte-reproducible), and that copy is never served, so it gets no row.
-            await PgProvenanceLedger.insert(conn, [row for row in rows if (row[2], row[3]) in fresh])
-            keep = [(job, i, r) for job, i, r in made if (job.id, i) in fresh and files.get(r.id) is not None]
-            if keep:
-                await conn.execute(
-                    "INSERT INTO aigc_files (id, job, data, mime, filename, sha256) SELECT * FROM "
-                    "unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[]) "
-                    "ON CONFLICT DO NOTHING",
-                    [r.id for _, _, r in keep], [job.id for job, _, _ in keep],
-                    [files[r.id].data for _, _, r in keep], [files[r.id].mime for _, _, r in keep],
-                    [files[r.id].filename for _, _, r in keep], [files[r.id].sha256 for _, _, r in keep])
-            for job, i, r in made:
-                if (job.id, i) in fresh:
-                    self.metrics.items.labels(generator, "done").inc()
-                    events.append(output_event(job.id, i, r.model_dump(mode="json")))
-                else:
-                    self.metrics.items.labels(generator, "duplicate").inc()
-            for job_id, error in failed.items():
-                gone = await conn.fetchval(
-                    "UPDATE aigc_jobs SET status='failed', error=$2, started=coalesce(started, $3), finished=$4, "
-                    "updated=$4 WHERE id=$1 AND status NOT IN ('done','failed','cancelled') RETURNING id",
-                    job_id, json.dumps(error.model_dump(mode="json")), started, now)
-                if gone:
-                    self.metrics.items.labels(generator, "failed").inc()
-                    events.append(status_event(job_id, JobStatus.failed.value))
-            touched = sorted({job.id for job, _, _ in made} - set(failed))
-            if touched:
-                states = await conn.fetch(
-                    "UPDATE aigc_jobs j SET started=coalesce(j.started, $2), updated=$3, "
-                    "status = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
-                    "THEN 'done' ELSE 'running' END, "
-                    "finished = CASE WHEN (SELECT count(*) FROM aigc_outputs o WHERE o.job = j.id) >= j.count "
-                    "THEN $3 ELSE j.finished END "
-                    "WHERE j.id = ANY($1::text[]) AND j.status NOT IN ('done','failed','cancelled') "
-                    "RETURNING j.id, j.status", touched, started, now)
-                events += [status_event(r["id"], JobStatus.done.value) for r in states if r["status"] == "done"]
+        for job, i, r in made:
+            if (job.id, i) in fresh:
+                self.metrics.items.labels(generator, "done").inc()
+                events.append(output_event(job.id, i, r.model_dump(mode="json")))
+            else:
+                self.metrics.items.labels(generator, "duplicate").inc()
+        for r in got:
+            if r["kind"] == "failed":
+                self.metrics.items.labels(generator, "failed").inc()
+                events.append(status_event(r["job"], JobStatus.failed.value))
+            elif r["kind"] == "done":
+                events.append(status_event(r["job"], JobStatus.done.value))
         return events
 
     async def _announce(self, events: list[str]) -> None:
@@ -340,6 +380,6 @@ class Worker:
 def _entry(eid: bytes, fields: dict[bytes, bytes]) -> Entry:
     """An entry as the API nodes write it; anything else reads as no job (acknowledged, dropped)."""
     try:
-        return Entry(eid, fields[b"job"].decode(), int(fields[b"i"]))
+        return Entry(eid, fields[b"job"].decode(), int(fields[b"i"]), fields.get(b"e"))
     except (KeyError, ValueError, UnicodeDecodeError):
         return Entry(eid, "", -1)
