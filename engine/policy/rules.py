@@ -208,8 +208,10 @@ def _keyword_pattern(keyword: str, form: Form) -> str:
     else:
         words = [w for w in normalize(core).split() if w]
         body = r"[\W_]*".join(_letters(w) for w in words)
-    if form == "joined":  # inside a run of spelled-out letters there are no word boundaries
-        return body
+    if form == "joined":  # inside a run of spelled-out letters there are no word boundaries,
+        # except for a keyword of two letters once normalised ("xxx" -> "xx"): such pairs turn
+        # up inside innocent runs ("x x o", hugs and kisses), so it must be a whole run
+        return f"{_LEFT}{body}{_RIGHT}" if len("".join(words)) <= 2 else body
     return f"{'' if prefix_wild else _LEFT}{body}{'' if suffix_wild else _RIGHT}"
 
 

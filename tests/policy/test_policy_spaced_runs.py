@@ -46,3 +46,14 @@ def test_guild_keywords_match_inside_runs_and_allow_lists_still_apply(policy):
     assert policy.check("i t w i s t ending", rules).rule == "spoilers"
     allowed = {"rules": [{"id": "spoilers", "keywords": ["twist"], "allow": ["itwist"]}]}
     assert policy.check("i t w i s t ending", allowed).allowed
+
+
+def test_a_two_letter_keyword_must_be_a_whole_run(policy):
+    # "xxx" normalises to "xx" (runs are capped at two): inside a run it would refuse every
+    # spelled-out "x x o"; as a whole run it still refuses "x x x"
+    assert policy.check("x x o").allowed and policy.check("love you x x o").allowed
+    for text in ("x x x", "x.x.x", "x x x x", "xxx"):
+        assert not policy.check(text).allowed, text
+    rules = {"rules": [{"id": "short", "keywords": ["ooo"]}]}  # a guild's short keyword alike
+    assert policy.check("o o o", rules).rule == "short"
+    assert policy.check("b o o k", rules).allowed  # "oo" inside a longer run: not the keyword
