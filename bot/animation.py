@@ -22,7 +22,7 @@ from bot.rendering import prompt_of
 from bot.results import send_error
 from bot.services import Services
 from bot.store import JobRecord
-from engine.protocol import CommandSpec, JobRequest, Requester
+from engine.protocol import CommandSpec, JobRequest, Requester, SourceRef
 
 PICK_TTL_S = 600.0
 GIF = "image/gif"
@@ -54,8 +54,10 @@ async def run_blend(services: Services, it: discord.Interaction, start: JobRecor
         return
     if not it.response.is_done():
         await it.response.defer(thinking=True, ephemeral=await services.community.holds_for_review(it))
+    # the two stills are named as sources: the animation's Content Credentials list them
+    sources = (SourceRef(job=start.id, index=start_index), SourceRef(job=end.id, index=end_index))
     await services.generation.run(Request(it, spec, blend_options(start, start_index, end, end_index),
-                                          seed=start.seed))
+                                          seed=start.seed, sources=sources))
 
 
 def outputs_of(record: JobRecord) -> int:

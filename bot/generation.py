@@ -27,7 +27,7 @@ from bot.results import (DEFAULT_ATTACHMENT_LIMIT, TOKEN_SAFE_S, Cancelled, Refu
                          propagate_id, result_view, safe, send_error)
 from bot.store import ArtifactRecord, NewJob, Store
 from bot.views import buttons_view
-from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester
+from engine.protocol import CommandSpec, JobRequest, JobView, ParentRef, Requester, SourceRef
 
 log = logging.getLogger("aigc.bot.generation")
 PROGRESS_MIN_INTERVAL_S = 1.0
@@ -44,6 +44,7 @@ class Request:
     parent: ParentRef | None = None
     seed: int | None = None
     count: int | None = None
+    sources: tuple[SourceRef, ...] = ()  # outputs it draws from besides a parent (a Blend's ends)
     author_id: str | None = None  # whom the result credits when not the caller (/show of a past job)
     own_follow_up: bool = False  # a button on the member's own result: no cooldown (see gate)
     outcome: str = "pending"  # set by run(): ok | refused | engine_error | error (bot.metrics)
@@ -99,7 +100,7 @@ class Generation:
                 reservation = gate.reservation
                 job_req = JobRequest(command=req.spec.name, options=req.options, seed=req.seed, count=req.count,
                                      requester=requester_of(it), idempotency_key=str(it.id), parent=req.parent,
-                                     visible_mark=gate.visible_mark, policy=gate.policy)
+                                     sources=list(req.sources), visible_mark=gate.visible_mark, policy=gate.policy)
                 submitted = await self.engine.submit(job_req)
                 job_id = submitted.id
                 # A follow-up's record holds the options it runs with (its parent's, until the

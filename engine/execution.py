@@ -247,17 +247,20 @@ class Execution:
         return signed
 
     def parent_ingredients(self, job: Job) -> "list[Ingredient]":
-        """A follow-up's source: the output the front named (``parent.index``), an input to the
-        model that made this one. Carried with its own manifest while the engine still holds the
+        """The outputs this one was made from, inputs to the model: a follow-up's source (the
+        output the front named, ``parent.index``), then the job's other ``sources`` (a Blend's
+        two ends), each once. Carried with its own manifest while the engine still holds the
         file, else named by title only (it expired, or the engine restarted)."""
         from engine.provenance.credentials import Ingredient
 
         p = job.request.parent
-        if p is None:
-            return []
-        held = self.artifacts.get(f"{p.job}-{p.index}")
-        return [Ingredient(title=f"output {p.index} of job {p.job}", relationship="inputTo",
-                           mime=held.mime if held else "image/png", data=held.data if held else None)]
+        refs = ([(p.job, p.index)] if p is not None else []) + [(s.job, s.index) for s in job.request.sources]
+        out = []
+        for ref_job, index in dict.fromkeys(refs):
+            held = self.artifacts.get(f"{ref_job}-{index}")
+            out.append(Ingredient(title=f"output {index} of job {ref_job}", relationship="inputTo",
+                                  mime=held.mime if held else "image/png", data=held.data if held else None))
+        return out
 
     def remake(self, job: Job, index: int) -> bytes:
         """Output ``index`` of a finished job, encoded again: the labelled, unsigned bytes

@@ -212,6 +212,18 @@ class ParentRef(_Model):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] | None = None
 
 
+class SourceRef(_Model):
+    """An earlier output a job draws from without being a follow-up of it (a Blend's two ends,
+    which an ``/animate`` morph names by options): the engine names each in the new files'
+    Content Credentials as an ``inputTo`` ingredient, as it names a follow-up's parent."""
+
+    job: Annotated[str, Field(min_length=1, max_length=64)]
+    index: Annotated[int, Field(ge=0, le=63)] = 0
+
+
+MAX_SOURCES = 4
+
+
 # ---- policy rule sets: size caps ----------------------------------------------------------
 #
 # Guild rules and AutoMod rules arrive with every /v1/moderate and /v1/jobs request and are
@@ -342,6 +354,7 @@ class JobRequest(_Model):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     priority: Literal["normal", "high"] = "normal"
     parent: ParentRef | None = None
+    sources: Annotated[list[SourceRef], Field(max_length=MAX_SOURCES)] = []
     deadline_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     # Draw the visible "AI" mark on images (per-guild setting on the bot); None: engine default.
     visible_mark: bool | None = None

@@ -7,6 +7,7 @@ import io
 from PIL import Image
 
 from engine.labels import read_labels
+from engine.provenance.credentials import read_credentials
 
 
 def ids(msg: dict) -> list[str]:
@@ -70,6 +71,10 @@ async def test_blend_button_morphs_two_outputs_of_a_grid(world):
     o = record.options
     assert (o["prompt"], o["to"], o["motion"], o["from_output"], o["to_seed"], o["to_output"]) == \
         ("cat face", "cat face", "morph", 1, 7, 0)
+    # its Content Credentials name the two stills it morphs between
+    cred = read_credentials(file_of(world, blended["attachments"][0]))
+    assert sorted((i["title"], i["relationship"]) for i in cred["ingredients"]) == [
+        (f"output 0 of job {job}", "inputTo"), (f"output 1 of job {job}", "inputTo")]
 
 
 async def test_blend_context_menu_morphs_between_two_messages(world):
@@ -84,6 +89,9 @@ async def test_blend_context_menu_morphs_between_two_messages(world):
     o = record.options
     assert record.command == "animate" and record.seed == 3
     assert (o["prompt"], o["to"], o["to_seed"], o["from_output"], o["to_output"]) == ("red heart", "fire", 9, 0, 0)
+    cred = read_credentials(file_of(world, blended["attachments"][0]))
+    assert sorted(i["title"] for i in cred["ingredients"]) == sorted([f"output 0 of job {job_of(a)}",
+                                                                      f"output 0 of job {job_of(b)}"])
     # a still made by the VAE is not in the GAN's latent space: no blend
     vae = await world.result(await world.slash("emoji", {"prompt": "fire", "seed": 1, "model": "vae"}))
     rec = await world.emu.message_command(world.guild, world.channel, world.alice, "Blend", int(vae["id"]))

@@ -122,6 +122,34 @@ async def test_a_follow_up_names_its_source_as_an_ingredient(probe_engine):
     assert "credentials" not in cred["ingredients"][0]
 
 
+async def test_a_jobs_sources_are_named_as_ingredients(probe_engine):
+    """A job made from earlier outputs without being their follow-up (the bot's Blend names its
+    two ends) lists each once as an inputTo ingredient, held ones with their own manifests."""
+    h, _ = probe_engine
+    a = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "a"}, "seed": 1, "count": 2}))["id"])
+    b = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "b"}, "seed": 2}))["id"])
+    h.engine.artifacts.discard(f"{b['id']}-0")  # expired: named by title only
+    sources = [{"job": a["id"], "index": 1}, {"job": b["id"]}, {"job": a["id"], "index": 1}]
+    made = await h.wait_done((await h.submit({"command": "probe", "options": {"text": "ab"}, "seed": 3,
+                                              "sources": sources}))["id"])
+    data = await (await h.client.get(made["artifacts"][0]["url"], headers=h.headers)).read()
+    cred = read_credentials(data)
+    assert cred["state"] == "Valid" and "description" not in cred["actions"][0]
+    # (c2pa lists the ingredients named by title only before those it hashed)
+    got = {i["title"]: i for i in cred["ingredients"]}
+    assert sorted((t, i["relationship"]) for t, i in got.items()) == sorted([
+        (f"output 1 of job {a['id']}", "inputTo"), (f"output 0 of job {b['id']}", "inputTo")])
+    assert got[f"output 1 of job {a['id']}"]["credentials"]["aigc"]["ProduceID"] == f"{a['id']}:1"
+    assert "credentials" not in got[f"output 0 of job {b['id']}"]
+    # bad input: 422 naming the field and the rule
+    for bad, field in (([{"job": a["id"]}] * 5, "sources"), ([{"job": a["id"], "index": 64}], "sources.0.index"),
+                       ([{"job": ""}], "sources.0.job"), ([{"index": 0}], "sources.0.job"), ("x", "sources")):
+        r = await h.client.post("/v1/jobs", json={"command": "probe", "options": {}, "sources": bad},
+                                headers=h.headers)
+        err = (await r.json())["error"]
+        assert r.status == 422 and err["field"] == field, (bad, err)
+
+
 @pytest.mark.parametrize("count", [1, 3])
 async def test_a_display_copy_lists_the_outputs_it_shows(probe_engine, count):
     h, _ = probe_engine
