@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["sfx", "digits"], default="sfx")
     parser.add_argument("--data", help="the data set folder (`aigc data sfx|digits DIR`)")
-    parser.add_argument("--model", help="generator stem (default plugins/sfx/gan or gan_digits)")
+    parser.add_argument("--model", help="generator stem (default plugins/sfx/gan, the served one)")
     parser.add_argument("--judge", help="judge stem (default plugins/sfx/judge_DATASET)")
     parser.add_argument("--per-class", type=int, default=100, help="generated clips per class (1-1000)")
     parser.add_argument("--variety", type=float, default=None, help="the generator's variety (default: the command's)")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc eval: --data holds the {train.kind!r} set, not {args.dataset!r}", file=sys.stderr)
         return 2
     judge_stem = Path(args.judge) if args.judge else HERE / f"judge_{args.dataset}"
-    model_stem = Path(args.model) if args.model else HERE / ("gan" if args.dataset == "sfx" else "gan_digits")
+    model_stem = Path(args.model) if args.model else HERE / "gan"
     judge, judge_meta = load_judge(judge_stem)
     k = len(train.classes)
 
@@ -122,19 +122,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         gen = SfxGenerator(model_stem)
         gen.load("cpu")
-        if tuple(gen.classes) != tuple(train.classes):
-            print(f"aigc eval: {model_stem} was trained on {gen.classes}, not this set's classes", file=sys.stderr)
+        # a generator trained on several sets names this set's classes with its prefix ("digit-seven")
+        kinds = [dataset.class_name(train.kind, c) if dataset.class_name(train.kind, c) in gen.classes else c
+                 for c in train.classes]
+        if not set(kinds) <= set(gen.classes):
+            print(f"aigc eval: {model_stem} was trained on {gen.classes}, not on this set's classes", file=sys.stderr)
             return 2
         opts = {} if args.variety is None else {"variety": args.variety}
         items = [sdk.Item("sfx", {"kind": c, **opts}, seed=s, index=0)
-                 for c in train.classes for s in range(args.per_class)]
+                 for c in kinds for s in range(args.per_class)]
         clips = []
         for s in range(0, len(items), 16):
             clips += [torch.from_numpy(o.data) for o in gen.generate(items[s:s + 16])]
-        wanted = torch.tensor([train.classes.index(it.options["kind"]) for it in items])
+        wanted = torch.tensor([kinds.index(it.options["kind"]) for it in items])
         res = figures(judge, torch.stack(clips), wanted, train_feats, k)
         result.update({
-            "model": {"stem": str(model_stem), **gen.model_info()}, "samples": len(items),
+            "model": {"stem": str(model_stem), **gen.model_info()}, "kinds": kinds, "samples": len(items),
             "variety": args.variety if args.variety is not None else 0.7,
             "inception_score": round(res["is"], 3),
             "inception_score_ratio": round(res["is"] / res_real["is"], 3),
