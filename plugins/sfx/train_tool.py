@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="mode-seeking regulariser's weight (MSGAN, Mao et al. 2019; 0 = off)")
     parser.add_argument("--init-from", default=None,
                         help="start a new run's generator from this exported generator (STEM): layers "
-                             "copied, class embeddings matched by class name (new classes: their mean)")
+                             "copied, class embeddings matched by class name (new classes: random rows)")
     parser.add_argument("--export", default=None, help="write the generator to STEM.safetensors/.json")
     parser.add_argument("--export-weights", choices=["ema", "raw"], default="ema",
                         help="export the EMA of the generator's weights (default) or its last weights")
@@ -126,7 +126,7 @@ class Trainer:
 
     def init_generator(self, stem: str | Path) -> str:
         """Warm start (step 0 only): copy an exported generator's weights into G and its EMA. Class
-        embeddings are matched by name; a class the source lacks starts at the mean of its rows."""
+        embeddings are matched by name; a class the source lacks keeps its own random row."""
         import json
 
         import torch
@@ -140,7 +140,10 @@ class Trainer:
         src = sdk.load_safetensors(str(stem.with_suffix(".safetensors")))
         own = self.G.state_dict()
         emb = src["embed.weight"]
-        rows = [emb[meta["classes"].index(c)] if c in meta["classes"] else emb.mean(0) for c in self.data.classes]
+        # a new class keeps its own random row: rows that start equal (e.g. at the mean) stay nearly
+        # equal for thousands of Adam steps, and the generator ignores which of them it was asked for
+        rows = [emb[meta["classes"].index(c)] if c in meta["classes"] else own["embed.weight"][i]
+                for i, c in enumerate(self.data.classes)]
         src = {**src, "embed.weight": torch.stack(rows)}
         for key, value in src.items():
             if key not in own or own[key].shape != value.shape:
