@@ -80,8 +80,9 @@ SFX = sdk.Command(
 
 plugin = sdk.Plugin(
     name="sfx",
-    version="0.1.0",
-    description="1 s game sound effects (class-conditional SpecGAN + Griffin-Lim, trained on a procedural synthesiser)",
+    version="0.2.0",
+    description="1 s game sound effects and spoken digits (class-conditional SpecGAN + Griffin-Lim, trained on a "
+                "procedural synthesiser and espeak-ng)",
     commands=[SFX],
     generators=[SfxGenerator()],
     modalities=[SFX_AUDIO],

@@ -10,7 +10,7 @@ held-out split, so the figures compare.
 References a generator has to beat: ``fd_floor`` (held-out real clips), ``fd_reference`` (the
 held-out clips low-passed at 2 kHz, with white noise 20 dB below them, and passed through the
 model's own spectrogram + Griffin-Lim decode: the best a perfect spectrogram generator could
-score). ``sanity`` holds the same figures for white noise and for a collapsed generator (one real
+score); ``inception_score_reference`` holds the same three sets' Inception scores. ``sanity`` holds the same figures for white noise and for a collapsed generator (one real
 clip per class, repeated): a metric that does not rank them below real data is not measuring.
 """
 from __future__ import annotations
@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
     res_real = figures(judge, real, wanted_real, train_feats, k)
     refs = {"lowpass_2khz": lowpass(real, 2000.0), "noise_20db": with_noise(real, 20.0),
             "griffin_lim": torch.cat([to_audio(to_spec(real[s:s + 64])) for s in range(0, len(real), 64)])}
-    fd_reference = {name: round(figures(judge, a, wanted_real, train_feats, k)["fd"], 3)
-                    for name, a in refs.items()}
+    ref_figures = {name: figures(judge, a, wanted_real, train_feats, k) for name, a in refs.items()}
+    fd_reference = {name: round(f["fd"], 3) for name, f in ref_figures.items()}
+    # the ceiling of a spectrogram generator: real clips through our spectrogram + Griffin-Lim
+    is_reference = {name: round(f["is"], 3) for name, f in ref_figures.items()}
     # trivially bad "generators": white noise, and one real clip per class repeated
     noise = torch.randn(len(real), real.shape[1], generator=torch.Generator().manual_seed(1)).mul(0.3).clamp(-1, 1)
     first = {int(c): int(np.flatnonzero(test.labels == c)[0]) for c in np.unique(test.labels)}
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                     "judge": {"stem": str(judge_stem), "test_accuracy": judge_meta.get("test_accuracy")},
                     "real_clips": len(real), "chance": round(1 / k, 4),
                     "inception_score_real": round(res_real["is"], 3), "fd_floor": round(res_real["fd"], 3),
-                    "fd_reference": fd_reference, "sanity": sanity}
+                    "fd_reference": fd_reference, "inception_score_reference": is_reference, "sanity": sanity}
     if not Path(f"{model_stem}.safetensors").exists():
         result["model"] = None
         result["missing"] = f"no generator weights at {model_stem}.safetensors"

@@ -70,7 +70,7 @@ def test_eval_cli_end_to_end_on_a_small_set(tmp_path, capsys):
                 "fd_reference", "diversity_ratio", "novelty"):
         assert key in got, key
     assert got["chance"] == 0.1 and 1 <= got["inception_score"] <= 10 and got["samples"] == 20
-    assert set(got["fd_reference"]) == {"lowpass_2khz", "noise_20db", "griffin_lim"}
+    assert set(got["fd_reference"]) == set(got["inception_score_reference"]) == {"lowpass_2khz", "noise_20db", "griffin_lim"}
     assert set(got["sanity"]) == {"noise", "collapsed"} and got["sanity"]["collapsed"]["diversity"] == 0
     # the wrong set, or none, is refused with the rule
     assert aigc("eval", "--plugin", "sfx", "--dataset", "digits", "--data", str(data_dir), "--judge",
