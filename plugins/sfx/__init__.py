@@ -1,8 +1,9 @@
-"""Built-in plugin: `/sfx kind:<coin|laser|...> count:<1-4> seed:<n> variety:<0-1> format:<ogg|wav>`.
+"""Built-in plugin: `/sfx kind:<coin|laser|...|digit-seven> count:<1-4> seed:<n> variety:<0-1> format:<ogg|wav>`.
 
-About one second of 16 kHz game-style sound effect from a class-conditional SpecGAN trained on
-the procedural synthesiser's sounds (synth.py; MODEL_CARD.md has the data, the training and
-the figures), as Ogg Opus that Discord plays inline (or WAV), labelled as AI-generated in its comment
+About one second of 16 kHz game-style sound effect, or a spoken digit, from a class-conditional
+SpecGAN trained on the procedural synthesiser's sounds (synth.py) and, where the served weights
+have them, on espeak-ng's spoken digits (MODEL_CARD.md has the data, the training and the
+figures), as Ogg Opus that Discord plays inline (or WAV), labelled as AI-generated in its comment
 header and, unless the guild turned marks off, with a short audible cue first (encode.py).
 Follow-ups: reroll and variations (a neighbourhood of the output's latent).
 
@@ -11,11 +12,13 @@ Tools: `aigc data sfx DIR`, `aigc data digits DIR`, `aigc train sfx ...`, `aigc 
 """
 from __future__ import annotations
 
+import json
+
 from engine import sdk
 from plugins.sfx.encode import FORMATS, encode_sound
-from plugins.sfx.generator import SfxGenerator
+from plugins.sfx.generator import HERE, SfxGenerator
 
-KINDS = {  # value: (English, zh-CN); the order and values are the model's classes
+KINDS = {  # value: (English, zh-CN); the command offers the served model's classes, in its order
     "coin": ("Coin / pickup", "金币 / 拾取"),
     "laser": ("Laser / shoot", "激光 / 射击"),
     "explosion": ("Explosion", "爆炸"),
@@ -26,7 +29,19 @@ KINDS = {  # value: (English, zh-CN); the order and values are the model's class
     "siren": ("Siren", "警笛"),
     "whoosh": ("Whoosh", "呼啸"),
     "alarm": ("Alarm", "警报"),
+    **{f"digit-{en}": (f"Spoken digit: {en} ({i})", f"语音数字：{zh}（{i}）") for i, (en, zh) in enumerate(
+        zip(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"), "零一二三四五六七八九"))},
 }
+
+
+def model_kinds() -> list[str]:
+    """The served generator's classes (gan.json), which the `kind` choices offer."""
+    classes = json.loads((HERE / "gan.json").read_text())["classes"]
+    unknown = [c for c in classes if c not in KINDS]
+    if unknown:
+        raise ValueError(f"plugins/sfx/gan.json: classes {unknown} have no name in KINDS")
+    return classes
+
 
 SFX_AUDIO = sdk.Modality("sfx", "audio/ogg", "ogg", sdk.Presentation.audio, encode_sound,
                          "About 1 s of sound effect (Ogg Opus, played inline, or WAV)",
@@ -34,20 +49,21 @@ SFX_AUDIO = sdk.Modality("sfx", "audio/ogg", "ogg", sdk.Presentation.audio, enco
 
 SFX = sdk.Command(
     name="sfx",
-    description="Make a game-style sound effect",
+    description="Make a game-style sound effect or a spoken digit",
     name_localizations={"zh-CN": "音效"},
-    description_localizations={"zh-CN": "生成一个游戏风格的音效"},
+    description_localizations={"zh-CN": "生成一个游戏风格的音效或语音数字"},
     modality="sfx",
     generator="sfx",
     max_count=4,
     actions=[sdk.REROLL, sdk.VARIATIONS],
     options=[
         sdk.Option(name="kind", type="string", required=True,
-                   choices=[sdk.Choice(name=en, value=value, name_localizations={"zh-CN": zh})
-                            for value, (en, zh) in KINDS.items()],
-                   description="What kind of sound",
+                   choices=[sdk.Choice(name=KINDS[value][0], value=value,
+                                       name_localizations={"zh-CN": KINDS[value][1]})
+                            for value in model_kinds()],
+                   description="What kind of sound (a sound effect or a spoken digit)",
                    name_localizations={"zh-CN": "类型"},
-                   description_localizations={"zh-CN": "哪种声音"}),
+                   description_localizations={"zh-CN": "哪种声音（音效或语音数字）"}),
         sdk.count_option(4, "sounds"),
         sdk.seed_option("sound"),
         sdk.variety_option(),
@@ -64,8 +80,9 @@ SFX = sdk.Command(
 
 plugin = sdk.Plugin(
     name="sfx",
-    version="0.1.0",
-    description="1 s game sound effects (class-conditional SpecGAN + Griffin-Lim, trained on a procedural synthesiser)",
+    version="0.2.0",
+    description="1 s game sound effects and spoken digits (class-conditional SpecGAN + Griffin-Lim, trained on a "
+                "procedural synthesiser and espeak-ng)",
     commands=[SFX],
     generators=[SfxGenerator()],
     modalities=[SFX_AUDIO],

@@ -59,3 +59,29 @@ def load(folder: str | Path, split: str = "train") -> AudioSet:
     if len(labels) != len(audio) or (len(labels) and (labels.min() < 0 or labels.max() >= len(classes))):
         raise ValueError(f"data: {prefix}labels.npy must hold one class index < {len(classes)} per clip")
     return AudioSet(kind=str(manifest["kind"]), classes=classes, audio=audio, labels=labels)
+
+
+# a class of a joined set is named by its set's prefix and its own name: "coin", "digit-seven"
+CLASS_PREFIX = {"sfx": "", "digits": "digit-"}
+
+
+def class_name(kind: str, name: str) -> str:
+    """The name the joined generator gives class ``name`` of a ``kind`` set ("seven" -> "digit-seven")."""
+    return CLASS_PREFIX.get(kind, f"{kind}-") + name
+
+
+def join(sets: "list[AudioSet]") -> AudioSet:
+    """Several sets as one (clips concatenated, class indices shifted, class names prefixed by their
+    set: CLASS_PREFIX); one set comes back as it is."""
+    if len(sets) == 1:
+        return sets[0]
+    kinds = [s.kind for s in sets]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"data: each --data must be a different set (got {kinds})")
+    classes: list[str] = []
+    labels = []
+    for s in sets:
+        labels.append(np.asarray(s.labels, dtype=np.int64) + len(classes))
+        classes += [class_name(s.kind, c) for c in s.classes]
+    audio = np.concatenate([np.asarray(s.audio) for s in sets])
+    return AudioSet(kind="+".join(kinds), classes=tuple(classes), audio=audio, labels=np.concatenate(labels))

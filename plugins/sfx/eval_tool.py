@@ -10,7 +10,7 @@ held-out split, so the figures compare.
 References a generator has to beat: ``fd_floor`` (held-out real clips), ``fd_reference`` (the
 held-out clips low-passed at 2 kHz, with white noise 20 dB below them, and passed through the
 model's own spectrogram + Griffin-Lim decode: the best a perfect spectrogram generator could
-score). ``sanity`` holds the same figures for white noise and for a collapsed generator (one real
+score); ``inception_score_reference`` holds the same three sets' Inception scores. ``sanity`` holds the same figures for white noise and for a collapsed generator (one real
 clip per class, repeated): a metric that does not rank them below real data is not measuring.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["sfx", "digits"], default="sfx")
     parser.add_argument("--data", help="the data set folder (`aigc data sfx|digits DIR`)")
-    parser.add_argument("--model", help="generator stem (default plugins/sfx/gan or gan_digits)")
+    parser.add_argument("--model", help="generator stem (default plugins/sfx/gan, the served one)")
     parser.add_argument("--judge", help="judge stem (default plugins/sfx/judge_DATASET)")
     parser.add_argument("--per-class", type=int, default=100, help="generated clips per class (1-1000)")
     parser.add_argument("--variety", type=float, default=None, help="the generator's variety (default: the command's)")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"aigc eval: --data holds the {train.kind!r} set, not {args.dataset!r}", file=sys.stderr)
         return 2
     judge_stem = Path(args.judge) if args.judge else HERE / f"judge_{args.dataset}"
-    model_stem = Path(args.model) if args.model else HERE / ("gan" if args.dataset == "sfx" else "gan_digits")
+    model_stem = Path(args.model) if args.model else HERE / "gan"
     judge, judge_meta = load_judge(judge_stem)
     k = len(train.classes)
 
@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
     res_real = figures(judge, real, wanted_real, train_feats, k)
     refs = {"lowpass_2khz": lowpass(real, 2000.0), "noise_20db": with_noise(real, 20.0),
             "griffin_lim": torch.cat([to_audio(to_spec(real[s:s + 64])) for s in range(0, len(real), 64)])}
-    fd_reference = {name: round(figures(judge, a, wanted_real, train_feats, k)["fd"], 3)
-                    for name, a in refs.items()}
+    ref_figures = {name: figures(judge, a, wanted_real, train_feats, k) for name, a in refs.items()}
+    fd_reference = {name: round(f["fd"], 3) for name, f in ref_figures.items()}
+    # the ceiling of a spectrogram generator: real clips through our spectrogram + Griffin-Lim
+    is_reference = {name: round(f["is"], 3) for name, f in ref_figures.items()}
     # trivially bad "generators": white noise, and one real clip per class repeated
     noise = torch.randn(len(real), real.shape[1], generator=torch.Generator().manual_seed(1)).mul(0.3).clamp(-1, 1)
     first = {int(c): int(np.flatnonzero(test.labels == c)[0]) for c in np.unique(test.labels)}
@@ -115,26 +117,29 @@ def run(args: argparse.Namespace) -> int:
                     "judge": {"stem": str(judge_stem), "test_accuracy": judge_meta.get("test_accuracy")},
                     "real_clips": len(real), "chance": round(1 / k, 4),
                     "inception_score_real": round(res_real["is"], 3), "fd_floor": round(res_real["fd"], 3),
-                    "fd_reference": fd_reference, "sanity": sanity}
+                    "fd_reference": fd_reference, "inception_score_reference": is_reference, "sanity": sanity}
     if not Path(f"{model_stem}.safetensors").exists():
         result["model"] = None
         result["missing"] = f"no generator weights at {model_stem}.safetensors"
     else:
         gen = SfxGenerator(model_stem)
         gen.load("cpu")
-        if tuple(gen.classes) != tuple(train.classes):
-            print(f"aigc eval: {model_stem} was trained on {gen.classes}, not this set's classes", file=sys.stderr)
+        # a generator trained on several sets names this set's classes with its prefix ("digit-seven")
+        kinds = [dataset.class_name(train.kind, c) if dataset.class_name(train.kind, c) in gen.classes else c
+                 for c in train.classes]
+        if not set(kinds) <= set(gen.classes):
+            print(f"aigc eval: {model_stem} was trained on {gen.classes}, not on this set's classes", file=sys.stderr)
             return 2
         opts = {} if args.variety is None else {"variety": args.variety}
         items = [sdk.Item("sfx", {"kind": c, **opts}, seed=s, index=0)
-                 for c in train.classes for s in range(args.per_class)]
+                 for c in kinds for s in range(args.per_class)]
         clips = []
         for s in range(0, len(items), 16):
             clips += [torch.from_numpy(o.data) for o in gen.generate(items[s:s + 16])]
-        wanted = torch.tensor([train.classes.index(it.options["kind"]) for it in items])
+        wanted = torch.tensor([kinds.index(it.options["kind"]) for it in items])
         res = figures(judge, torch.stack(clips), wanted, train_feats, k)
         result.update({
-            "model": {"stem": str(model_stem), **gen.model_info()}, "samples": len(items),
+            "model": {"stem": str(model_stem), **gen.model_info()}, "kinds": kinds, "samples": len(items),
             "variety": args.variety if args.variety is not None else 0.7,
             "inception_score": round(res["is"], 3),
             "inception_score_ratio": round(res["is"] / res_real["is"], 3),

@@ -1,6 +1,6 @@
 """The model card's samples: `python -m plugins.sfx.samples [--model STEM] [--data DIR] OUT`
-writes OUT/samples.png (one row per kind: the served audio's spectrograms, seeds 0-5, default
-variety; with --data, real clips of each kind in a second picture, real.png, for comparison)
+writes OUT/samples.png (one row per kind: the served audio's spectrograms, seeds 0-3, default
+variety; with --data, once per set, real clips of each kind in a second picture, real.png, for comparison)
 and OUT/<kind>.ogg (seed 0 of each kind, labelled like every served file, without the cue)."""
 from __future__ import annotations
 
@@ -15,21 +15,21 @@ from engine import sdk
 from plugins.sfx.generator import HERE, SfxGenerator
 from plugins.sfx.spectro import to_spec
 
-SEEDS = 6
+SEEDS = 4
 
 
 def grid(rows: list[torch.Tensor]) -> Image.Image:
     """Rows of (n, SAMPLES) audio -> their spectrograms side by side (low frequencies at the bottom)."""
     lines = [torch.cat(list(to_spec(r)[:, 0].flip(1)), 1) for r in rows]
     pixels = ((torch.cat(lines, 0) + 1) * 127.5).clamp(0, 255).byte().numpy()
-    return Image.fromarray(pixels)
+    return Image.fromarray(pixels // 16 * 16 + 8)  # 16 grey levels (5 dB each): half the file, same picture
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("out")
     p.add_argument("--model", default=str(HERE / "gan"))
-    p.add_argument("--data", help="a data set folder: also draw real clips (real.png)")
+    p.add_argument("--data", action="append", help="a data set folder: also draw real clips (real.png); repeatable")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         from plugins.sfx import dataset
 
-        test = dataset.load(args.data, "test")
+        test = dataset.join([dataset.load(d, "test") for d in args.data])
         real = [torch.from_numpy(test.floats(np.flatnonzero(test.labels == c)[:SEEDS])) for c in range(len(test.classes))]
         grid(real).save(out / "real.png")
     print(f"wrote {out}")

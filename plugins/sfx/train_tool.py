@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="a folder from `aigc data sfx|digits`")
+    parser.add_argument("--data", required=True, action="append",
+                        help="a folder from `aigc data sfx|digits`; repeat it to train one generator on "
+                             "several sets (classes named as dataset.class_name: coin, digit-seven)")
     parser.add_argument("--out", required=True, help="run folder (resumed when it holds a checkpoint)")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (then checkpoint)")
     parser.add_argument("--steps", type=int, default=None, help="stop at this total step count")
@@ -24,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ckpt-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--ms-weight", type=float, default=0.0,
+                        help="mode-seeking regulariser's weight (MSGAN, Mao et al. 2019; 0 = off)")
+    parser.add_argument("--init-from", default=None,
+                        help="start a new run's generator from this exported generator (STEM): layers "
+                             "copied, class embeddings matched by class name (new classes: random rows)")
     parser.add_argument("--export", default=None, help="write the generator to STEM.safetensors/.json")
     parser.add_argument("--export-weights", choices=["ema", "raw"], default="ema",
                         help="export the EMA of the generator's weights (default) or its last weights")
@@ -33,15 +40,25 @@ def run(args: argparse.Namespace) -> int:
     if args.minutes is None and args.steps is None:
         print("--minutes or --steps: one of them is required (training is always bounded)")
         return 2
-    if args.batch < 1 or args.batch > 512:
-        print("--batch: must be between 1 and 512")
+    if args.batch < 2 or args.batch > 512 or args.batch % 2:
+        print("--batch: must be an even number between 2 and 512")
+        return 2
+    if not 0.0 <= args.ms_weight <= 100.0:
+        print("--ms-weight: must be between 0 and 100")
         return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
     from plugins.sfx import dataset
 
-    trainer = Trainer(dataset.load(args.data), Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed)
+    try:
+        data = dataset.join([dataset.load(d) for d in args.data])
+    except (ValueError, OSError) as e:
+        print(f"--data: {e}")
+        return 2
+    trainer = Trainer(data, Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed, ms_weight=args.ms_weight)
+    if args.init_from and trainer.step == 0:
+        print(trainer.init_generator(args.init_from))
     trainer.train(minutes=args.minutes, steps=args.steps, ckpt_every=args.ckpt_every)
     if args.export:
         trainer.export(args.export, args.export_weights)
@@ -51,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
 class Trainer:
     def __init__(self, data, out: Path, batch: int = 32, lr: float = 2e-4, seed: int = 0,
-                 ema: float = 0.999, config=None):
+                 ema: float = 0.999, config=None, ms_weight: float = 0.0):
         import torch
 
         from plugins.sfx.model import Config, Discriminator, Generator
 
         self.data, self.out, self.batch, self.seed, self.ema_decay = data, out, batch, seed, ema
+        self.ms_weight = ms_weight
         self.cfg = config or Config(classes=len(data.classes))
         torch.manual_seed(seed)  # only the initial weights come from the global generator
         self.G, self.D = Generator(self.cfg), Discriminator(self.cfg)
@@ -81,7 +99,7 @@ class Trainer:
         td, groups_d = ck.optimizer_tensors("opt_d", self.opt_d)
         meta = {"step": self.step, "seed": self.seed, "batch": self.batch, "config": self.cfg.to_json(),
                 "classes": list(self.data.classes), "kind": self.data.kind, "opt_g": groups_g, "opt_d": groups_d,
-                "elapsed_s": self.elapsed_s, "history": self.history[-200:]}
+                "elapsed_s": self.elapsed_s, "history": self.history[-200:], "ms_weight": self.ms_weight}
         return {**tensors, **tg, **td}, meta
 
     def save(self) -> None:
@@ -96,13 +114,44 @@ class Trainer:
         tensors, meta = ck.load(self.out / "ckpt")
         from plugins.sfx.model import Config
 
-        if Config.from_json(meta["config"]) != self.cfg or meta["batch"] != self.batch or meta["seed"] != self.seed:
-            raise ValueError(f"--out: {self.out} holds a run with another config, batch or seed; use a new folder")
+        if (Config.from_json(meta["config"]) != self.cfg or meta["batch"] != self.batch or meta["seed"] != self.seed
+                or meta.get("ms_weight", 0.0) != self.ms_weight or tuple(meta["classes"]) != self.data.classes):
+            raise ValueError(f"--out: {self.out} holds a run with another config, batch, seed, --ms-weight or "
+                             "classes; use a new folder")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ck.restore_module(module, name, tensors)
         ck.restore_optimizer(self.opt_g, "opt_g", tensors, meta["opt_g"])
         ck.restore_optimizer(self.opt_d, "opt_d", tensors, meta["opt_d"])
         self.step, self.elapsed_s, self.history = meta["step"], meta["elapsed_s"], meta["history"]
+
+    def init_generator(self, stem: str | Path) -> str:
+        """Warm start (step 0 only): copy an exported generator's weights into G and its EMA. Class
+        embeddings are matched by name; a class the source lacks keeps its own random row."""
+        import json
+
+        import torch
+
+        from engine import sdk
+
+        if self.step:
+            raise ValueError("--init-from: only a new run (step 0) can be initialised")
+        stem = Path(stem)
+        meta = json.loads(stem.with_suffix(".json").read_text())
+        src = sdk.load_safetensors(str(stem.with_suffix(".safetensors")))
+        own = self.G.state_dict()
+        emb = src["embed.weight"]
+        # a new class keeps its own random row: rows that start equal (e.g. at the mean) stay nearly
+        # equal for thousands of Adam steps, and the generator ignores which of them it was asked for
+        rows = [emb[meta["classes"].index(c)] if c in meta["classes"] else own["embed.weight"][i]
+                for i, c in enumerate(self.data.classes)]
+        src = {**src, "embed.weight": torch.stack(rows)}
+        for key, value in src.items():
+            if key not in own or own[key].shape != value.shape:
+                raise ValueError(f"--init-from: {stem} does not fit this generator ({key})")
+        self.G.load_state_dict(src)
+        self.G_ema.load_state_dict(src)
+        kept = sum(c in meta["classes"] for c in self.data.classes)
+        return f"initialised G from {stem} (step {meta.get('step')}): {kept} of {len(self.data.classes)} classes kept"
 
     # ---- training ----
     def batch_for(self, step: int):
@@ -121,16 +170,36 @@ class Trainer:
         z = torch.randn(self.batch, self.cfg.nz, generator=g)
         return to_spec(audio), labels, z
 
+    def fake_labels(self, y):
+        """The generator's classes for a step: the real batch's, except that with the mode-seeking
+        term on, each class comes in latent pairs: the even rows' classes (the batch is sorted by
+        clip, so these keep its class mix), twice."""
+        import torch
+
+        if not self.ms_weight:
+            return y
+        return torch.cat([y[0::2], y[0::2]])
+
     def train_step(self) -> dict:
         import torch
 
         real, y, z = self.batch_for(self.step)
-        fake = self.G(z, y)
-        loss_d = torch.relu(1 - self.D(real, y)).mean() + torch.relu(1 + self.D(fake.detach(), y)).mean()
+        yf = self.fake_labels(y)
+        fake = self.G(z, yf)
+        loss_d = torch.relu(1 - self.D(real, y)).mean() + torch.relu(1 + self.D(fake.detach(), yf)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        loss_g = -self.D(fake, y).mean()
+        loss_g = -self.D(fake, yf).mean()
+        rec = {}
+        if self.ms_weight:
+            # MSGAN (Mao et al. 2019): two latents of one class should give outputs as far apart
+            # as the latents are; penalise 1 / (|G(z1)-G(z2)| / |z1-z2|)
+            half = self.batch // 2
+            ratio = ((fake[:half] - fake[half:]).abs().mean((1, 2, 3))
+                     / (z[:half] - z[half:]).abs().mean(1)).mean()
+            loss_g = loss_g + self.ms_weight / (ratio + 1e-5)
+            rec["ms_ratio"] = ratio.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -141,7 +210,7 @@ class Trainer:
             for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
                 pe.lerp_(p, 1 - decay)
         self.step += 1
-        return {"step": self.step, "loss_d": loss_d.item(), "loss_g": loss_g.item()}
+        return {"step": self.step, "loss_d": loss_d.item(), "loss_g": loss_g.item(), **rec}
 
     def train(self, minutes: float | None = None, steps: int | None = None, ckpt_every: int = 250) -> None:
         from tqdm import tqdm

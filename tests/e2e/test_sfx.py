@@ -52,3 +52,20 @@ async def test_sfx_posts_playable_labelled_audio_with_a_preview(world):
     follow = await world.result(click, timeout=60)
     assert [a["filename"].endswith((".png", ".ogg")) for a in follow["attachments"]] == [True] * len(follow["attachments"])
     assert any(a["filename"].endswith(".ogg") for a in follow["attachments"])
+
+
+async def test_sfx_speaks_a_digit_chosen_from_the_kind_menu(world):
+    cmds = {c["name"]: c for c in world.emu.commands(world.guild)}
+    kind = {o["name"]: o for o in cmds["sfx"]["options"]}["kind"]
+    choices = {c["value"]: c for c in kind["choices"]}
+    assert len(choices) <= 25  # Discord's limit for one option's choices
+    assert choices["digit-seven"]["name"] == "Spoken digit: seven (7)"
+    assert choices["digit-seven"]["name_localizations"]["zh-CN"] == "语音数字：七（7）"
+    rec = await world.slash("sfx", {"kind": "digit-seven", "seed": 5})
+    await world.emu.wait_ack(rec)
+    msg = await world.result(rec, timeout=60)
+    ogg = [a for a in msg["attachments"] if a["filename"].endswith(".ogg")]
+    assert [a["filename"] for a in ogg] == ["sfx-5-0.ogg"]
+    audio, rate = soundfile.read(io.BytesIO(world.emu.world.files[int(ogg[0]["id"])].data))
+    assert rate == 16000 and len(audio) > 16000
+    assert read_labels(world.emu.world.files[int(ogg[0]["id"])].data)["ai_generated"]

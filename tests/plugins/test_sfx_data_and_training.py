@@ -119,7 +119,7 @@ def test_training_resumes_exactly(sfx_set, tmp_path):
     assert a.keys() == b.keys() and meta_a == meta_b
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    with pytest.raises(ValueError, match="another config, batch or seed"):
+    with pytest.raises(ValueError, match="another config, batch, seed"):
         Trainer(data, tmp_path / "split", batch=8, config=cfg)
     # the export is what the plugin serves
     from plugins.sfx.generator import SfxGenerator
@@ -138,3 +138,74 @@ def test_train_cli_requires_a_bound(sfx_set, tmp_path, capsys):
     assert aigc("train", "sfx", "--data", str(sfx_set), "--out", str(tmp_path / "r"), "--steps", "1",
                 "--batch", "2", "--export", str(tmp_path / "g")) == 0
     assert (tmp_path / "g.safetensors").exists() and (tmp_path / "r" / "ckpt.json").exists()
+
+
+@pytest.fixture(scope="module")
+def digits_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "set"
+    assert aigc("data", "digits", str(out), "--per-class", "1", "--test-per-class", "1") == 0
+    return out
+
+
+def test_joined_sets_name_their_classes_and_keep_their_labels(sfx_set, digits_set):
+    sfx, digits = dataset.load(sfx_set), dataset.load(digits_set)
+    both = dataset.join([sfx, digits])
+    assert both.kind == "sfx+digits" and len(both.classes) == 20
+    assert both.classes[:10] == sfx.classes and both.classes[17] == "digit-seven"
+    assert both.audio.shape == (40, 16384) and np.array_equal(both.audio[30:], digits.audio)
+    assert np.array_equal(both.labels[:30], sfx.labels) and np.array_equal(both.labels[30:], digits.labels + 10)
+    assert dataset.join([sfx]) is sfx
+    with pytest.raises(ValueError, match="different set"):
+        dataset.join([sfx, sfx])
+
+
+def test_mode_seeking_warm_started_joint_training_resumes_exactly(sfx_set, digits_set, tmp_path):
+    from plugins.sfx.train_tool import Trainer
+
+    data = dataset.join([dataset.load(sfx_set), dataset.load(digits_set)])
+    cfg10, cfg20 = Config(classes=10, **TINY), Config(classes=20, **TINY)
+    src = Trainer(dataset.load(sfx_set), tmp_path / "src", batch=4, config=cfg10)
+    src.train(steps=1)
+    src.export(tmp_path / "src_gan")
+    kw = dict(batch=4, config=cfg20, ms_weight=0.05)
+    straight = Trainer(data, tmp_path / "straight", **kw)
+    fresh = straight.G.embed.weight.detach().clone()
+    assert "10 of 20 classes kept" in straight.init_generator(tmp_path / "src_gan")
+    emb = straight.G.embed.weight.detach()
+    assert torch.equal(emb[:10], src.G_ema.embed.weight) and torch.equal(emb[10:], fresh[10:])
+    assert torch.equal(straight.G.fc.weight, src.G_ema.fc.weight)
+    straight.train(steps=4, ckpt_every=100)
+    first = Trainer(data, tmp_path / "split", **kw)
+    first.init_generator(tmp_path / "src_gan")
+    first.train(steps=2, ckpt_every=100)
+    resumed = Trainer(data, tmp_path / "split", **kw)
+    resumed.train(steps=4, ckpt_every=100)
+    a, meta_a = _tensors(straight)
+    b, meta_b = _tensors(resumed)
+    assert meta_a == meta_b and meta_a["ms_weight"] == 0.05
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="--ms-weight"):
+        Trainer(data, tmp_path / "split", batch=4, config=cfg20, ms_weight=0.0)
+    with pytest.raises(ValueError, match="only a new run"):
+        resumed.init_generator(tmp_path / "src_gan")
+    # the mode-seeking pairs share classes; without the term the batch's classes are used as they are
+    y = torch.tensor([0, 3, 12, 19])
+    assert resumed.fake_labels(y).tolist() == [0, 12, 0, 12]
+    plain = Trainer(data, tmp_path / "plain", batch=4, config=cfg20)
+    assert plain.fake_labels(y) is y and "ms_ratio" not in plain.train_step()
+    assert Trainer(data, tmp_path / "probe", **kw).train_step()["ms_ratio"] > 0
+
+
+def test_train_cli_joins_sets_and_refuses_bad_options(sfx_set, digits_set, tmp_path, capsys):
+    base = ("train", "sfx", "--data", str(sfx_set), "--out", str(tmp_path / "r"), "--steps", "1")
+    assert aigc(*base, "--batch", "3") == 2
+    assert "--batch: must be an even number" in capsys.readouterr().out
+    assert aigc(*base, "--ms-weight", "-1") == 2
+    assert "--ms-weight: must be between 0 and 100" in capsys.readouterr().out
+    assert aigc(*base, "--data", str(sfx_set)) == 2
+    assert "--data: data: each --data must be a different set" in capsys.readouterr().out
+    assert aigc(*base, "--data", str(digits_set), "--batch", "2", "--ms-weight", "0.1",
+                "--export", str(tmp_path / "g")) == 0
+    meta = json.loads((tmp_path / "g.json").read_text())
+    assert meta["kind"] == "sfx+digits" and meta["classes"][10] == "digit-zero"

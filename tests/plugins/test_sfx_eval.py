@@ -70,7 +70,7 @@ def test_eval_cli_end_to_end_on_a_small_set(tmp_path, capsys):
                 "fd_reference", "diversity_ratio", "novelty"):
         assert key in got, key
     assert got["chance"] == 0.1 and 1 <= got["inception_score"] <= 10 and got["samples"] == 20
-    assert set(got["fd_reference"]) == {"lowpass_2khz", "noise_20db", "griffin_lim"}
+    assert set(got["fd_reference"]) == set(got["inception_score_reference"]) == {"lowpass_2khz", "noise_20db", "griffin_lim"}
     assert set(got["sanity"]) == {"noise", "collapsed"} and got["sanity"]["collapsed"]["diversity"] == 0
     # the wrong set, or none, is refused with the rule
     assert aigc("eval", "--plugin", "sfx", "--dataset", "digits", "--data", str(data_dir), "--judge",
@@ -78,3 +78,45 @@ def test_eval_cli_end_to_end_on_a_small_set(tmp_path, capsys):
     assert "holds the 'sfx' set, not 'digits'" in capsys.readouterr().err
     assert aigc("eval", "--plugin", "sfx", "--dataset", "sfx") == 2
     assert "--data is required" in capsys.readouterr().err
+
+
+def test_eval_measures_a_joined_generator_on_each_of_its_sets(tmp_path, capsys):
+    from aigc.cli import main
+    from plugins.sfx import dataset
+    from plugins.sfx.judge import save_judge, train_judge
+    from plugins.sfx.model import Config
+    from plugins.sfx.train_tool import Trainer
+
+    def aigc(*argv):
+        try:
+            return int(main(list(argv)) or 0)
+        except SystemExit as e:
+            return int(e.code or 0)
+
+    sets = {}
+    for name, per in (("sfx", "2"), ("digits", "1")):  # two held-out clips: real diversity needs pairs
+        sets[name] = tmp_path / name
+        assert aigc("data", name, str(sets[name]), "--per-class", per, "--test-per-class", "2") == 0
+        data = dataset.load(sets[name])
+        judge, info = train_judge(data, minutes=1, steps=2, batch=8)
+        save_judge(judge, tmp_path / f"judge_{name}", {"classes": list(data.classes), **info})
+    both = dataset.join([dataset.load(sets["sfx"]), dataset.load(sets["digits"])])
+    trainer = Trainer(both, tmp_path / "run", batch=4, ms_weight=0.05,
+                      config=Config(classes=20, nz=8, embed=4, g_channels=(16, 8, 8, 8, 4), d_channels=(4, 8, 8, 8, 16)))
+    trainer.train(steps=1)
+    trainer.export(tmp_path / "gan")
+    capsys.readouterr()
+    for name in ("sfx", "digits"):
+        assert aigc("eval", "--plugin", "sfx", "--dataset", name, "--data", str(sets[name]), "--model",
+                    str(tmp_path / "gan"), "--judge", str(tmp_path / f"judge_{name}"), "--per-class", "2",
+                    "--json") == 0
+        got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert got["samples"] == 20 and got["chance"] == 0.1 and "inception_score" in got
+        assert got["kinds"][7] == ("digit-seven" if name == "digits" else "siren")
+    # a generator without the set's classes is refused, naming them
+    only_sfx = Trainer(dataset.load(sets["sfx"]), tmp_path / "run10", batch=4,
+                       config=Config(classes=10, nz=8, embed=4, g_channels=(16, 8, 8, 8, 4), d_channels=(4, 8, 8, 8, 16)))
+    only_sfx.export(tmp_path / "gan10")
+    assert aigc("eval", "--plugin", "sfx", "--dataset", "digits", "--data", str(sets["digits"]), "--model",
+                str(tmp_path / "gan10"), "--judge", str(tmp_path / "judge_digits")) == 2
+    assert "not on this set's classes" in capsys.readouterr().err

@@ -36,6 +36,9 @@ def test_command_schema_localizations_and_kinds_match_the_model(gen):
     assert (cmd.name, cmd.modality, cmd.max_count) == ("sfx", "sfx", 4)
     opts = {o.name: o for o in cmd.options}
     assert opts["kind"].required and [c.value for c in opts["kind"].choices] == list(gen.classes)
+    # one generator for both sets: the spoken digits are offered by name, within Discord's 25 choices
+    names = {c.value: c.name for c in opts["kind"].choices}
+    assert len(names) <= 25 and names["digit-seven"] == "Spoken digit: seven (7)" and names["coin"] == "Coin / pickup"
     assert all("zh-CN" in c.name_localizations for c in opts["kind"].choices)
     assert (opts["count"].job_field, opts["seed"].job_field) == ("count", "seed")
     for name in [cmd.name_localizations["zh-CN"]] + [o.name_localizations["zh-CN"] for o in cmd.options]:
@@ -46,6 +49,18 @@ def test_command_schema_localizations_and_kinds_match_the_model(gen):
     assert (mod.mime, mod.extension, mod.presentation) == ("audio/ogg", "ogg", sdk.Presentation.audio)
     assert {(t.kind, t.name) for t in sfx.plugin.tools} >= {("data", "sfx"), ("data", "digits"),
                                                            ("train", "sfx"), ("eval", "sfx")}
+
+
+def test_kind_names_must_cover_the_served_classes(tmp_path, monkeypatch):
+    import json
+
+    import plugins.sfx as sfx
+
+    assert sfx.model_kinds()[-1] == "digit-nine"
+    (tmp_path / "gan.json").write_text(json.dumps({"classes": ["coin", "digit-ten"]}))
+    monkeypatch.setattr(sfx, "HERE", tmp_path)
+    with pytest.raises(ValueError, match=r"classes \['digit-ten'\] have no name in KINDS"):
+        sfx.model_kinds()
 
 
 def test_output_is_alone_the_same_as_in_any_batch(gen):
