@@ -17,7 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variety", type=float, default=None, help="the command's variety option (default: its default)")
     parser.add_argument("--retrain-judge", action="store_true", help="train the style classifier again")
     parser.add_argument("--checks", action="store_true", help="also score trivially bad outputs (random, collapsed, copies)")
-    parser.add_argument("--iw-samples", type=int, default=32, help="importance samples of the VAE's NLL bound")
+    parser.add_argument("--iw-samples", type=int, default=256,
+                        help="importance samples of the VAE's NLL bound (IWAE; 1 = a one-sample ELBO)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from plugins.name.training import evaluate_vae, importance_weighted_nll
 
     if args.iw_samples < 1 or args.seeds < 1 or (args.variety is not None and not 0 <= args.variety <= 1):
-        print("aigc eval --plugin name: --seeds must be at least 1 and --variety within [0, 1]", file=sys.stderr)
+        print("aigc eval --plugin name: --seeds and --iw-samples must be at least 1 and --variety within [0, 1]",
+              file=sys.stderr)
         return 2
     torch.set_num_threads(max(1, args.threads))
     examples = load(args.data) if args.data else build()
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out["nll"] = None
     if args.model == "vae":
         out["nll"] = importance_weighted_nll(gen.model, gen.vocab, splits.test, k=args.iw_samples)
+        out["iw_samples"] = args.iw_samples
         elbo = evaluate_vae(gen.model, gen.vocab, splits.test)
         out.update(nll_elbo=elbo["nll_per_char"], kl_per_name=elbo["kl_per_name"])
     base = ev.best_ngram(splits, len(gen.vocab))

@@ -1,7 +1,8 @@
 """`aigc eval --plugin name`: the figures of MODEL_CARD.md, on names made the way users get them.
 
-- ``nll``: the VAE's per-character NLL bound on the test split (negative ELBO over characters +
-  EOS, nats); ``nll_ngram``: the best Witten-Bell character n-gram (orders 1-6, each per style,
+- ``nll``: the VAE's per-character NLL bound on the test split (nats over characters + EOS): the
+  importance-weighted bound (IWAE, Burda et al. 2016, k samples from q(z|x)), an upper bound on
+  the true NLL that is tighter than the ELBO; ``nll_elbo``: the negative ELBO; ``nll_ngram``: the best Witten-Bell character n-gram (orders 1-6, each per style,
   order chosen on the valid split) on the same names.
 - ``novelty``: share of generated names not in the training set.
 - ``validity``: share of generated names the local style classifier (the judge) gives the

@@ -23,6 +23,7 @@ class VAEConfig:
     latent: int = 32
     style_emb: int = 16
     max_len: int = 24
+    dropout: float = 0.0  # on the decoder GRU's outputs while training (drawn from the loss's generator)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,10 +65,14 @@ class NameVAE(nn.Module):
         o, h = self.decoder(x, h)
         return self.out(o[:, 0]), h
 
-    def decode_logits(self, inputs: torch.Tensor, z: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, inputs: torch.Tensor, z: torch.Tensor, style: torch.Tensor, *,
+                      dropout: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         h, cond = self.initial(z, style)
         x = torch.cat([self.embed(inputs), cond[:, None, :].expand(-1, inputs.shape[1], -1)], -1)
         o, _ = self.decoder(x, h)
+        if dropout > 0:  # the mask comes from ``generator``, so a resumed run draws the same masks
+            keep = torch.rand(o.shape, generator=generator) >= dropout
+            o = o * keep / (1.0 - dropout)
         return self.out(o)
 
     # -- training ------------------------------------------------------------------------
@@ -82,7 +87,8 @@ class NameVAE(nn.Module):
             drop = torch.rand(inputs.shape, generator=generator) < word_dropout
             drop[:, 0] = False  # keep BOS
             inputs = inputs.masked_fill(drop & (inputs != PAD), UNK)
-        logits = self.decode_logits(inputs, z, style)
+        logits = self.decode_logits(inputs, z, style, dropout=self.cfg.dropout if self.training else 0.0,
+                                    generator=generator)
         rec = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none").sum(1)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         chars = (targets != PAD).sum(1).float()
