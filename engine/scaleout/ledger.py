@@ -18,10 +18,26 @@ from engine.provenance.ledger import (
 
 _INSERT = (f"INSERT INTO aigc_ledger ({_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) "
            "ON CONFLICT DO NOTHING")
-_INSERT_MANY = (f"WITH new AS (INSERT INTO aigc_ledger ({_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], "
-                "$3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[], "
-                "$11::text[], $12::float8[], $13::text[], $14::int[]) ON CONFLICT DO NOTHING RETURNING 1) "
-                "SELECT count(*) FROM new")
+# the ledger's columns (_COLUMNS, in order) as PostgreSQL array types: rows go in set-based, one
+# array parameter per column (unnest_rows), here and in the worker's one-statement commit
+COLUMNS = _COLUMNS
+_ARRAY_TYPES = ("text", "text", "text", "int", "text", "text", "text", "float8", "text", "text", "text", "float8",
+                "text", "int")
+assert len(_ARRAY_TYPES) == len(_COLUMNS.split(",")), "one array type per ledger column"
+
+
+def unnest_rows(first: int) -> str:
+    """``unnest($first::text[], ...)`` over the ledger's columns, parameters numbered from ``first``."""
+    return "unnest(" + ", ".join(f"${first + k}::{t}[]" for k, t in enumerate(_ARRAY_TYPES)) + ")"
+
+
+def row_columns(rows: list[tuple]) -> list[list]:
+    """Ledger rows as the column arrays ``unnest_rows`` takes (empty arrays for no rows)."""
+    return [list(col) for col in zip(*rows)] if rows else [[] for _ in _ARRAY_TYPES]
+
+
+_INSERT_MANY = (f"WITH new AS (INSERT INTO aigc_ledger ({_COLUMNS}) SELECT * FROM {unnest_rows(1)} "
+                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM new")
 LEDGER_TIMEOUT_S = 30.0
 
 
@@ -66,7 +82,7 @@ class PgProvenanceLedger(ProvenanceLedger):
         """Insert ``rows`` in one statement (inside the caller's transaction); how many were new."""
         if not rows:
             return 0
-        return int(await conn.fetchval(_INSERT_MANY, *[list(col) for col in zip(*rows)]))
+        return int(await conn.fetchval(_INSERT_MANY, *row_columns(rows)))
 
     # ---- the SQLite ledger's API (blocking: worker threads) ----------------------------
 

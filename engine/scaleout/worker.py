@@ -27,11 +27,11 @@ from engine.artifacts import ArtifactStore, StoredArtifact
 from engine.execution import MAX_CRASHES_PER_OUTPUT, Execution, error_info
 from engine.jobs import Job
 from engine.protocol import ArtifactView, ErrorInfo, JobStatus
-from engine.provenance.ledger import _COLUMNS as _LEDGER_COLUMNS
 from engine.provenance.ledger import LedgerError
 from engine.replay import job_from_entry
 from engine.scaleout.journal import PgJournal
-from engine.scaleout.ledger import PgProvenanceLedger
+from engine.scaleout.ledger import COLUMNS as LEDGER_COLUMNS
+from engine.scaleout.ledger import PgProvenanceLedger, row_columns, unnest_rows
 from engine.scaleout.metrics import WorkerMetrics
 from engine.scaleout.node import Shared
 from engine.scaleout.streams import (
@@ -62,10 +62,8 @@ _COMMIT = (
     "  SELECT f.id, f.job, f.data, f.mime, f.filename, f.sha256 FROM unnest($9::text[], $10::int[], $11::text[], "
     "  $12::bytea[], $13::text[], $14::text[], $15::text[]) AS f(job, idx, id, data, mime, filename, sha256) "
     "  JOIN new ON new.job = f.job AND new.idx = f.idx ON CONFLICT DO NOTHING), "
-    f"ledger AS (INSERT INTO aigc_ledger ({_LEDGER_COLUMNS}) SELECT l.* FROM unnest($16::text[], $17::text[], "
-    "  $18::text[], $19::int[], $20::text[], $21::text[], $22::text[], $23::float8[], $24::text[], $25::text[], "
-    "  $26::text[], $27::float8[], $28::text[], $29::int[]) "
-    f"  AS l({_LEDGER_COLUMNS}) JOIN new ON new.job = l.job "
+    f"ledger AS (INSERT INTO aigc_ledger ({LEDGER_COLUMNS}) SELECT l.* FROM {unnest_rows(16)} "
+    f"  AS l({LEDGER_COLUMNS}) JOIN new ON new.job = l.job "
     "  AND new.idx = l.output_index ON CONFLICT DO NOTHING), "
     "failed AS (UPDATE aigc_jobs j SET status = 'failed', error = f.e::jsonb, started = coalesce(j.started, $6), "
     "  finished = $5, updated = $5 FROM unnest($7::text[], $8::text[]) AS f(id, e) "
@@ -97,12 +95,12 @@ async def commit_batch(conn: asyncpg.Connection, outputs: list[tuple[str, int, s
                        worker: str, now: float, started: float) -> list[asyncpg.Record]:
     """Run ``_COMMIT``: ``outputs`` (job, index, artifact JSON), ``failed`` (job -> error JSON),
     ``files`` (job, index, artifact id, file), ``ledger_rows`` (the ledger's column order)."""
-    ledger_cols = [list(col) for col in zip(*ledger_rows)] if ledger_rows else [[] for _ in range(14)]
     return await conn.fetch(
         _COMMIT, [o[0] for o in outputs], [o[1] for o in outputs], [o[2] for o in outputs], worker, now, started,
         list(failed), list(failed.values()),
         [f[0] for f in files], [f[1] for f in files], [f[2] for f in files], [f[3].data for f in files],
-        [f[3].mime for f in files], [f[3].filename for f in files], [f[3].sha256 for f in files], *ledger_cols)
+        [f[3].mime for f in files], [f[3].filename for f in files], [f[3].sha256 for f in files],
+        *row_columns(ledger_rows))
 
 
 class Worker:

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         gen = SfxGenerator(model_stem)
         gen.load("cpu")
         # a generator trained on several sets names this set's classes with its prefix ("digit-seven")
-        kinds = [dataset.class_name(train.kind, c) if dataset.class_name(train.kind, c) in gen.classes else c
+        kinds = [joined if (joined := dataset.class_name(train.kind, c)) in gen.classes else c
                  for c in train.classes]
         if not set(kinds) <= set(gen.classes):
             print(f"aigc eval: {model_stem} was trained on {gen.classes}, not on this set's classes", file=sys.stderr)
