@@ -107,10 +107,16 @@ async def _keep(conn: asyncpg.Connection) -> None:
 
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8,
                     synchronous_commit: bool = True) -> asyncpg.Pool:
-    """A pool on ``url`` with the schema in place (created under an advisory lock)."""
+    """A pool on ``url`` with the schema in place (created under an advisory lock).
+
+    Generic plans: every statement we prepare is a short lookup or write by primary key or
+    over small array parameters, planned once per connection. Left to choose, PostgreSQL kept
+    re-planning each execution (its cost estimate for an array parameter never favours the
+    generic plan): 0.6-0.8 ms of each 1.1-2 ms worker commit on this project's machine."""
     pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=min_size, max_size=max_size, command_timeout=30,
                                      reset=_keep,
-                                     server_settings={"synchronous_commit": "on" if synchronous_commit else "off"})
+                                     server_settings={"synchronous_commit": "on" if synchronous_commit else "off",
+                                                      "plan_cache_mode": "force_generic_plan"})
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         await conn.execute(SCHEMA)

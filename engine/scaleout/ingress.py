@@ -2,13 +2,16 @@
 jobs this node has in memory up to date with what the workers did (events on pub/sub, and a
 re-read from PostgreSQL every second for whatever pub/sub dropped).
 
-Order of admission: journal in PostgreSQL first, then the stream, so a worker never reads an
-entry whose job is not there; when the stream refuses (full, or Redis down) the job is
-removed again before the caller hears anything, so nothing acknowledged is ever lost. The
-journal row is committed without waiting for its WAL flush (visible at once); the job is
-acknowledged to its caller only once it is durable (``acknowledge``): by a flush of its own
-when the answer is "accepted", or by the worker's synchronous commit of its results when the
-answer is the finished job (``?wait=``), which the WAL flushes after the acceptance."""
+Admission writes the job's journal row (PostgreSQL) and its stream entries (Redis) at the same
+time: the entries carry the job, so a worker can start before the row has committed, and only
+its commit needs the row (a commit that finds none tries again a moment later, then leaves the
+entries pending: engine/scaleout/worker.py). When either side refuses (the stream full, Redis
+or PostgreSQL down, an idempotency key taken) the other side's half is taken back before the
+caller hears anything, so nothing acknowledged is ever lost and nothing unacknowledged is
+recorded. The journal row is committed without waiting for its WAL flush (visible at once);
+the job is acknowledged to its caller only once it is durable (``acknowledge``): by a flush of
+its own when the answer is "accepted", or by the worker's synchronous commit of its results
+when the answer is the finished job (``?wait=``), which the WAL flushes after the acceptance."""
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +32,7 @@ from engine.jobs import Job
 from engine.journal import JournalEntry
 from engine.protocol import ArtifactView, ErrorInfo, JobStatus
 from engine.scaleout.journal import PgJournal
-from engine.scaleout.streams import ADMIT_LUA, Keys, ensure_group, job_payload, status_event
+from engine.scaleout.streams import ADMIT_LUA, GROUP, Keys, ensure_group, job_payload, status_event
 from engine.scheduler import QueueFull
 
 log = logging.getLogger("aigc.engine.scaleout")
@@ -67,10 +70,11 @@ class StreamIngress:
     # ---- admission ------------------------------------------------------------------
 
     async def enqueue(self, job: Job) -> None:
-        """Journal the job, then append its outputs to the stream: two round trips on the way
-        in. The journal row commits without waiting for its WAL flush, so a worker can start
-        on the job while the flush happens; ``acknowledge`` makes it durable before the job is
-        acknowledged to anyone (or a later synchronous commit already did)."""
+        """Journal the job and append its outputs to the stream, both at once: one round trip's
+        wait on the way in, not two. The journal row commits without waiting for its WAL flush,
+        so a worker can start on the job while the flush happens; ``acknowledge`` makes it
+        durable before the job is acknowledged to anyone (or a later synchronous commit already
+        did)."""
         gen = job.spec.generator
         stream = self.keys.stream(gen)
         indices = list(range(job.next_index, job.count))
@@ -86,17 +90,45 @@ class StreamIngress:
             if length + len(indices) > self.capacity:
                 raise QueueFull(gen, await self._retry_after(gen, length))
         entry = journal_entry(job)
-        await self.journal.accept(entry, flush=not self.sync_commit)
+        # The connection first: when the pool is busy, the stream waits with the row, so a
+        # worker never runs far ahead of a row still queued for a connection. Then the stream
+        # entries go out first: a worker's start is what the caller waits for; the row only has
+        # to be there by the worker's commit, a forward pass later.
+        async with self.journal.pool.acquire() as conn:
+            admitted, journaled = await asyncio.gather(
+                self._admit(keys=[stream], args=[self.capacity, job.id, job_payload(entry), *indices]),
+                self.journal.accept(entry, flush=not self.sync_commit, conn=conn),
+                return_exceptions=True)
+        if isinstance(admitted, BaseException):
+            if not isinstance(journaled, BaseException):
+                await self.journal.forget(job.id)
+            if isinstance(admitted, (RedisError, OSError)):
+                raise self._unavailable(admitted) from None
+            raise admitted
+        length, ids = int(admitted[0]), admitted[1:]
+        if isinstance(journaled, BaseException):  # PostgreSQL refused (or a key taken): take the entries back
+            await self._withdraw(stream, ids)
+            raise journaled
+        if length < 0:
+            await self.journal.forget(job.id)
+            self._depth[gen] = -1 - length
+            raise QueueFull(gen, await self._retry_after(gen, -1 - length))
+        self._depth[gen] = length
+
+    async def _withdraw(self, stream: str, ids: list[bytes]) -> None:
+        """Remove entries of a job that was not journaled. Should Redis fail us here, a worker
+        that runs them finds no journal row, leaves them pending, and drops them when it
+        claims them later (engine/scaleout/worker.py): either way nothing is recorded."""
+        if not ids:
+            return
         try:
-            got = int(await self._admit(keys=[stream], args=[self.capacity, job.id, job_payload(entry), *indices]))
-        except (RedisError, OSError) as e:
-            await self.journal.forget(job.id)
-            raise self._unavailable(e) from None
-        if got < 0:
-            await self.journal.forget(job.id)
-            self._depth[gen] = -1 - got
-            raise QueueFull(gen, await self._retry_after(gen, -1 - got))
-        self._depth[gen] = got
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
+                await pipe.execute()
+        except (RedisError, OSError):
+            log.warning("could not withdraw the stream entries of a job that was not journaled",
+                        extra={"entries": len(ids)})
 
     async def acknowledge(self, job: Job) -> None:
         """Before a caller hears of an unfinished job (202, ``?wait=`` run out): its journal

@@ -28,24 +28,27 @@ class PgJournal:
 
     # ---- writes ---------------------------------------------------------------------
 
-    async def accept(self, e: JournalEntry, *, flush: bool = True) -> None:
+    async def accept(self, e: JournalEntry, *, flush: bool = True, conn: asyncpg.Connection | None = None) -> None:
         """Insert a new job. ``flush=False``: commit without waiting for the WAL flush (the row
         is visible at once, durable a moment later); whoever acknowledges the job to a caller
         must then call ``make_durable`` first, unless a later synchronous commit (a worker's
         results, a status change) already happened: the WAL is flushed in order, so that
-        commit's flush carries this row too."""
+        commit's flush carries this row too. ``conn``: a connection the caller holds (else one
+        from the pool)."""
+        if conn is None:
+            async with self.pool.acquire() as conn:
+                return await self.accept(e, flush=flush, conn=conn)
         # set_config(..., true) holds for this statement's own (implicit) transaction only;
         # PostgreSQL reads synchronous_commit when that transaction commits.
         off = "" if flush else ", (SELECT set_config('synchronous_commit', 'off', true)) AS s"
-        async with self.pool.acquire() as conn:
-            done = await conn.fetchval(
-                f"INSERT INTO aigc_jobs ({_COLUMNS}, updated) SELECT "
-                "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18 "
-                f"FROM (SELECT 1) AS one{off} ON CONFLICT DO NOTHING RETURNING id",
-                e.id, e.idempotency_key, json.dumps(e.request), e.command, json.dumps(e.options), e.seed,
-                e.count, e.action, json.dumps(e.source) if e.source else None, json.dumps(e.action_options),
-                e.visible_mark, e.status, e.created, json.dumps(e.model), json.dumps(e.error) if e.error else None,
-                e.started, e.finished, time.time())
+        done = await conn.fetchval(
+            f"INSERT INTO aigc_jobs ({_COLUMNS}, updated) SELECT "
+            "$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18 "
+            f"FROM (SELECT 1) AS one{off} ON CONFLICT DO NOTHING RETURNING id",
+            e.id, e.idempotency_key, json.dumps(e.request), e.command, json.dumps(e.options), e.seed,
+            e.count, e.action, json.dumps(e.source) if e.source else None, json.dumps(e.action_options),
+            e.visible_mark, e.status, e.created, json.dumps(e.model), json.dumps(e.error) if e.error else None,
+            e.started, e.finished, time.time())
         if done is None and e.idempotency_key:
             raise DuplicateKey(e.idempotency_key)
 

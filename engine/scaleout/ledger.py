@@ -24,6 +24,7 @@ COLUMNS = _COLUMNS
 _ARRAY_TYPES = ("text", "text", "text", "int", "text", "text", "text", "float8", "text", "text", "text", "float8",
                 "text", "int")
 assert len(_ARRAY_TYPES) == len(_COLUMNS.split(",")), "one array type per ledger column"
+JOB_COLUMN = [c.strip() for c in _COLUMNS.split(",")].index("job")  # a row tuple's job
 
 
 def unnest_rows(first: int) -> str:

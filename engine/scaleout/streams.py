@@ -25,13 +25,14 @@ GROUP = "workers"
 
 # Atomic admission: all of a job's outputs, or none when the stream would exceed its bound.
 # KEYS[1] stream; ARGV: max length, job id, the job (``job_payload``), then the output indices.
-# Returns the new length, or -1 - length when full.
+# Returns {new length, entry id, ...}, or {-1 - length} when full (nothing added).
 ADMIT_LUA = """
 local len = redis.call('XLEN', KEYS[1])
 local n = #ARGV - 3
-if len + n > tonumber(ARGV[1]) then return -1 - len end
-for i = 4, #ARGV do redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'i', ARGV[i], 'e', ARGV[3]) end
-return len + n
+if len + n > tonumber(ARGV[1]) then return {-1 - len} end
+local out = {len + n}
+for i = 4, #ARGV do out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'i', ARGV[i], 'e', ARGV[3]) end
+return out
 """
 # An entry carries its job (``e``) so that a worker can start on it without asking PostgreSQL;
 # one older than this (it waited: its job may have been cancelled or failed meanwhile) or one

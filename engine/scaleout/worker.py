@@ -31,6 +31,7 @@ from engine.provenance.ledger import LedgerError
 from engine.replay import job_from_entry
 from engine.scaleout.journal import PgJournal
 from engine.scaleout.ledger import COLUMNS as LEDGER_COLUMNS
+from engine.scaleout.ledger import JOB_COLUMN as LEDGER_JOB
 from engine.scaleout.ledger import PgProvenanceLedger, row_columns, unnest_rows
 from engine.scaleout.metrics import WorkerMetrics
 from engine.scaleout.node import Shared
@@ -52,7 +53,9 @@ log = logging.getLogger("aigc.worker")
 # is never served, so it gets no row). A job's ``outputs_done`` grows by the rows this statement
 # inserted: an UPDATE re-reads the newest version of a row it waited for, so two workers
 # finishing outputs of one job at once still add up. Returns ('new', job, idx) per inserted
-# output, ('failed', job) and ('done', job) per job this statement finished.
+# output, ('failed', job) and ('done', job) per job this statement finished, and ('missing', job)
+# per job it was given that has no journal row (not committed yet: admission writes the row
+# and the stream entries at once; or never journaled; or pruned).
 _COMMIT = (
     "WITH new AS (INSERT INTO aigc_outputs (job, idx, artifact, worker, recorded) "
     "  SELECT u.j, u.i, u.a::jsonb, $4, $5 FROM unnest($1::text[], $2::int[], $3::text[]) AS u(j, i, a) "
@@ -76,7 +79,13 @@ _COMMIT = (
     "  AND j.status NOT IN ('done', 'failed', 'cancelled') RETURNING j.id, j.status) "
     "SELECT 'new' AS kind, job, idx FROM new "
     "UNION ALL SELECT 'failed', id, NULL FROM failed "
-    "UNION ALL SELECT 'done', id, NULL FROM moved WHERE status = 'done'")
+    "UNION ALL SELECT 'done', id, NULL FROM moved WHERE status = 'done' "
+    "UNION ALL SELECT DISTINCT 'missing', m.j, NULL::int FROM unnest($1::text[] || $7::text[]) AS m(j) "
+    "  WHERE NOT EXISTS (SELECT 1 FROM aigc_jobs x WHERE x.id = m.j)")
+# A commit that finds a job's row missing tries again after each of these pauses (the row is
+# usually a fraction of a millisecond behind), then leaves the job's entries pending: claimed
+# after the idle timeout, they are looked up in the journal and dropped if the job is not there.
+MISSING_RETRY_S = (0.002, 0.01, 0.05)
 STATS_EVERY_S = 2.0
 # An entry delivered this often (its workers died under it each time) fails its job.
 MAX_DELIVERIES = MAX_CRASHES_PER_OUTPUT + 2
@@ -173,6 +182,7 @@ class Worker:
                         if finishing is not None:
                             await finishing
                         finishing = asyncio.create_task(self._finish_guarded(g.name, finish))
+                        await asyncio.sleep(0)  # the commit goes out before the next read does
                 except ResponseError as e:
                     need_group = True
                     if "NOGROUP" not in str(e):  # Redis restarted empty: the group is made again
@@ -278,12 +288,18 @@ class Worker:
         async def finish() -> None:
             events: list[str] = []
             if batch or failed:
-                events += await self._commit(g.name, batch, results, rows, failed, started)
+                done, missing = await self._commit(g.name, batch, results, rows, failed, started)
+                events += done
+                if missing:  # left pending (not acknowledged): looked up again when claimed
+                    held = {eid for (job, _), eid in zip(batch, ids) if job.id in missing}
+                    ack[:] = [a for a in ack if a not in held]
+                    log.warning("jobs not in the journal: their entries are held until claimed",
+                                extra={"generator": g.name, "jobs": len(missing), "entries": len(held)})
             if batch:
                 self.metrics.batch_size.labels(g.name).observe(len(batch))
                 self.metrics.batch_seconds.labels(g.name).observe(time.perf_counter() - t0)
             async with self.redis.pipeline(transaction=False) as pipe:  # one round trip: announce, acknowledge
-                for ev in events:
+                for ev in events:  # first: what a caller waits for
                     pipe.publish(self.shared.keys.events, ev)
                 if ack:
                     pipe.xack(stream, GROUP, *ack)
@@ -313,27 +329,41 @@ class Worker:
         return results, rows
 
     async def _commit(self, generator: str, batch: list[tuple[Job, int]], results: list[Any],
-                      rows: list[tuple], failed: dict[str, ErrorInfo], started: float) -> list[str]:
+                      rows: list[tuple], failed: dict[str, ErrorInfo], started: float) -> tuple[list[str], set[str]]:
         """One statement (one round trip, one transaction, one WAL flush): outputs and, for
         those it inserts (each only once), their files and ledger rows; the failed jobs; the
-        others' state. Returns the events to announce: only what this commit changed."""
-        now = time.time()
+        others' state. Returns the events to announce (only what this commit changed) and the
+        jobs whose journal row is still missing after a few tries (their outputs not recorded)."""
         made = [(job, index, r) for (job, index), r in zip(batch, results) if isinstance(r, ArtifactView)]
         files = {r.id: self.artifacts.get(r.id) for _, _, r in made}
         for _, _, r in made:
             self.artifacts.discard(r.id)
-        kept = [(job.id, i, r.id, files[r.id]) for job, i, r in made if files.get(r.id) is not None]
-        async with self.shared.pool.acquire() as conn:
-            got = await commit_batch(conn, [(job.id, i, r.model_dump_json()) for job, i, r in made],
-                                     {j: json.dumps(e.model_dump(mode="json")) for j, e in failed.items()},
-                                     kept, rows, worker=self.name, now=now, started=started)
+        errors = {j: json.dumps(e.model_dump(mode="json")) for j, e in failed.items()}
+        events: list[str] = []
+        pauses = iter(MISSING_RETRY_S)
+        while True:
+            kept = [(job.id, i, r.id, files[r.id]) for job, i, r in made if files.get(r.id) is not None]
+            async with self.shared.pool.acquire() as conn:
+                got = await commit_batch(conn, [(job.id, i, r.model_dump_json()) for job, i, r in made],
+                                         errors, kept, rows, worker=self.name, now=time.time(), started=started)
+            missing = {r["job"] for r in got if r["kind"] == "missing"}
+            events += self._events(generator, made, got, missing)
+            if not missing or (pause := next(pauses, None)) is None:
+                return events, missing
+            await asyncio.sleep(pause)  # the row may be a moment behind its stream entry: again, for those only
+            made = [m for m in made if m[0].id in missing]
+            errors = {j: e for j, e in errors.items() if j in missing}
+            rows = [row for row in rows if row[LEDGER_JOB] in missing]
+
+    def _events(self, generator: str, made: list[tuple[Job, int, ArtifactView]], got: list[asyncpg.Record],
+                missing: set[str]) -> list[str]:
         fresh = {(r["job"], r["idx"]) for r in got if r["kind"] == "new"}
         events: list[str] = []
         for job, i, r in made:
             if (job.id, i) in fresh:
                 self.metrics.items.labels(generator, "done").inc()
                 events.append(output_event(job.id, i, r.model_dump(mode="json")))
-            else:
+            elif job.id not in missing:
                 self.metrics.items.labels(generator, "duplicate").inc()
         for r in got:
             if r["kind"] == "failed":

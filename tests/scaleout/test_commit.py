@@ -101,3 +101,18 @@ async def test_the_job_a_stream_entry_carries_is_the_journals(pg):
     assert (carried.status, carried.outputs, carried.terminal) == ("queued", {}, False)
     assert entry_from_payload("j3", b"{not json") is None and entry_from_payload("j3", None) is None
     assert not await journal.make_durable("never-accepted")
+
+
+async def test_a_job_without_a_journal_row_is_reported_missing_and_records_nothing(pg):
+    pool, journal = pg
+    await journal.accept(entry("j4", 1))
+    async with pool.acquire() as conn:
+        got = await commit_batch(conn, [("j4", 0, art("j4", 0)), ("ghost", 0, art("ghost", 0))],
+                                 {"ghost2": '{"code": "generation_failed", "message": "x"}'},
+                                 [file("j4", 0), file("ghost", 0)], [], worker="w1", now=time.time(),
+                                 started=time.time())
+        assert sorted((r["kind"], r["job"]) for r in got) == [
+            ("done", "j4"), ("missing", "ghost"), ("missing", "ghost2"), ("new", "j4")]
+        assert await conn.fetchval("SELECT count(*) FROM aigc_outputs WHERE job='ghost'") == 0
+        assert await conn.fetchval("SELECT count(*) FROM aigc_files WHERE job='ghost'") == 0
+    assert (await journal.get("j4")).status == "done"
