@@ -59,3 +59,6 @@ def setup_logging(fmt: str = "json", level: int = logging.INFO) -> None:
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
         server.addFilter(MalformedRequestFilter())
+    from aigc_common import http_errors  # aiohttp's own refusals answer JSON too
+
+    http_errors.install()

@@ -1,5 +1,6 @@
-"""Requests the HTTP parser cannot read, sent to a real `aigc engine` process: a 400, and one log
-line that names the error but not the bytes (a malformed line can carry the bearer token)."""
+"""Requests the HTTP parser cannot read, sent to a real `aigc engine` process: a 400 with a JSON
+error body, and one log line that names the error but not the bytes (a malformed line can carry
+the bearer token)."""
 from __future__ import annotations
 
 import json
@@ -59,7 +60,14 @@ def test_a_malformed_request_is_refused_and_logged_without_its_bytes(tmp_path):
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         for payload in PAYLOADS:
-            assert _exchange(port, payload).startswith(b"HTTP/1.0 400 "), payload[:40]
+            answer = _exchange(port, payload)
+            assert answer.startswith(b"HTTP/1.0 400 "), payload[:40]
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert b"application/json" in head.lower(), head
+            error = json.loads(body)["error"]  # JSON like every other refusal, naming no bytes
+            assert error["code"] == "bad_request" and error["field"] == "request", error
+            assert error["message"].startswith("request: could not be read as HTTP/1.1 ("), error
+            assert TOKEN.encode() not in answer
         time.sleep(0.5)  # let the engine write its lines
     finally:
         proc.terminate()
