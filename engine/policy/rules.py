@@ -215,9 +215,23 @@ def _keyword_pattern(keyword: str, form: Form) -> str:
     return f"{'' if prefix_wild else _LEFT}{body}{'' if suffix_wild else _RIGHT}"
 
 
-def _keywords_regex(keywords: Iterable[str], form: Form) -> re.Pattern[str] | None:
-    patterns = sorted({_keyword_pattern(k, form) for k in keywords})
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+# Alternatives per compiled regex. CPython compiles a regex's final program in C holding the
+# GIL throughout: one alternation of a rule's 1,000 keywords held it for up to ~50 ms at a
+# time, and the event loop of the process compiling a guild's big rule set (on a thread) stood
+# still that long, again and again. Chunks of this size hold it a few ms at a time; matching
+# costs the same (the engine tries every alternative at each position either way).
+ALTERNATION_CHUNK = 64
+
+
+def _alternations(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
+    """``patterns`` (sorted, deduplicated) as a few alternations of at most ALTERNATION_CHUNK."""
+    ordered = sorted(set(patterns))
+    return tuple(re.compile("|".join(f"(?:{p})" for p in ordered[i:i + ALTERNATION_CHUNK]))
+                 for i in range(0, len(ordered), ALTERNATION_CHUNK))
+
+
+def _keywords_regex(keywords: Iterable[str], form: Form) -> tuple[re.Pattern[str], ...]:
+    return _alternations(_keyword_pattern(k, form) for k in keywords)
 
 
 @dataclass(frozen=True)
@@ -233,28 +247,26 @@ class AllowList:
 
     def __init__(self, entries: Iterable[str]) -> None:
         entries = list(entries)
-        self._by_form: dict[Form, re.Pattern[str] | None] = {}
+        self._by_form: dict[Form, tuple[re.Pattern[str], ...]] = {}
         for form in _FORMS:  # an allowed entry covers a whole run of the joined form
-            patterns = sorted({_keyword_pattern(e, "normalized" if form == "joined" else form)
-                               for e in entries})
-            self._by_form[form] = (re.compile("|".join(f"(?:{p})" for p in patterns))
-                                   if patterns else None)
+            self._by_form[form] = _alternations(_keyword_pattern(e, "normalized" if form == "joined" else form)
+                                                for e in entries)
 
     def __bool__(self) -> bool:
-        return any(p is not None for p in self._by_form.values())
+        return any(self._by_form.values())
 
     def exempts(self, text: str, start: int, end: int, form: Form) -> bool:
-        pattern = self._by_form[form]
-        if pattern is None:
+        patterns = self._by_form[form]
+        if not patterns:
             return False
         while start > 0 and (text[start - 1].isalnum()):
             start -= 1
         while end < len(text) and text[end].isalnum():
             end += 1
         # The allowed entry must cover the whole span of words the match touched.
+        window = max(0, start - MAX_KEYWORD_CHARS * 2), min(len(text), end + MAX_KEYWORD_CHARS * 2)
         return any(m.start() <= start and m.end() >= end
-                   for m in pattern.finditer(text, max(0, start - MAX_KEYWORD_CHARS * 2),
-                                             min(len(text), end + MAX_KEYWORD_CHARS * 2)))
+                   for pattern in patterns for m in pattern.finditer(text, *window))
 
 
 @dataclass(frozen=True)
@@ -263,16 +275,13 @@ class CompiledRule:
     name: str
     category: str
     source: Source
-    keyword_re: dict[str, re.Pattern[str] | None]
+    keyword_re: dict[str, tuple[re.Pattern[str], ...]]
     regexes: tuple[Any, ...]
     allow: AllowList
 
     def find(self, forms: dict[Form, str], set_allow: AllowList) -> Match | None:
         for form, text in forms.items():
-            spans: Iterator[tuple[int, int]] = iter(())
-            kw = self.keyword_re[form]
-            if kw is not None:
-                spans = ((m.start(), m.end()) for m in kw.finditer(text))
+            spans = ((m.start(), m.end()) for kw in self.keyword_re[form] for m in kw.finditer(text))
             regex_spans = self._regex_spans(text) if form != "joined" else iter(())  # keywords only
             for start, end in chain(spans, regex_spans):
                 if self.allow.exempts(text, start, end, form) or set_allow.exempts(text, start, end, form):

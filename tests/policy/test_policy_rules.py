@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.policy import Policy, RuleError, load_global_rules, load_rules_file, parse_rules, rules_from_automod
-from engine.policy.rules import MAX_REGEX_CHARS, RuleSet
+from engine.policy.rules import ALTERNATION_CHUNK, MAX_REGEX_CHARS, RuleSet
 
 
 def verdict(text, rules):
@@ -53,6 +53,21 @@ def test_allow_list_exempts_the_words_it_covers():
     assert verdict("a document and a cucumber", r).allowed
     assert not verdict("a document and cum", r).allowed
     assert verdict("scunthorpe", rules("*cunt*", set_allow=["scunthorpe"])).allowed
+
+
+def test_big_keyword_and_allow_lists_compile_in_chunks_and_every_entry_still_counts():
+    # 200 keywords and 200 allow entries: several alternations each (ALTERNATION_CHUNK), so that
+    # compiling never holds the GIL long; a keyword or allow entry in any chunk still counts.
+    words = [f"zq{chr(97 + i // 26)}{chr(97 + i % 26)}x" for i in range(200)]
+    allow = [f"{w}ok" for w in words]
+    r = rules(*[f"{w}*" for w in words], set_allow=allow)
+    compiled = RuleSet(parse_rules(r), "guild").rules[0]
+    assert len(compiled.keyword_re["raw"]) == -(-200 // ALTERNATION_CHUNK)  # other forms may merge some
+    assert all(len(p) >= 2 for p in compiled.keyword_re.values())
+    for w in (words[0], words[100], words[-1]):
+        assert not verdict(f"say {w}s now", r).allowed, w
+        assert verdict(f"say {w}ok now", r).allowed, w  # exempted by an allow entry of its chunk
+    assert verdict("nothing to see", r).allowed
 
 
 def test_regex_rules_match_raw_and_normalized_case_insensitively():
