@@ -10,8 +10,9 @@ For each: throughput (rps, median of the rounds) and p50/p99 latency at 32 concu
 in-process engine and the API node run side by side and are measured in interleaved rounds, so
 that a shared machine's noise hits both alike; redis_2w is interleaved with inprocess_2 (the
 in-process engine again, as the reference for that phase). Then:
-  lone_overhead_ms   median over paired lone jobs (one on each path, alternating) of the Redis
-                     path's latency minus the in-process one's (issue #25's target: <= 3 ms)
+  lone_overhead_ms   median over paired lone jobs (one on each path, alternating, in
+                     counterbalanced order) of the Redis path's latency minus the in-process
+                     one's (issue #25's target: <= 3 ms)
   cpu_ms_per_job     CPU time per finished job at 32 clients, per part (the engine with its
                      generator process; or the API node, the workers, Redis, PostgreSQL: every
                      postgres process, so anything else PostgreSQL serves meanwhile counts too;
@@ -281,10 +282,18 @@ async def main() -> None:
                     # Interleaved rounds: a noisy (shared) machine hits both paths alike.
                     pairs: list[float] = []
                     for r in range(args.rounds):
-                        # Lone jobs, alternating one by one between the two paths: paired samples.
+                        # Lone jobs, alternating one by one between the two paths: paired samples,
+                        # in counterbalanced order (AB, BA, ...), so that whatever one path's job
+                        # leaves running after its answer (a journal write, a pinned core's
+                        # caches) slows each path's jobs alike.
                         for k in range(30):
-                            a = await one(http, inproc, headers, 7_000_000 + 100 * r + k)
-                            b = await one(http, redis_base, headers, 7_000_000 + 100 * r + k)
+                            seed = 7_000_000 + 100 * r + k
+                            if k % 2 == 0:
+                                a = await one(http, inproc, headers, seed)
+                                b = await one(http, redis_base, headers, seed)
+                            else:
+                                b = await one(http, redis_base, headers, seed)
+                                a = await one(http, inproc, headers, seed)
                             if k >= 3:
                                 runs["inprocess"][2].append(a)
                                 runs["redis_1w"][2].append(b)
