@@ -12,7 +12,8 @@ that a shared machine's noise hits both alike; redis_2w is interleaved with inpr
 in-process engine again, as the reference for that phase). Then:
   lone_overhead_ms   median over paired lone jobs (one on each path, alternating, in
                      counterbalanced order) of the Redis path's latency minus the in-process
-                     one's (issue #25's target: <= 3 ms)
+                     one's (issue #25's target: <= 3 ms); lone_overhead_by_round_ms: the same per
+                     round (round 0 before any 32-client burst, each later one after a burst)
   cpu_ms_per_job     CPU time per finished job at 32 clients, per part (the engine with its
                      generator process; or the API node, the workers, Redis, PostgreSQL: every
                      postgres process, so anything else PostgreSQL serves meanwhile counts too;
@@ -281,6 +282,7 @@ async def main() -> None:
                         await drive(http, base, headers, 4, 1.0)  # warm-up
                     # Interleaved rounds: a noisy (shared) machine hits both paths alike.
                     pairs: list[float] = []
+                    pairs_by_round: list[list[float]] = [[] for _ in range(args.rounds)]
                     for r in range(args.rounds):
                         # Lone jobs, alternating one by one between the two paths: paired samples,
                         # in counterbalanced order (AB, BA, ...), so that whatever one path's job
@@ -298,6 +300,7 @@ async def main() -> None:
                                 runs["inprocess"][2].append(a)
                                 runs["redis_1w"][2].append(b)
                                 pairs.append(b - a)
+                                pairs_by_round[r].append(b - a)
                         for name, base in (("inprocess", inproc), ("redis_1w", redis_base)):
                             rates, lat, lone_lat = runs[name]
                             rps, l32 = await meters[name].phase(c32(http, base, headers, args.seconds))
@@ -328,6 +331,8 @@ async def main() -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
     out["lone_overhead_ms"] = round(statistics.median(pairs) * 1000, 2)  # median of paired differences
+    # per round: round 0 comes before any 32-client burst, the others each follow one
+    out["lone_overhead_by_round_ms"] = [round(statistics.median(p) * 1000, 2) for p in pairs_by_round if p]
     out["speedup_2w_vs_1w"] = round(out["redis_2w"]["c32_rps"] / out["redis_1w"]["c32_rps"], 2)
     out["claim_idle_ms"] = args.claim_idle_ms
     out["synchronous_commit"] = not args.no_sync_commit
