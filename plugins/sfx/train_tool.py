@@ -6,6 +6,7 @@ seeded by (seed, k), and the checkpoint (RUN/ckpt.safetensors + .json) holds bot
 generator's EMA, both Adam states and the step; so N steps in one run equal N steps in several
 (tests/plugins/sfx/test_train_resume.py). Hinge loss, spectral-norm projection discriminator,
 Adam(2e-4, betas 0/0.9), EMA of the generator's weights (decay min(0.999, (1+k)/(10+k))).
+Optional: the mode-seeking term (--ms-weight) and D's minibatch-stddev feature (--mbstd).
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--ms-weight", type=float, default=0.0,
                         help="mode-seeking regulariser's weight (MSGAN, Mao et al. 2019; 0 = off)")
+    parser.add_argument("--mbstd", type=int, default=0,
+                        help="minibatch-stddev feature in the discriminator, group size (Karras et al. 2018; "
+                             "0 = off)")
     parser.add_argument("--init-from", default=None,
                         help="start a new run's generator from this exported generator (STEM): layers "
                              "copied, class embeddings matched by class name (new classes: random rows)")
@@ -46,17 +50,22 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.ms_weight <= 100.0:
         print("--ms-weight: must be between 0 and 100")
         return 2
+    if args.mbstd != 0 and not 2 <= args.mbstd <= args.batch:
+        print("--mbstd: must be 0 (off) or a group size between 2 and --batch")
+        return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
     from plugins.sfx import dataset
+    from plugins.sfx.model import Config
 
     try:
         data = dataset.join([dataset.load(d) for d in args.data])
     except (ValueError, OSError) as e:
         print(f"--data: {e}")
         return 2
-    trainer = Trainer(data, Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed, ms_weight=args.ms_weight)
+    trainer = Trainer(data, Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed, ms_weight=args.ms_weight,
+                      config=Config(classes=len(data.classes), mbstd=args.mbstd))
     if args.init_from and trainer.step == 0:
         print(trainer.init_generator(args.init_from))
     trainer.train(minutes=args.minutes, steps=args.steps, ckpt_every=args.ckpt_every)
@@ -185,6 +194,13 @@ class Trainer:
 
         real, y, z = self.batch_for(self.step)
         yf = self.fake_labels(y)
+        if self.cfg.mbstd and self.ms_weight:
+            # D's minibatch-stddev groups runs of consecutive rows, and the fakes' classes are the
+            # even rows' twice: so the reals go in as their even rows then their odd rows, and a
+            # group of reals mixes classes as a group of fakes does (otherwise the stddev would
+            # tell D the class mix, not the variety). D's loss is a mean: the order is all it changes.
+            order = torch.cat([torch.arange(0, self.batch, 2), torch.arange(1, self.batch, 2)])
+            real, y = real[order], y[order]
         fake = self.G(z, yf)
         loss_d = torch.relu(1 - self.D(real, y)).mean() + torch.relu(1 + self.D(fake.detach(), yf)).mean()
         self.opt_d.zero_grad(set_to_none=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from plugins.sfx import dataset, spectro
-from plugins.sfx.model import Config, Discriminator, Generator
+from plugins.sfx.model import Config, Discriminator, Generator, minibatch_std
 
 
 def aigc(*argv: str) -> int:
@@ -94,6 +94,25 @@ def test_model_shapes():
     assert Config.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
 
 
+def test_minibatch_stddev_discriminator_and_old_configs():
+    cfg = Config(classes=10, mbstd=4)
+    assert Config.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    d = Discriminator(cfg)
+    assert d.features_dim == 257 and d.linear.weight.shape == (1, 257)
+    x, y = torch.randn(8, 1, 128, 128), torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
+    assert d(x, y).shape == (8,)
+    # the feature sees the batch: the same clip among copies of itself scores otherwise
+    with torch.no_grad():
+        assert not torch.allclose(d(x, y)[:1], d(x[:1].expand(4, -1, -1, -1), y[:4])[:1])
+    h = torch.cat([torch.ones(4, 3), torch.tensor([[0.0] * 3, [2] * 3, [0] * 3, [2] * 3])])
+    assert minibatch_std(h, 4).flatten().tolist() == pytest.approx([1e-4] * 4 + [1.0] * 4)
+    assert minibatch_std(torch.randn(6, 3), 4).shape == (6, 1)  # groups of 3: the largest size dividing 6
+    assert minibatch_std(torch.randn(1, 3), 4).abs().max() < 1e-3
+    # a config written before the field (gan.json up to session 14) loads as before: no minibatch stddev
+    old = {k: v for k, v in cfg.to_json().items() if k != "mbstd"}
+    assert Config.from_json(old) == Config(classes=10) and Discriminator(Config.from_json(old)).features_dim == 256
+
+
 TINY = dict(nz=8, embed=4, g_channels=(16, 8, 8, 8, 4), d_channels=(4, 8, 8, 8, 16))
 
 
@@ -163,7 +182,7 @@ def test_mode_seeking_warm_started_joint_training_resumes_exactly(sfx_set, digit
     from plugins.sfx.train_tool import Trainer
 
     data = dataset.join([dataset.load(sfx_set), dataset.load(digits_set)])
-    cfg10, cfg20 = Config(classes=10, **TINY), Config(classes=20, **TINY)
+    cfg10, cfg20 = Config(classes=10, **TINY), Config(classes=20, mbstd=4, **TINY)  # D's minibatch stddev on
     src = Trainer(dataset.load(sfx_set), tmp_path / "src", batch=4, config=cfg10)
     src.train(steps=1)
     src.export(tmp_path / "src_gan")
@@ -187,6 +206,8 @@ def test_mode_seeking_warm_started_joint_training_resumes_exactly(sfx_set, digit
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="--ms-weight"):
         Trainer(data, tmp_path / "split", batch=4, config=cfg20, ms_weight=0.0)
+    with pytest.raises(ValueError, match="another config"):
+        Trainer(data, tmp_path / "split", batch=4, config=Config(classes=20, **TINY), ms_weight=0.05)
     with pytest.raises(ValueError, match="only a new run"):
         resumed.init_generator(tmp_path / "src_gan")
     # the mode-seeking pairs share classes; without the term the batch's classes are used as they are
@@ -203,9 +224,11 @@ def test_train_cli_joins_sets_and_refuses_bad_options(sfx_set, digits_set, tmp_p
     assert "--batch: must be an even number" in capsys.readouterr().out
     assert aigc(*base, "--ms-weight", "-1") == 2
     assert "--ms-weight: must be between 0 and 100" in capsys.readouterr().out
+    assert aigc(*base, "--mbstd", "1") == 2
+    assert "--mbstd: must be 0 (off) or a group size between 2 and --batch" in capsys.readouterr().out
     assert aigc(*base, "--data", str(sfx_set)) == 2
     assert "--data: data: each --data must be a different set" in capsys.readouterr().out
-    assert aigc(*base, "--data", str(digits_set), "--batch", "2", "--ms-weight", "0.1",
+    assert aigc(*base, "--data", str(digits_set), "--batch", "2", "--ms-weight", "0.1", "--mbstd", "2",
                 "--export", str(tmp_path / "g")) == 0
     meta = json.loads((tmp_path / "g.json").read_text())
-    assert meta["kind"] == "sfx+digits" and meta["classes"][10] == "digit-zero"
+    assert meta["kind"] == "sfx+digits" and meta["classes"][10] == "digit-zero" and meta["config"]["mbstd"] == 2
