@@ -12,6 +12,9 @@ held-out clips low-passed at 2 kHz, with white noise 20 dB below them, and passe
 model's own spectrogram + Griffin-Lim decode: the best a perfect spectrogram generator could
 score); ``inception_score_reference`` holds the same three sets' Inception scores. ``sanity`` holds the same figures for white noise and for a collapsed generator (one real
 clip per class, repeated): a metric that does not rank them below real data is not measuring.
+``diversity_ratio`` is the issue's figure (the ratio of the averages over kinds);
+``diversity_ratio_capped`` averages the per-kind ratios capped at 1, so that one kind gone to noise
+(more varied than real) cannot hide a collapsed one; ``diversity_ratio_per_class`` lists them.
 """
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ def figures(judge, audio, wanted, train_feats, classes: int) -> dict:
     return {"is": metrics.inception_score(probs), "fd": metrics.frechet_distance(feats, train_feats),
             "cond_acc": metrics.cond_accuracy_balanced(probs, wanted, classes),
             "diversity": metrics.diversity(feats, wanted),
+            "diversity_per_class": metrics.diversity_per_class(feats, wanted),
             "nearest": metrics.nearest_distance(feats, train_feats)}
 
 
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     from engine import sdk
-    from plugins.sfx import dataset
+    from plugins.sfx import dataset, metrics
     from plugins.sfx.generator import SfxGenerator
     from plugins.sfx.judge import judge_outputs, load_judge
     from plugins.sfx.spectro import to_audio, to_spec
@@ -110,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
     noise = torch.randn(len(real), real.shape[1], generator=torch.Generator().manual_seed(1)).mul(0.3).clamp(-1, 1)
     first = {int(c): int(np.flatnonzero(test.labels == c)[0]) for c in np.unique(test.labels)}
     collapsed = real[[first[int(c)] for c in test.labels]]
-    sanity = {name: {key: round(v, 3) for key, v in figures(judge, a, wanted_real, train_feats, k).items()}
-              for name, a in (("noise", noise), ("collapsed", collapsed))}
+    sanity = {}
+    for name, a in (("noise", noise), ("collapsed", collapsed)):
+        f = figures(judge, a, wanted_real, train_feats, k)
+        per = f.pop("diversity_per_class")
+        sanity[name] = {**{key: round(v, 3) for key, v in f.items()},
+                        "diversity_ratio_capped": round(metrics.capped_ratio(per, res_real["diversity_per_class"]), 3)}
 
     result: dict = {"plugin": "sfx", "dataset": args.dataset, "classes": list(train.classes),
                     "judge": {"stem": str(judge_stem), "test_accuracy": judge_meta.get("test_accuracy")},
@@ -147,6 +155,13 @@ def run(args: argparse.Namespace) -> int:
             "cond_acc_real": round(res_real["cond_acc"], 4),
             "fd_model": round(res["fd"], 3),
             "diversity_ratio": round(res["diversity"] / res_real["diversity"], 3),
+            # per kind, and their mean capped at 1 per kind: an over-varied kind (one that came
+            # apart into noise) cannot hide a collapsed one, as it can in diversity_ratio
+            "diversity_ratio_per_class": {kinds[c]: round(v / res_real["diversity_per_class"][c], 3)
+                                          for c, v in res["diversity_per_class"].items()
+                                          if res_real["diversity_per_class"].get(c)},
+            "diversity_ratio_capped": round(metrics.capped_ratio(res["diversity_per_class"],
+                                                                 res_real["diversity_per_class"]), 3),
             "novelty": round(res["nearest"] / res_real["nearest"], 3),
         })
     if args.json:

@@ -6,7 +6,8 @@
   engine's, through ``engine.sdk.frechet_distance``.
 * Balanced conditional accuracy: per requested class, how often the judge hears that class;
   the mean over classes.
-* Diversity: mean pairwise feature distance within a class, averaged over classes.
+* Diversity: mean pairwise feature distance within a class, averaged over classes; per class,
+  and the mean of per-class ratios to the real clips' capped at 1 (``capped_ratio``).
 * Novelty: mean distance from each clip to its nearest training clip (features).
 """
 from __future__ import annotations
@@ -29,16 +30,28 @@ def cond_accuracy_balanced(probs: torch.Tensor, wanted: torch.Tensor, classes: i
     return sum(per) / len(per)
 
 
-def diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean pairwise L2 distance between clips of the same class, averaged over classes."""
-    per = []
+def diversity_per_class(features: torch.Tensor, labels: torch.Tensor) -> dict[int, float]:
+    """Per class (with at least two clips): the mean pairwise L2 distance between its clips."""
+    per = {}
     for c in labels.unique():
         f = features[labels == c].double()
-        if len(f) < 2:
-            continue
-        d = torch.cdist(f, f)
-        per.append(float(d.sum() / (len(f) * (len(f) - 1))))
-    return sum(per) / max(1, len(per))
+        if len(f) >= 2:
+            per[int(c)] = float(torch.cdist(f, f).sum() / (len(f) * (len(f) - 1)))
+    return per
+
+
+def diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean pairwise L2 distance between clips of the same class, averaged over classes."""
+    per = diversity_per_class(features, labels)
+    return sum(per.values()) / max(1, len(per))
+
+
+def capped_ratio(generated: dict[int, float], real: dict[int, float]) -> float:
+    """The mean over classes of min(1, generated / real): a class more varied than the real one
+    (a kind that came apart into noise) cannot make up for a collapsed one, as it does in the
+    ratio of the averages."""
+    ratios = [min(1.0, generated[c] / real[c]) for c in generated if real.get(c)]
+    return sum(ratios) / max(1, len(ratios))
 
 
 def nearest_distance(features: torch.Tensor, reference: torch.Tensor, batch: int = 512) -> float:

@@ -37,6 +37,12 @@ def test_accuracy_diversity_and_novelty():
     assert metrics.cond_accuracy_balanced(probs, wanted, 3) == pytest.approx((0.5 + 0.5 + 1) / 3)
     f = torch.tensor([[0.0, 0], [3, 4], [1, 1], [1, 1]])
     assert metrics.diversity(f, torch.tensor([0, 0, 1, 1])) == pytest.approx((5 + 0) / 2)
+    assert metrics.diversity_per_class(f, torch.tensor([0, 0, 1, 1])) == pytest.approx({0: 5.0, 1: 0.0})
+    # one kind twice as varied as real and one collapsed: the ratio of averages says 1, capped says 1/2
+    real, gen = {0: 2.0, 1: 2.0}, {0: 4.0, 1: 0.0}
+    assert sum(gen.values()) / sum(real.values()) == 1.0
+    assert metrics.capped_ratio(gen, real) == pytest.approx(0.5)
+    assert metrics.capped_ratio({0: 1.0, 1: 3.0}, {0: 2.0, 1: 0.0}) == pytest.approx(0.5)  # no real spread: skipped
     assert metrics.nearest_distance(torch.tensor([[0.0, 1]]), torch.tensor([[0.0, 0], [5, 5]])) == 1.0
 
 
@@ -72,6 +78,9 @@ def test_eval_cli_end_to_end_on_a_small_set(tmp_path, capsys):
     assert got["chance"] == 0.1 and 1 <= got["inception_score"] <= 10 and got["samples"] == 20
     assert set(got["fd_reference"]) == set(got["inception_score_reference"]) == {"lowpass_2khz", "noise_20db", "griffin_lim"}
     assert set(got["sanity"]) == {"noise", "collapsed"} and got["sanity"]["collapsed"]["diversity"] == 0
+    assert got["sanity"]["collapsed"]["diversity_ratio_capped"] == 0
+    assert set(got["diversity_ratio_per_class"]) <= set(got["classes"])
+    assert 0 <= got["diversity_ratio_capped"] <= 1
     # the wrong set, or none, is refused with the rule
     assert aigc("eval", "--plugin", "sfx", "--dataset", "digits", "--data", str(data_dir), "--judge",
                 str(tmp_path / "judge")) == 2
