@@ -50,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="minibatch standard deviation in D over groups of GROUP rows (ProGAN); 0 = off")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
                      help="weight of MSGAN's mode-seeking term on G (1 in the paper); 0 = off")
+    gan.add_argument("--ms-space", choices=("pixels", "features"), default="pixels",
+                     help="where the mode-seeking term compares two latents' images: pixels (MSGAN) or "
+                          "D's feature maps, through the augmentation D saw")
     gan.add_argument("--loss", choices=("bce", "hinge"), default="bce")
     gan.add_argument("--beta1", type=float, default=0.5)
     gan.add_argument("--ema", type=float, default=0.999,
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
-                             minibatch_std=args.minibatch_std, mode_seeking=args.mode_seeking,
+                             minibatch_std=args.minibatch_std, mode_seeking=args.mode_seeking, ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,

@@ -33,6 +33,12 @@ from engine.training.posthoc_ema import snapshot_stem
 from engine.training.run_loop import end_step, run_training
 
 
+# "pixels": MSGAN as published; "features": D's feature maps (D.features), through the
+# augmentation D saw, so the cheapest pixel difference (checkerboard noise) does not pay unless D
+# sees it (plugins/emoji/MODEL_CARD.md, "Tried in #21")
+MS_SPACES = ("pixels", "features")
+
+
 @dataclass
 class GanTrainConfig:
     out: str
@@ -47,6 +53,7 @@ class GanTrainConfig:
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
     minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
+    ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
     prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
     loss: str = "bce"  # "bce" (the seed document) or "hinge" (with spectral norm on D)
@@ -150,6 +157,8 @@ class GanTrainer:
         init: dict[str, Any] = {}
         if cfg.mode_seeking < 0:
             raise ValueError(f"--mode-seeking: must be >= 0 (0 = off), got {cfg.mode_seeking}")
+        if cfg.ms_space not in MS_SPACES:
+            raise ValueError(f"--ms-space: must be one of {', '.join(MS_SPACES)}, got {cfg.ms_space!r}")
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
@@ -181,6 +190,10 @@ class GanTrainer:
         self.model_cfg = cfg.model_config(tokenizer)
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
+            was = meta.get("train", {}).get("ms_space", "pixels")  # older checkpoints: pixels
+            if was != cfg.ms_space:
+                raise ValueError(f"--resume: the checkpoint was trained with --ms-space {was}; "
+                                 f"repeat it (now: {cfg.ms_space})")
         torch.manual_seed(cfg.seed)  # weight init
         # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
         self.G = Generator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
@@ -266,11 +279,14 @@ class GanTrainer:
             self._r1_step(real, prompt, step)
 
         # (2) Update G: L_G = -E[log D(G(z))], over the k fakes D rates highest (all by default)
+        aug_state = aug_g.get_state()  # the augmentation G's batch gets (feature-space mode seeking repeats it)
         with self._autocast():
-            gen_logits = self.D(diff_augment(fake, cfg.augment, aug_g), prompt)
+            aug_fake = diff_augment(fake, cfg.augment, aug_g)
+            gen_logits = self.D(aug_fake, prompt)
             k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1
             err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
-            ms = self._mode_seeking(fake, z, prompt, step) if cfg.mode_seeking > 0 else None
+            ms = (self._mode_seeking(fake, z, prompt, step, aug_fake, aug_state)
+                  if cfg.mode_seeking > 0 else None)
         self._descend(err_g if ms is None else err_g + cfg.mode_seeking * ms, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
         if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0:
@@ -287,18 +303,45 @@ class GanTrainer:
         return out
 
     def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None,
-                      step: int) -> torch.Tensor:
+                      step: int, aug_fake: torch.Tensor | None = None,
+                      aug_state: torch.Tensor | None = None) -> torch.Tensor:
         """MSGAN (Mao et al. 2019): for a second latent z2 under the same prompts, the
         reciprocal of |G(z) - G(z2)| / |z - z2| (mean absolute differences). It grows when two
         latents give the same picture, which is what mode collapse is. The second images go
-        to this term only; D's batch is unchanged."""
+        to this term only; D's batch is unchanged. With ms_space "features" the difference is
+        taken on D's feature maps (see ``_d_features``); ``aug_fake`` is G's batch as D saw it,
+        ``aug_state`` the augmentation generator's state before it was drawn."""
         h = fake.shape[0] // 2
         z2 = torch.randn(h, self.cfg.nz, generator=step_generator(self.cfg.seed, step, 6)).to(self.device)
         half = (None if prompt is None
                 else {k: v.to(self.device) for k, v in self.tokenizer.batch(self._texts[:h]).items()})
         fake2 = self.G(z2, half)
-        ratio = (fake[:h] - fake2).abs().mean(dim=(1, 2, 3)) / (z[:h] - z2).abs().mean(dim=1)
+        if self.cfg.ms_space == "features":
+            a, b = self._d_features(fake, fake2, aug_fake, aug_state)
+        else:
+            a, b = fake[:h], fake2
+        ratio = (a - b).abs().mean(dim=(1, 2, 3)) / (z[:h] - z2).abs().mean(dim=1)
         return 1.0 / (ratio.float().mean() + 1e-5)
+
+    def _d_features(self, fake: torch.Tensor, fake2: torch.Tensor, aug_fake: torch.Tensor | None,
+                    aug_state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's feature maps of fake[:h] and fake2 (h rows each), row i of both through the
+        augmentation row i of G's batch got (so a pair differs only by what G drew), in one
+        batch of 2h rows (D's BatchNorm sees a batch of the usual size). Gradients flow into
+        D's parameters too, but only G's optimiser steps on this loss and D's gradients are
+        cleared before D's next step; D's buffers (BatchNorm's running statistics) are left as they were."""
+        h = fake2.shape[0]
+        if aug_fake is None or aug_state is None:  # called outside train_step: augment afresh
+            aug_state = torch.Generator().manual_seed(0).get_state()
+            aug_fake = diff_augment(fake, self.cfg.augment, torch.Generator().set_state(aug_state))
+        # pad fake2 to G's batch size so each row draws the same augmentation parameters as there
+        padded = torch.cat([fake2, fake[h:].detach()])
+        aug2 = diff_augment(padded, self.cfg.augment, torch.Generator().set_state(aug_state))[:h]
+        # D's own tensors, its buffers copied: BatchNorm updates the copies, not D's running statistics
+        net = self.D.features
+        state = {**dict(net.named_parameters()), **{k: v.clone() for k, v in net.named_buffers()}}
+        feats = torch.func.functional_call(net, state, (torch.cat([aug_fake[:h], aug2]),))
+        return feats[:h], feats[h:]
 
     @staticmethod
     def _descend(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:

@@ -393,9 +393,10 @@ def test_minibatch_std_and_mode_seeking_train_and_resume_exactly(folder, tmp_pat
     assert rc == 2 and "--mode-seeking: must be >= 0" in err, err
 
 
-def test_mode_seeking_term_is_large_for_a_collapsed_generator(folder, tmp_path):
+@pytest.mark.parametrize("space", ["pixels", "features"])
+def test_mode_seeking_term_is_large_for_a_collapsed_generator(folder, tmp_path, space):
     data = load_image_folder(folder, size=16)
-    tr = GanTrainer(_gan_cfg(tmp_path, mode_seeking=1.0), data)
+    tr = GanTrainer(_gan_cfg(tmp_path, mode_seeking=1.0, ms_space=space), data)
     real, prompt = tr.batch(0)
     z = torch.randn(real.shape[0], 8, generator=torch.Generator().manual_seed(1))
     tr.G.train()
@@ -407,3 +408,45 @@ def test_mode_seeking_term_is_large_for_a_collapsed_generator(folder, tmp_path):
                 m.eval()
     collapsed = tr._mode_seeking(tr.G(z, prompt), z, prompt, 0)
     assert collapsed > 100 * varied
+
+
+def test_feature_mode_seeking_round_trips_and_resumes_exactly(folder, tmp_path, capsys):
+    """--ms-space features is saved with the run; a resume must repeat it (an old checkpoint,
+    which has no ms_space, resumes as pixels); the run continues exactly, EMA included."""
+    flags = ("--ngf", "8", "--ndf", "8", "--checkpoint-every", "2", "--minibatch-std", "4",
+             "--mode-seeking", "0.2", "--ms-space", "features")
+    _exact_resume_then_export(folder, tmp_path, capsys, *flags)
+    meta = json.loads((tmp_path / "b" / "checkpoint.json").read_text())
+    assert meta["train"]["ms_space"] == "features" and meta["train"]["mode_seeking"] == 0.2
+    rc, err = _train_cli(folder, tmp_path / "b", capsys, *flags[:-2], "--resume")
+    assert rc == 2 and "--ms-space features" in err and "now: pixels" in err, err
+    with pytest.raises(ValueError, match="--ms-space: must be one of pixels, features"):
+        GanTrainer(_gan_cfg(tmp_path / "c", mode_seeking=1.0, ms_space="latents"), load_image_folder(folder, size=16))
+    # a checkpoint from before the flag resumes in pixel space, as it was trained
+    meta["train"].pop("ms_space")
+    (tmp_path / "b" / "checkpoint.json").write_text(json.dumps(meta))
+    assert _train_cli(folder, tmp_path / "b", capsys, *flags[:-2], "--resume", "--epochs", "2")[0] == 0
+
+
+def test_feature_mode_seeking_reaches_g_and_leaves_d_alone(folder, tmp_path):
+    """The feature-space term is finite, has a gradient in G's parameters, leaves D's buffers
+    (BatchNorm statistics) as they were, and does not change D's step: after one training
+    step D is the same with the term on as with it off, while G differs."""
+    data = load_image_folder(folder, size=16)
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", mode_seeking=0.2, ms_space="features", minibatch_std=4), data)
+    real, prompt = tr.batch(0)
+    z = torch.randn(real.shape[0], 8, generator=torch.Generator().manual_seed(1))
+    d_before = {k: v.clone() for k, v in tr.D.state_dict().items()}
+    term = tr._mode_seeking(tr.G(z, prompt), z, prompt, 0)
+    assert torch.isfinite(term) and term > 0
+    assert all(torch.equal(v, tr.D.state_dict()[k]) for k, v in d_before.items())  # buffers untouched
+    term.backward()
+    grads = [p.grad for p in tr.G.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+    on = GanTrainer(_gan_cfg(tmp_path / "b", mode_seeking=0.2, ms_space="features", minibatch_std=4), data)
+    off = GanTrainer(_gan_cfg(tmp_path / "c", minibatch_std=4), data)
+    on.train_step(0), off.train_step(0)
+    d_on, d_off = on.D.state_dict(), off.D.state_dict()
+    assert all(torch.equal(d_on[k], d_off[k]) for k in d_on)
+    assert not all(torch.equal(a, b) for a, b in zip(on.G.parameters(), off.G.parameters()))
