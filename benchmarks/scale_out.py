@@ -281,7 +281,6 @@ async def main() -> None:
                     for base in (inproc, redis_base):
                         await drive(http, base, headers, 4, 1.0)  # warm-up
                     # Interleaved rounds: a noisy (shared) machine hits both paths alike.
-                    pairs: list[float] = []
                     pairs_by_round: list[list[float]] = [[] for _ in range(args.rounds)]
                     for r in range(args.rounds):
                         # Lone jobs, alternating one by one between the two paths: paired samples,
@@ -299,7 +298,6 @@ async def main() -> None:
                             if k >= 3:
                                 runs["inprocess"][2].append(a)
                                 runs["redis_1w"][2].append(b)
-                                pairs.append(b - a)
                                 pairs_by_round[r].append(b - a)
                         for name, base in (("inprocess", inproc), ("redis_1w", redis_base)):
                             rates, lat, lone_lat = runs[name]
@@ -330,6 +328,7 @@ async def main() -> None:
         await redis.aclose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
+    pairs = [d for p in pairs_by_round for d in p]
     out["lone_overhead_ms"] = round(statistics.median(pairs) * 1000, 2)  # median of paired differences
     # per round: round 0 comes before any 32-client burst, the others each follow one
     out["lone_overhead_by_round_ms"] = [round(statistics.median(p) * 1000, 2) for p in pairs_by_round if p]

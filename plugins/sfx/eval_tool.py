@@ -60,10 +60,11 @@ def figures(judge, audio, wanted, train_feats, classes: int) -> dict:
     from plugins.sfx.judge import judge_outputs
 
     probs, feats = judge_outputs(judge, audio)
+    per_class = metrics.diversity_per_class(feats, wanted)  # pairwise distances once, for both figures
     return {"is": metrics.inception_score(probs), "fd": metrics.frechet_distance(feats, train_feats),
             "cond_acc": metrics.cond_accuracy_balanced(probs, wanted, classes),
-            "diversity": metrics.diversity(feats, wanted),
-            "diversity_per_class": metrics.diversity_per_class(feats, wanted),
+            "diversity": metrics.average(per_class),
+            "diversity_per_class": per_class,
             "nearest": metrics.nearest_distance(feats, train_feats)}
 
 

@@ -40,10 +40,14 @@ def diversity_per_class(features: torch.Tensor, labels: torch.Tensor) -> dict[in
     return per
 
 
+def average(per_class: dict[int, float]) -> float:
+    """The mean over classes of a per-class figure (0 for none)."""
+    return sum(per_class.values()) / max(1, len(per_class))
+
+
 def diversity(features: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean pairwise L2 distance between clips of the same class, averaged over classes."""
-    per = diversity_per_class(features, labels)
-    return sum(per.values()) / max(1, len(per))
+    return average(diversity_per_class(features, labels))
 
 
 def capped_ratio(generated: dict[int, float], real: dict[int, float]) -> float:
