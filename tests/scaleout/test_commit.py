@@ -116,3 +116,25 @@ async def test_a_job_without_a_journal_row_is_reported_missing_and_records_nothi
         assert await conn.fetchval("SELECT count(*) FROM aigc_outputs WHERE job='ghost'") == 0
         assert await conn.fetchval("SELECT count(*) FROM aigc_files WHERE job='ghost'") == 0
     assert (await journal.get("j4")).status == "done"
+
+
+async def test_a_commit_looks_jobs_up_by_key_after_the_table_grew(pg):
+    """Plans cached while ``aigc_jobs`` was tiny (a new database, no ANALYZE since: autovacuum
+    off or behind) must not turn every commit's foreign-key checks into scans of the whole table
+    once it holds thousands of jobs (open_pool: enable_seqscan off)."""
+    pool, journal = pg
+    await journal.accept(entry("warm", 1), flush=False)
+    async with pool.acquire() as conn:
+        await commit(conn, "warm", 0, "w1")  # plans made and cached on a one-row table
+        await conn.execute(
+            "INSERT INTO aigc_jobs (id, request, command, options, seed, count, action, action_options, "
+            "visible_mark, status, created, updated) SELECT 'bulk' || g, '{}', 'emoji', '{}', g, 1, 'generate', "
+            "'{}', true, 'done', 0, 0 FROM generate_series(1, 3000) AS g")
+        await journal.accept(entry("late", 1), flush=False)
+        scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'aigc_jobs'"
+        async with conn.transaction():  # (the view also counts what is not yet flushed from before)
+            before = await conn.fetchval(scans)
+            got = await commit(conn, "late", 0, "w1")
+            after = await conn.fetchval(scans)
+    assert {r["kind"] for r in got} == {"new", "done"}
+    assert after - before == 0
