@@ -39,10 +39,11 @@ class Node:
     port: int
     proc: subprocess.Popen
     log: Path
+    host: str = "127.0.0.1"  # its address (another host's, when it runs in a network namespace)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -68,22 +69,25 @@ class Cluster:
                 "AIGC_WARMUP": "false", "AIGC_THREADS": "1", "AIGC_LOG_FORMAT": "text",
                 "AIGC_CLAIM_IDLE_MS": "1500", "AIGC_DATA_DIR": str(self.tmp / "data"), **self.env_extra, **extra}
 
-    def _spawn(self, kind: str, name: str, args: list[str], env: dict[str, str]) -> Node:
+    def _spawn(self, kind: str, name: str, args: list[str], env: dict[str, str], netns: str | None,
+               host: str | None) -> Node:
         port = free_port()
         log = self.tmp / f"{name}.log"
-        args = [*args, "--port", str(port)]
+        args = [*args, "--port", str(port), *(["--host", host] if host else [])]
+        # in a network namespace: `ip netns exec` execs the command, so the pid is the node's own
+        where = ["ip", "netns", "exec", netns] if netns else []
         with open(log, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "aigc.cli", kind, *args], cwd=ROOT, env=env,
+            proc = subprocess.Popen([*where, sys.executable, "-m", "aigc.cli", kind, *args], cwd=ROOT, env=env,
                                     stdout=out, stderr=subprocess.STDOUT)
-        node = Node(kind, name, port, proc, log)
+        node = Node(kind, name, port, proc, log, host or "127.0.0.1")
         self.nodes.append(node)
         return node
 
-    def api(self, name: str, **env: str) -> Node:
-        return self._spawn("engine", name, [], self.env(**env))
+    def api(self, name: str, *, netns: str | None = None, host: str | None = None, **env: str) -> Node:
+        return self._spawn("engine", name, [], self.env(**env), netns, host)
 
-    def worker(self, name: str, **env: str) -> Node:
-        return self._spawn("worker", name, ["--name", name], self.env(**env))
+    def worker(self, name: str, *, netns: str | None = None, host: str | None = None, **env: str) -> Node:
+        return self._spawn("worker", name, ["--name", name], self.env(**env), netns, host)
 
     async def ready(self, *nodes: Node, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
