@@ -202,12 +202,17 @@ async def recovery(base: str, headers: dict, redis, stream: str, workers: dict[s
     """Seconds from a worker's kill -9 until every entry it held is acknowledged by another
     worker and every job of the burst is done."""
     async with aiohttp.ClientSession() as http:
-        ids = []
-        for k in range(96):
+        async def post(k: int) -> str:
             async with http.post(f"{base}/v1/jobs", json={**BODY, "seed": 9_000_000 + k}, headers=headers) as r:
-                ids.append((await r.json())["id"])
+                return (await r.json())["id"]
+        # all at once, so that entries pile up faster than two workers drain them (posted one by
+        # one, each could be done before the next arrives, and no worker would ever hold any)
+        posting = asyncio.gather(*(post(k) for k in range(96)))
         victim = None
+        deadline = time.monotonic() + 60
         while victim is None:  # frozen first, so that it cannot acknowledge between our look and the kill
+            if time.monotonic() > deadline:
+                raise RuntimeError("recovery: no worker was seen holding entries")
             info = await redis.xpending(stream, "workers")
             name = next((c["name"].decode() for c in info.get("consumers") or [] if int(c["pending"]) > 0), None)
             if name is None:
@@ -221,6 +226,7 @@ async def recovery(base: str, headers: dict, redis, stream: str, workers: dict[s
         workers[victim].send_signal(signal.SIGKILL)
         killed = time.perf_counter()
         workers[victim].wait()
+        ids = await posting
         while await redis.xpending_range(stream, "workers", "-", "+", 1, victim):
             await asyncio.sleep(0.02)  # claimed by the other worker (after claim_idle_ms) and redone
         for job_id in ids:  # every job of the burst
