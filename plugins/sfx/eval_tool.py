@@ -15,6 +15,7 @@ clip per class, repeated): a metric that does not rank them below real data is n
 ``diversity_ratio`` is the issue's figure (the ratio of the averages over kinds);
 ``diversity_ratio_capped`` averages the per-kind ratios capped at 1, so that one kind gone to noise
 (more varied than real) cannot hide a collapsed one; ``diversity_ratio_per_class`` lists them.
+``cond_acc_per_class`` is the judge's accuracy per kind (its mean is ``cond_acc_balanced``).
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ def figures(judge, audio, wanted, train_feats, classes: int) -> dict:
     per_class = metrics.diversity_per_class(feats, wanted)  # pairwise distances once, for both figures
     return {"is": metrics.inception_score(probs), "fd": metrics.frechet_distance(feats, train_feats),
             "cond_acc": metrics.cond_accuracy_balanced(probs, wanted, classes),
+            "cond_acc_per_class": metrics.cond_accuracy_per_class(probs, wanted, classes),
             "diversity": metrics.average(per_class),
             "diversity_per_class": per_class,
             "nearest": metrics.nearest_distance(feats, train_feats)}
@@ -119,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     for name, a in (("noise", noise), ("collapsed", collapsed)):
         f = figures(judge, a, wanted_real, train_feats, k)
         per = f.pop("diversity_per_class")
+        f.pop("cond_acc_per_class")
         sanity[name] = {**{key: round(v, 3) for key, v in f.items()},
                         "diversity_ratio_capped": round(metrics.capped_ratio(per, res_real["diversity_per_class"]), 3)}
 
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             "inception_score_ratio": round(res["is"] / res_real["is"], 3),
             "cond_acc_balanced": round(res["cond_acc"], 4),
             "cond_acc_real": round(res_real["cond_acc"], 4),
+            # per kind: how often the judge hears the kind asked for (its mean is cond_acc_balanced)
+            "cond_acc_per_class": {kinds[c]: round(v, 3) for c, v in res["cond_acc_per_class"].items()},
             "fd_model": round(res["fd"], 3),
             "diversity_ratio": round(res["diversity"] / res_real["diversity"], 3),
             # per kind, and their mean capped at 1 per kind: an over-varied kind (one that came

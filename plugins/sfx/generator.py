@@ -27,13 +27,15 @@ VARIATION_ANGLE = 0.6  # radians between a source latent and its variations' lat
 GRIFFIN_LIM_ITERS = 48
 
 
-def latent(nz: int, seed: int, index: int, variety: float) -> torch.Tensor:
+def latent(nz: int, seed: int, index: int, variety: float, scale: float = 1.0) -> torch.Tensor:
     """(1, nz): N(0, I), truncated for variety < 1 by resampling entries beyond
-    0.5 + 1.5 * variety (the truncation trick) from a generator seeded by (seed, index)."""
+    (0.5 + 1.5 * variety) * scale (the truncation trick) from a generator seeded by (seed, index).
+    ``scale`` is the served model's calibration for the kind (gan.json ``truncation_scale``,
+    1 = none): variety 1 is never truncated, whatever the scale."""
     z = sdk.normal((1, nz), seed, index, "z")
     if variety >= 1.0:
         return z
-    threshold = 0.5 + 1.5 * max(0.0, float(variety))
+    threshold = (0.5 + 1.5 * max(0.0, float(variety))) * float(scale)
     g = torch.Generator().manual_seed(sdk.derive_seed(seed, index, "truncate"))
     for _ in range(32):
         outside = z.abs() > threshold
@@ -69,12 +71,22 @@ class SfxGenerator(sdk.Generator):
     def warmup(self) -> None:
         self.generate([sdk.Item(command="sfx", options={"kind": self.classes[0]}, seed=0, index=0)])
 
+    def truncation_scale(self, kind: str) -> float:
+        """The model's truncation calibration for ``kind`` (gan.json: ``truncation_scale``, a
+        factor on the threshold for every kind, and ``truncation_scale_per_class`` overriding it
+        per kind; both absent = 1, the plain mapping). A generator whose outputs are less varied
+        than real data at a given threshold gets a wider one, so that a user's ``variety`` means
+        about the same spread relative to real sounds from one served model to the next."""
+        per = self.config.get("truncation_scale_per_class") or {}
+        return float(per.get(kind, self.config.get("truncation_scale", 1.0)))
+
     def _latent(self, item: sdk.Item, nz: int) -> torch.Tensor:
         variety = float(item.options.get("variety", 0.7))
+        scale = self.truncation_scale(str(item.options["kind"]))
         if item.action == "variations" and item.source is not None:
-            src = latent(nz, item.source[0], item.source[1], variety)
+            src = latent(nz, item.source[0], item.source[1], variety, scale)
             return math.cos(VARIATION_ANGLE) * src + math.sin(VARIATION_ANGLE) * item.noise((1, nz), "variation")
-        return latent(nz, item.seed, item.index, variety)
+        return latent(nz, item.seed, item.index, variety, scale)
 
     def spectrograms(self, items: list[sdk.Item]) -> torch.Tensor:
         """(B, 1, 128, 128) in [-1, 1], one per item."""

@@ -4,8 +4,8 @@
   figure for SC09), for generated and for held-out real clips.
 * Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017): the
   engine's, through ``engine.sdk.frechet_distance``.
-* Balanced conditional accuracy: per requested class, how often the judge hears that class;
-  the mean over classes.
+* Balanced conditional accuracy: per requested class, how often the judge hears that class
+  (``cond_accuracy_per_class``); the mean over classes.
 * Diversity: mean pairwise feature distance within a class, averaged over classes; per class,
   and the mean of per-class ratios to the real clips' capped at 1 (``capped_ratio``).
 * Novelty: mean distance from each clip to its nearest training clip (features).
@@ -24,10 +24,14 @@ def inception_score(probs: torch.Tensor, eps: float = 1e-12) -> float:
     return float(kl.mean().exp())
 
 
-def cond_accuracy_balanced(probs: torch.Tensor, wanted: torch.Tensor, classes: int) -> float:
+def cond_accuracy_per_class(probs: torch.Tensor, wanted: torch.Tensor, classes: int) -> dict[int, float]:
+    """Per requested class (with at least one clip): how often the judge hears that class."""
     hit = (probs.argmax(1) == wanted).double()
-    per = [float(hit[wanted == c].mean()) for c in range(classes) if bool((wanted == c).any())]
-    return sum(per) / len(per)
+    return {c: float(hit[wanted == c].mean()) for c in range(classes) if bool((wanted == c).any())}
+
+
+def cond_accuracy_balanced(probs: torch.Tensor, wanted: torch.Tensor, classes: int) -> float:
+    return average(cond_accuracy_per_class(probs, wanted, classes))
 
 
 def diversity_per_class(features: torch.Tensor, labels: torch.Tensor) -> dict[int, float]:

@@ -6,7 +6,9 @@ seeded by (seed, k), and the checkpoint (RUN/ckpt.safetensors + .json) holds bot
 generator's EMA, both Adam states and the step; so N steps in one run equal N steps in several
 (tests/plugins/sfx/test_train_resume.py). Hinge loss, spectral-norm projection discriminator,
 Adam(2e-4, betas 0/0.9), EMA of the generator's weights (decay min(0.999, (1+k)/(10+k))).
-Optional: the mode-seeking term (--ms-weight) and D's minibatch-stddev feature (--mbstd).
+Optional: the mode-seeking term (--ms-weight, per class with --ms-weight-per-class), D's
+minibatch-stddev feature (--mbstd), and a discriminator warm-up with the generator held
+(--d-warmup, for a warm start with a fresh D).
 """
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--ms-weight", type=float, default=0.0,
                         help="mode-seeking regulariser's weight (MSGAN, Mao et al. 2019; 0 = off)")
+    parser.add_argument("--ms-weight-per-class", default=None, metavar="KIND=W,...",
+                        help="mode-seeking weight per class (e.g. alarm=0.4,blip=0); the classes not named "
+                             "keep --ms-weight. Each latent pair's term is then w_class / ratio of that pair")
+    parser.add_argument("--d-warmup", type=int, default=0,
+                        help="the first N steps of the run train D only (G and its EMA held): a fresh D "
+                             "learns the warm-started G before G follows its gradients (0 = off)")
     parser.add_argument("--mbstd", type=int, default=0,
                         help="minibatch-stddev feature in the discriminator, group size (Karras et al. 2018; "
                              "0 = off)")
@@ -53,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if args.mbstd != 0 and not 2 <= args.mbstd <= args.batch:
         print("--mbstd: must be 0 (off) or a group size between 2 and --batch")
         return 2
+    if not 0 <= args.d_warmup <= 10**6:
+        print("--d-warmup: must be between 0 and 1000000 steps")
+        return 2
     import torch
 
     torch.set_num_threads(max(1, args.threads))
@@ -64,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"--data: {e}")
         return 2
+    try:
+        per_class = parse_per_class(args.ms_weight_per_class, data.classes)
+    except ValueError as e:
+        print(f"--ms-weight-per-class: {e}")
+        return 2
     trainer = Trainer(data, Path(args.out), batch=args.batch, lr=args.lr, seed=args.seed, ms_weight=args.ms_weight,
-                      config=Config(classes=len(data.classes), mbstd=args.mbstd))
+                      config=Config(classes=len(data.classes), mbstd=args.mbstd), ms_weight_per_class=per_class,
+                      d_warmup=args.d_warmup)
     if args.init_from and trainer.step == 0:
         print(trainer.init_generator(args.init_from))
     trainer.train(minutes=args.minutes, steps=args.steps, ckpt_every=args.ckpt_every)
@@ -75,15 +92,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_per_class(text: str | None, classes) -> dict[str, float]:
+    """"alarm=0.4,blip=0" -> {"alarm": 0.4, "blip": 0.0}; every name must be one of ``classes``."""
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in classes:
+            raise ValueError(f"{part.strip()!r}: expected KIND=WEIGHT with KIND one of {', '.join(classes)}")
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r}: the weight is not a number") from None
+        if not 0.0 <= w <= 100.0:
+            raise ValueError(f"{part.strip()!r}: the weight must be between 0 and 100")
+        out[name] = w
+    return out
+
+
 class Trainer:
     def __init__(self, data, out: Path, batch: int = 32, lr: float = 2e-4, seed: int = 0,
-                 ema: float = 0.999, config=None, ms_weight: float = 0.0):
+                 ema: float = 0.999, config=None, ms_weight: float = 0.0,
+                 ms_weight_per_class: dict[str, float] | None = None, d_warmup: int = 0):
         import torch
 
         from plugins.sfx.model import Config, Discriminator, Generator
 
         self.data, self.out, self.batch, self.seed, self.ema_decay = data, out, batch, seed, ema
         self.ms_weight = ms_weight
+        # per class: {name: weight}, the others keep ms_weight; empty = the single weight (the
+        # original loss, w / mean ratio, exactly as runs before session 16 trained)
+        self.ms_weight_per_class = dict(ms_weight_per_class or {})
+        self.ms_class_weights = torch.tensor([self.ms_weight_per_class.get(c, ms_weight) for c in data.classes])
+        self.d_warmup = int(d_warmup)
         self.cfg = config or Config(classes=len(data.classes))
         torch.manual_seed(seed)  # only the initial weights come from the global generator
         self.G, self.D = Generator(self.cfg), Discriminator(self.cfg)
@@ -109,6 +152,10 @@ class Trainer:
         meta = {"step": self.step, "seed": self.seed, "batch": self.batch, "config": self.cfg.to_json(),
                 "classes": list(self.data.classes), "kind": self.data.kind, "opt_g": groups_g, "opt_d": groups_d,
                 "elapsed_s": self.elapsed_s, "history": self.history[-200:], "ms_weight": self.ms_weight}
+        if self.ms_weight_per_class:  # only when set: older runs' checkpoints stay as they were
+            meta["ms_weight_per_class"] = self.ms_weight_per_class
+        if self.d_warmup:
+            meta["d_warmup"] = self.d_warmup
         return {**tensors, **tg, **td}, meta
 
     def save(self) -> None:
@@ -124,9 +171,11 @@ class Trainer:
         from plugins.sfx.model import Config
 
         if (Config.from_json(meta["config"]) != self.cfg or meta["batch"] != self.batch or meta["seed"] != self.seed
-                or meta.get("ms_weight", 0.0) != self.ms_weight or tuple(meta["classes"]) != self.data.classes):
-            raise ValueError(f"--out: {self.out} holds a run with another config, batch, seed, --ms-weight or "
-                             "classes; use a new folder")
+                or meta.get("ms_weight", 0.0) != self.ms_weight or tuple(meta["classes"]) != self.data.classes
+                or meta.get("ms_weight_per_class", {}) != self.ms_weight_per_class
+                or meta.get("d_warmup", 0) != self.d_warmup):
+            raise ValueError(f"--out: {self.out} holds a run with another config, batch, seed, --ms-weight, "
+                             "--ms-weight-per-class, --d-warmup or classes; use a new folder")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ck.restore_module(module, name, tensors)
         ck.restore_optimizer(self.opt_g, "opt_g", tensors, meta["opt_g"])
@@ -185,36 +234,51 @@ class Trainer:
         clip, so these keep its class mix), twice."""
         import torch
 
-        if not self.ms_weight:
+        if not self.mode_seeking:
             return y
         return torch.cat([y[0::2], y[0::2]])
+
+    @property
+    def mode_seeking(self) -> bool:
+        return bool(self.ms_weight) or any(w > 0 for w in self.ms_weight_per_class.values())
 
     def train_step(self) -> dict:
         import torch
 
         real, y, z = self.batch_for(self.step)
         yf = self.fake_labels(y)
-        if self.cfg.mbstd and self.ms_weight:
+        if self.cfg.mbstd and self.mode_seeking:
             # D's minibatch-stddev groups runs of consecutive rows, and the fakes' classes are the
             # even rows' twice: so the reals go in as their even rows then their odd rows, and a
             # group of reals mixes classes as a group of fakes does (otherwise the stddev would
             # tell D the class mix, not the variety). D's loss is a mean: the order is all it changes.
             order = torch.cat([torch.arange(0, self.batch, 2), torch.arange(1, self.batch, 2)])
             real, y = real[order], y[order]
-        fake = self.G(z, yf)
+        warmup = self.step < self.d_warmup
+        with torch.set_grad_enabled(not warmup):
+            fake = self.G(z, yf)
         loss_d = torch.relu(1 - self.D(real, y)).mean() + torch.relu(1 + self.D(fake.detach(), yf)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
+        if warmup:  # D's warm-up: G (and so its EMA) held
+            self.step += 1
+            return {"step": self.step, "loss_d": loss_d.item(), "loss_g": 0.0, "d_warmup": 1}
         loss_g = -self.D(fake, yf).mean()
         rec = {}
-        if self.ms_weight:
+        if self.mode_seeking:
             # MSGAN (Mao et al. 2019): two latents of one class should give outputs as far apart
             # as the latents are; penalise 1 / (|G(z1)-G(z2)| / |z1-z2|)
             half = self.batch // 2
-            ratio = ((fake[:half] - fake[half:]).abs().mean((1, 2, 3))
-                     / (z[:half] - z[half:]).abs().mean(1)).mean()
-            loss_g = loss_g + self.ms_weight / (ratio + 1e-5)
+            pair = ((fake[:half] - fake[half:]).abs().mean((1, 2, 3))
+                    / (z[:half] - z[half:]).abs().mean(1))
+            ratio = pair.mean()
+            if self.ms_weight_per_class:
+                # per class: each pair's own term, weighted by its class's weight (the pairs of
+                # a class pushed apart as hard as its weight says; weight 0: not pushed at all)
+                loss_g = loss_g + (self.ms_class_weights[yf[:half]] / (pair + 1e-5)).mean()
+            else:
+                loss_g = loss_g + self.ms_weight / (ratio + 1e-5)
             rec["ms_ratio"] = ratio.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()

@@ -232,3 +232,60 @@ def test_train_cli_joins_sets_and_refuses_bad_options(sfx_set, digits_set, tmp_p
                 "--export", str(tmp_path / "g")) == 0
     meta = json.loads((tmp_path / "g.json").read_text())
     assert meta["kind"] == "sfx+digits" and meta["classes"][10] == "digit-zero" and meta["config"]["mbstd"] == 2
+
+
+def test_per_class_mode_seeking_and_d_warmup_resume_exactly(sfx_set, tmp_path, capsys):
+    """Session 16: --ms-weight-per-class (each latent pair's term weighted by its class) and
+    --d-warmup (D-only steps with G held) are saved in the run, checked on resume, and resume
+    exactly; a run without them keeps the single-weight loss and its checkpoint as before."""
+    from plugins.sfx.train_tool import Trainer, parse_per_class
+
+    data = dataset.load(sfx_set)
+    cfg = Config(classes=10, mbstd=4, **TINY)
+    per = {"alarm": 0.4, "blip": 0.0}
+    kw = dict(batch=4, config=cfg, ms_weight=0.15, ms_weight_per_class=per, d_warmup=2)
+    straight = Trainer(data, tmp_path / "straight", **kw)
+    g0 = {k: v.clone() for k, v in straight.G.state_dict().items()}
+    assert straight.train_step()["d_warmup"] == 1 and straight.train_step()["d_warmup"] == 1
+    for k, v in straight.G.state_dict().items():  # G and its EMA held during D's warm-up
+        assert torch.equal(v, g0[k]) and torch.equal(straight.G_ema.state_dict()[k], g0[k]), k
+    assert straight.train_step()["ms_ratio"] > 0  # then G trains, with the per-class term
+    assert not torch.equal(straight.G.fc.weight, g0["fc.weight"])
+    straight.train(steps=5, ckpt_every=100)
+    first = Trainer(data, tmp_path / "split", **kw)
+    first.train(steps=3, ckpt_every=100)
+    resumed = Trainer(data, tmp_path / "split", **kw)
+    resumed.train(steps=5, ckpt_every=100)
+    a, meta_a = _tensors(straight)
+    b, meta_b = _tensors(resumed)
+    assert meta_a == meta_b and meta_a["ms_weight_per_class"] == per and meta_a["d_warmup"] == 2
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.ms_class_weights[data.classes.index("alarm")] == pytest.approx(0.4)
+    assert resumed.ms_class_weights[data.classes.index("blip")] == 0.0
+    assert resumed.ms_class_weights[data.classes.index("coin")] == pytest.approx(0.15)
+    for other in (dict(kw, ms_weight_per_class={"alarm": 0.3, "blip": 0.0}), dict(kw, ms_weight_per_class=None),
+                  dict(kw, d_warmup=0)):
+        with pytest.raises(ValueError, match="--ms-weight-per-class, --d-warmup"):
+            Trainer(data, tmp_path / "split", **other)
+    # a run without the new options writes no new keys (old checkpoints resume unchanged)
+    plain = Trainer(data, tmp_path / "plain", batch=4, config=cfg, ms_weight=0.15)
+    assert "ms_weight_per_class" not in plain.state()[1] and "d_warmup" not in plain.state()[1]
+    # per-class weights alone switch the pairs on, even with --ms-weight 0
+    only = Trainer(data, tmp_path / "only", batch=4, config=cfg, ms_weight_per_class={"alarm": 0.4})
+    y = torch.tensor([0, 3, 5, 9])
+    assert only.mode_seeking and only.fake_labels(y).tolist() == [0, 5, 0, 5]
+    assert not Trainer(data, tmp_path / "zero", batch=4, config=cfg, ms_weight_per_class={"blip": 0.0}).mode_seeking
+    # parsing and the CLI
+    assert parse_per_class("alarm=0.4, blip=0", data.classes) == per and parse_per_class(None, data.classes) == {}
+    for bad in ("alarm", "nosuch=1", "alarm=x", "alarm=-1"):
+        with pytest.raises(ValueError):
+            parse_per_class(bad, data.classes)
+    base = ("train", "sfx", "--data", str(sfx_set), "--out", str(tmp_path / "cli"), "--steps", "2", "--batch", "4")
+    assert aigc(*base, "--ms-weight-per-class", "nosuch=1") == 2
+    assert "--ms-weight-per-class: 'nosuch=1'" in capsys.readouterr().out
+    assert aigc(*base, "--d-warmup", "-1") == 2
+    assert "--d-warmup: must be between" in capsys.readouterr().out
+    assert aigc(*base, "--ms-weight-per-class", "alarm=0.4,blip=0", "--d-warmup", "1", "--mbstd", "4") == 0
+    meta = json.loads((tmp_path / "cli" / "ckpt.json").read_text())
+    assert meta["ms_weight_per_class"] == per and meta["d_warmup"] == 1 and meta["step"] == 2

@@ -35,6 +35,8 @@ def test_accuracy_diversity_and_novelty():
     wanted = torch.tensor([0, 1, 1, 2, 2, 0])
     # per class: 0 -> 1/2, 1 -> 1/2, 2 -> 2/2
     assert metrics.cond_accuracy_balanced(probs, wanted, 3) == pytest.approx((0.5 + 0.5 + 1) / 3)
+    assert metrics.cond_accuracy_per_class(probs, wanted, 3) == pytest.approx({0: 0.5, 1: 0.5, 2: 1.0})
+    assert metrics.cond_accuracy_per_class(probs[:2], wanted[:2], 3) == pytest.approx({0: 1.0, 1: 0.0})  # no 2
     f = torch.tensor([[0.0, 0], [3, 4], [1, 1], [1, 1]])
     assert metrics.diversity(f, torch.tensor([0, 0, 1, 1])) == pytest.approx((5 + 0) / 2)
     assert metrics.diversity_per_class(f, torch.tensor([0, 0, 1, 1])) == pytest.approx({0: 5.0, 1: 0.0})
@@ -81,6 +83,11 @@ def test_eval_cli_end_to_end_on_a_small_set(tmp_path, capsys):
     assert got["sanity"]["collapsed"]["diversity_ratio_capped"] == 0
     assert set(got["diversity_ratio_per_class"]) <= set(got["classes"])
     assert 0 <= got["diversity_ratio_capped"] <= 1
+    # per kind accuracy: one entry per kind asked for, their mean the balanced figure
+    assert set(got["cond_acc_per_class"]) == set(got["kinds"])
+    per_acc = got["cond_acc_per_class"].values()
+    assert sum(per_acc) / len(per_acc) == pytest.approx(got["cond_acc_balanced"], abs=2e-3)
+    assert "cond_acc_per_class" not in got["sanity"]["noise"]
     # the wrong set, or none, is refused with the rule
     assert aigc("eval", "--plugin", "sfx", "--dataset", "digits", "--data", str(data_dir), "--judge",
                 str(tmp_path / "judge")) == 2

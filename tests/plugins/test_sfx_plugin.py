@@ -87,6 +87,49 @@ def test_variations_stay_near_their_source(gen):
     assert float(cos) > 0.6 and float((far - src).abs().mean()) > 0
 
 
+def test_truncation_calibration_per_kind(tmp_path):
+    """gan.json's truncation_scale (all kinds) and truncation_scale_per_class widen or narrow the
+    truncation threshold per kind; absent, the latents are the plain mapping's; variety 1 is
+    never truncated; outputs stay the same alone as in a batch."""
+    import json
+    import shutil
+
+    import torch
+
+    from plugins.sfx.generator import HERE, SfxGenerator, latent
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(HERE / f"gan{suffix}", tmp_path / f"gan{suffix}")
+    cfg = json.loads((tmp_path / "gan.json").read_text())
+    for key in ("truncation_scale", "truncation_scale_per_class"):
+        cfg.pop(key, None)
+    (tmp_path / "gan.json").write_text(json.dumps(cfg))
+    plain = SfxGenerator(tmp_path / "gan")
+    plain.load("cpu")
+    nz = plain.model.cfg.nz
+    assert plain.truncation_scale("coin") == 1.0
+    assert torch.equal(plain._latent(items("coin", seed=5)[0], nz), latent(nz, 5, 0, 0.7))
+    assert torch.equal(latent(nz, 5, 0, 0.7, 1.0), latent(nz, 5, 0, 0.7))
+    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": 1.3,
+                                                   "truncation_scale_per_class": {"blip": 0.5}}))
+    cal = SfxGenerator(tmp_path / "gan")
+    cal.load("cpu")
+    assert (cal.truncation_scale("coin"), cal.truncation_scale("blip")) == (1.3, 0.5)
+    for seed in range(20):
+        z_coin = cal._latent(items("coin", seed=seed)[0], nz)
+        z_blip = cal._latent(items("blip", seed=seed)[0], nz)
+        assert float(z_coin.abs().max()) <= 1.55 * 1.3 + 1e-6 and float(z_blip.abs().max()) <= 1.55 * 0.5 + 1e-6
+        assert torch.equal(z_coin, latent(nz, seed, 0, 0.7, 1.3))
+        # variety 1: the plain normal whatever the scale
+        assert torch.equal(cal._latent(items("blip", seed=seed, variety=1.0)[0], nz), latent(nz, seed, 0, 1.0))
+    wider = [cal._latent(items("coin", seed=s)[0], nz) for s in range(20)]
+    assert any(float(z.abs().max()) > 1.55 for z in wider)  # beyond the plain threshold: it did widen
+    alone = [cal.generate([it])[0].data for it in items("blip", n=2)]
+    batched = [o.data for o in cal.generate(items("coin", seed=2, n=3) + items("blip", n=2))][3:]
+    for a, b in zip(alone, batched):
+        assert np.array_equal(a, b)
+
+
 def test_files_carry_the_labels_and_the_audible_cue(gen):
     from plugins.sfx.encode import audible_cue, encode_ogg, encode_wav
 
