@@ -73,9 +73,6 @@ class EngineSettings(BaseSettings):
     claim_idle_ms: int = Field(30_000, ge=100, le=3_600_000,
                                description="a worker's unacknowledged entries are claimed by others after this")
     log_format: Literal["json", "text"] = "json"
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        "uvloop", description="the engine's and workers' event loop: uvloop (the standard loop where it is "
-                              "not installed) or the standard library's asyncio")
 
     @field_validator("device")
     @classmethod

@@ -9,7 +9,6 @@ from aiohttp import web
 
 from engine.cli import settings_or_exit
 from aigc_common.logs import setup_logging
-from aigc_common.loop import new_loop
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -36,6 +35,5 @@ def run(args: argparse.Namespace) -> int:
 
     app = build_app(Engine(settings), token)
     web.run_app(app, host=settings.engine_host, port=settings.engine_port, access_log=None,
-                loop=new_loop(settings.event_loop),
                 print=lambda m: print(m.replace("======== ", "").replace(" ========", ""), file=sys.stderr))
     return 0

@@ -14,7 +14,6 @@ import socket
 from aiohttp import web
 
 from aigc_common.logs import setup_logging
-from aigc_common.loop import run as run_loop
 from engine.cli import settings_or_exit
 
 log = logging.getLogger("aigc.worker")
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("aigc worker: give --queue redis://HOST:6379/0 (or AIGC_QUEUE_URL)")
     wanted = [g.strip() for g in (args.generators or "").split(",") if g.strip()]
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    return run_loop(_main(settings, wanted, name, args.host, args.port), settings.event_loop)
+    return asyncio.run(_main(settings, wanted, name, args.host, args.port))
 
 
 async def _main(settings, wanted: list[str], name: str, host: str, port: int) -> int:

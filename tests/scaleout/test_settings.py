@@ -41,22 +41,3 @@ def test_bad_shard_ranges_name_the_rule(value, rule):
     with pytest.raises(ConfigError) as e:
         load_bot_settings(shards=value)
     assert str(e.value).startswith("AIGC_SHARDS:") and rule in str(e.value)
-
-
-def test_the_servers_event_loop_is_chosen_and_checked():
-    import asyncio
-
-    import uvloop
-
-    from aigc_common.loop import run
-    from engine.config import load_engine_settings
-
-    assert load_engine_settings().event_loop == "uvloop"  # the default
-    with pytest.raises(ConfigError) as e:
-        load_engine_settings(event_loop="trio")
-    assert "AIGC_EVENT_LOOP" in str(e.value) and "'uvloop' or 'asyncio'" in str(e.value)
-
-    async def which() -> type:
-        return type(asyncio.get_running_loop())
-    assert run(which(), "uvloop") is uvloop.Loop
-    assert issubclass(run(which(), "asyncio"), asyncio.BaseEventLoop) and run(which(), "asyncio") is not uvloop.Loop
