@@ -61,10 +61,12 @@ def figures(judge, audio, wanted, train_feats, classes: int) -> dict:
     from plugins.sfx.judge import judge_outputs
 
     probs, feats = judge_outputs(judge, audio)
-    per_class = metrics.diversity_per_class(feats, wanted)  # pairwise distances once, for both figures
+    # per class once, the means from them
+    per_class = metrics.diversity_per_class(feats, wanted)
+    acc_per_class = metrics.cond_accuracy_per_class(probs, wanted, classes)
     return {"is": metrics.inception_score(probs), "fd": metrics.frechet_distance(feats, train_feats),
-            "cond_acc": metrics.cond_accuracy_balanced(probs, wanted, classes),
-            "cond_acc_per_class": metrics.cond_accuracy_per_class(probs, wanted, classes),
+            "cond_acc": metrics.average(acc_per_class),
+            "cond_acc_per_class": acc_per_class,
             "diversity": metrics.average(per_class),
             "diversity_per_class": per_class,
             "nearest": metrics.nearest_distance(feats, train_feats)}

@@ -53,6 +53,7 @@ class NetLab:
         self.subnet = f"10.213.{int(self.tag[:2], 16) % 250 + 1}"
         self.bridge = f"aigcbr{self.tag}"
         self.hosts: dict[str, str] = {}  # name -> address
+        self.links: dict[str, str] = {}  # name -> its link's end on the bridge
         self.procs: list[subprocess.Popen] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="aigc-netlab-"))
 
@@ -76,21 +77,18 @@ class NetLab:
         _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{addr}/24", "dev", inside)
         _run("ip", "netns", "exec", ns, "ip", "link", "set", inside, "up")
         _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        self.hosts[name] = addr
+        self.hosts[name], self.links[name] = addr, outside
         return addr
 
     def ns(self, name: str) -> str:
         return f"aigc-{self.tag}-{name}"
 
-    def _link(self, name: str) -> str:
-        return f"ve{self.tag}{list(self.hosts).index(name) + 10}"
-
     def partition(self, name: str) -> None:
         """Cut the host off: its packets go nowhere (its connections hang, as on a real network)."""
-        _run("ip", "link", "set", self._link(name), "down")
+        _run("ip", "link", "set", self.links[name], "down")
 
     def heal(self, name: str) -> None:
-        _run("ip", "link", "set", self._link(name), "up")
+        _run("ip", "link", "set", self.links[name], "up")
 
     # ---- the shared state's host ------------------------------------------------------------
 

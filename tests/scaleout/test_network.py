@@ -54,7 +54,7 @@ async def _until(check, timeout: float, what: str):
 
 
 async def test_a_worker_cut_off_mid_batch_changes_nothing_when_it_comes_back(lab, tmp_path):
-    db, api_addr, w1_addr, w2_addr = (lab.host(n) for n in ("db", "api", "w1", "w2"))
+    _, api_addr, w1_addr, w2_addr = (lab.host(n) for n in ("db", "api", "w1", "w2"))
     redis_url, pg_url = lab.start_redis("db"), lab.start_postgres("db")
     cluster = Cluster(pg_url, redis_url, "net", tmp_path)
     try:
