@@ -142,12 +142,19 @@ class Generator(nn.Module):
         return h
 
 
+def stddev_group_size(batch: int, group: int) -> int:
+    """The group size minibatch_stddev uses for a batch: the largest divisor of the batch up
+    to ``group``. Group j is rows j, j + batch // size, j + 2 * batch // size, ... (a strided
+    layout), which the trainer's category groups (--mbstd-groups category) fill on purpose."""
+    return max(d for d in range(1, min(group, batch) + 1) if batch % d == 0)
+
+
 def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
     """h with one more channel: the feature sd within groups of ``group`` rows, averaged to
     one number per group (ProGAN). A batch that is not a multiple of the group uses the
     largest group that divides it."""
     b, c, hh, ww = h.shape
-    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    g = stddev_group_size(b, group)
     if g < 2:
         return torch.cat([h, h.new_zeros(b, 1, hh, ww)], dim=1)
     y = h.float().reshape(g, b // g, c, hh, ww)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engine.models.gan import Discriminator, GanConfig, Generator
+from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -37,6 +37,12 @@ from engine.training.run_loop import end_step, run_training
 # augmentation D saw, so the cheapest pixel difference (checkerboard noise) does not pay unless D
 # sees it (plugins/emoji/MODEL_CARD.md, "Tried in #21")
 MS_SPACES = ("pixels", "features")
+# how the rows of D's minibatch-stddev groups are chosen. "random": as the batch falls, so a
+# group mixes prompts and D cannot see that one prompt always gives one picture. "category":
+# a third of the groups are images of one category, all conditioned on the category word,
+# against fakes that share that prompt too: a generator that draws every "face" alike shows a
+# near-zero sd there, which D learns to reject (what #21's collapse on category words is)
+MBSTD_GROUPS = ("random", "category")
 
 
 @dataclass
@@ -52,6 +58,7 @@ class GanTrainConfig:
     upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
     minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
+    mbstd_groups: str = "random"  # which rows share a minibatch-stddev group: MBSTD_GROUPS
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -159,6 +166,14 @@ class GanTrainer:
             raise ValueError(f"--mode-seeking: must be >= 0 (0 = off), got {cfg.mode_seeking}")
         if cfg.ms_space not in MS_SPACES:
             raise ValueError(f"--ms-space: must be one of {', '.join(MS_SPACES)}, got {cfg.ms_space!r}")
+        if cfg.mbstd_groups not in MBSTD_GROUPS:
+            raise ValueError(f"--mbstd-groups: must be one of {', '.join(MBSTD_GROUPS)}, got {cfg.mbstd_groups!r}")
+        if cfg.mbstd_groups == "category":
+            if cfg.minibatch_std < 2:
+                raise ValueError("--mbstd-groups category: needs --minibatch-std GROUP (a group size >= 2)")
+            if not data.categories or cfg.cond_dim <= 0:
+                raise ValueError("--mbstd-groups category: needs a conditional model and a category per image "
+                                 "(a 'category' column in captions.jsonl/.csv)")
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
@@ -190,10 +205,12 @@ class GanTrainer:
         self.model_cfg = cfg.model_config(tokenizer)
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
-            was = meta.get("train", {}).get("ms_space", "pixels")  # older checkpoints: pixels
-            if was != cfg.ms_space:
-                raise ValueError(f"--resume: the checkpoint was trained with --ms-space {was}; "
-                                 f"repeat it (now: {cfg.ms_space})")
+            for field, flag, default in (("ms_space", "--ms-space", "pixels"),
+                                         ("mbstd_groups", "--mbstd-groups", "random")):
+                was = meta.get("train", {}).get(field, default)  # older checkpoints: the default
+                if was != getattr(cfg, field):
+                    raise ValueError(f"--resume: the checkpoint was trained with {flag} {was}; "
+                                     f"repeat it (now: {getattr(cfg, field)})")
         torch.manual_seed(cfg.seed)  # weight init
         # channels_last: oneDNN/cuDNN convolutions run ~25% faster in NHWC
         self.G = Generator(self.model_cfg).to(self.device, memory_format=torch.channels_last)
@@ -207,6 +224,11 @@ class GanTrainer:
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.steps_per_epoch = max(1, len(data) // cfg.batch)
         self.draw_weights = category_weights(data.categories, cfg.balance) if cfg.balance > 0 else None
+        # category -> its images' indices, for the category groups (empty: --mbstd-groups random)
+        self.members: dict[str, torch.Tensor] = {}
+        if cfg.mbstd_groups == "category":
+            self.members = {c: torch.tensor([i for i, ci in enumerate(data.categories) if ci == c])
+                            for c in sorted(set(data.categories))}
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.end_step = end_step(cfg.stop_at, self.total_steps)
         self.step = 0
@@ -252,9 +274,37 @@ class GanTrainer:
         if self.tokenizer is None:
             return real, None
         texts = self.data.draw_prompts(idx, step_generator(self.cfg.seed, step, 1))
+        if self.members:
+            idx, texts = self.category_groups(idx, texts, step)
+            real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
         self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
+
+    def category_groups(self, idx: torch.Tensor, texts: list[str], step: int) -> tuple[torch.Tensor, list[str]]:
+        """--mbstd-groups category: the first third of D's minibatch-stddev groups become
+        category groups. Group j (rows j, j + n, ... for n groups; see stddev_group_size) keeps
+        its first image, takes the rest from that image's category (distinct images, drawn
+        with the step's own generator, so resume stays exact), and every row is conditioned on
+        the category word. G's fakes take the same prompts, so a group of fakes is one prompt
+        under different latents."""
+        b = idx.shape[0]
+        g = stddev_group_size(b, self.cfg.minibatch_std)
+        n = b // g
+        idx, texts = idx.clone(), list(texts)
+        rng = step_generator(self.cfg.seed, step, 7)
+        for j in range(max(1, n // 3) if g >= 2 else 0):
+            category = self.data.categories[int(idx[j])]
+            pool = self.members[category]
+            others = pool[pool != idx[j]]
+            pick = others[torch.randperm(others.shape[0], generator=rng)[:g - 1]]
+            if pick.shape[0] < g - 1:  # a category smaller than a group: repeat its images
+                pick = pool[torch.randint(pool.shape[0], (g - 1,), generator=rng)]
+            rows = [j + k * n for k in range(g)]
+            idx[rows[1:]] = pick
+            for r in rows:
+                texts[r] = category
+        return idx, texts
 
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.cfg

@@ -450,3 +450,76 @@ def test_feature_mode_seeking_reaches_g_and_leaves_d_alone(folder, tmp_path):
     d_on, d_off = on.D.state_dict(), off.D.state_dict()
     assert all(torch.equal(d_on[k], d_off[k]) for k in d_on)
     assert not all(torch.equal(a, b) for a, b in zip(on.G.parameters(), off.G.parameters()))
+
+
+def _zero_latent(g: torch.nn.Module, nz: int) -> None:
+    """Make a generator ignore z: every latent gives the same picture for a prompt."""
+    with torch.no_grad():
+        g.main[0].weight[:nz].zero_()
+
+
+def test_category_groups_share_a_category_word_and_leave_the_other_rows_as_they_were(folder, tmp_path):
+    """--mbstd-groups category: in a batch of 16 with groups of 4 (4 strided groups: rows j, j+4,
+    j+8, j+12), group 0 is four distinct images of its first image's category, each conditioned
+    on the category word; every other row is the plain run's row with the plain run's prompt."""
+    data = load_image_folder(folder, size=16)
+    grouped = GanTrainer(_gan_cfg(tmp_path / "a", batch=16, minibatch_std=4, mbstd_groups="category"), data)
+    plain = GanTrainer(_gan_cfg(tmp_path / "b", batch=16, minibatch_std=4), data)
+    for step in range(3):
+        real_p, _ = plain.batch(step)
+        texts_p, idx_p = plain._texts, plain.batch_indices(step)
+        real_g, _ = grouped.batch(step)
+        texts_g = grouped._texts
+        rows = [0, 4, 8, 12]
+        category = data.categories[int(idx_p[0])]
+        assert [texts_g[r] for r in rows] == [category] * 4
+        assert torch.equal(real_g[0], real_p[0])  # the group keeps its first image
+        members = {i for i, c in enumerate(data.categories) if c == category}
+        picked = [int(i) for i in grouped.category_groups(idx_p, texts_p, step)[0][rows]]
+        assert len(set(picked)) == 4 and set(picked) <= members
+        others = [r for r in range(16) if r not in rows]
+        assert [texts_g[r] for r in others] == [texts_p[r] for r in others]
+        assert torch.equal(real_g[others], real_p[others])
+
+
+def test_category_groups_let_d_see_a_generator_that_ignores_z(folder, tmp_path):
+    """Why the flag exists: with random groups a generator that draws one picture per prompt
+    still varies inside every group (the prompts differ), so minibatch stddev cannot see the
+    collapse; in a category group all rows share one prompt, and its variance is zero."""
+    data = load_image_folder(folder, size=16)
+
+    def group_variance(x: torch.Tensor) -> torch.Tensor:  # the strided layout minibatch_stddev uses
+        return x.reshape(4, 4, -1).var(dim=0, unbiased=False).mean(dim=1)
+
+    for groups in ("random", "category"):
+        tr = GanTrainer(_gan_cfg(tmp_path / groups, batch=16, minibatch_std=4, mbstd_groups=groups), data)
+        _zero_latent(tr.G, 8)
+        real, prompt = tr.batch(0)
+        z = torch.randn(16, 8, generator=torch.Generator().manual_seed(1))
+        tr.G.eval(), tr.D.eval()
+        with torch.no_grad():
+            fake = group_variance(tr.D.features(tr.G(z, prompt)))
+            reals = group_variance(tr.D.features(real))
+        assert (reals > 0).all()  # different real images in every group
+        assert (fake[1:] > 0).all()  # groups that mix prompts vary either way
+        if groups == "category":
+            assert fake[0] < 1e-6 * fake[1:].min()
+        else:
+            assert fake[0] > 1e-3 * fake[1:].min()
+
+
+def test_category_groups_resume_exactly_and_are_refused_without_what_they_need(folder, tmp_path, capsys):
+    flags = ("--ngf", "8", "--ndf", "8", "--checkpoint-every", "2", "--minibatch-std", "4",
+             "--mbstd-groups", "category")
+    _exact_resume_then_export(folder, tmp_path, capsys, *flags)
+    meta = json.loads((tmp_path / "b" / "checkpoint.json").read_text())
+    assert meta["train"]["mbstd_groups"] == "category"
+    rc, err = _train_cli(folder, tmp_path / "b", capsys, *flags[:-2], "--resume")
+    assert rc == 2 and "--mbstd-groups category" in err and "now: random" in err, err
+    rc, err = _train_cli(folder, tmp_path / "c", capsys, "--mbstd-groups", "category")
+    assert rc == 2 and "--mbstd-groups category: needs --minibatch-std" in err, err
+    rc, err = _train_cli(folder, tmp_path / "d", capsys, "--minibatch-std", "4", "--mbstd-groups", "category",
+                         "--cond-dim", "0")
+    assert rc == 2 and "--mbstd-groups category: needs a conditional model" in err, err
+    with pytest.raises(ValueError, match="--mbstd-groups: must be one of random, category"):
+        GanTrainer(_gan_cfg(tmp_path / "e", minibatch_std=4, mbstd_groups="prompt"), load_image_folder(folder, size=16))
