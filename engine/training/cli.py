@@ -48,10 +48,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
     gan.add_argument("--minibatch-std", type=int, default=0, metavar="GROUP",
                      help="minibatch standard deviation in D over groups of GROUP rows (ProGAN); 0 = off")
-    gan.add_argument("--mbstd-groups", choices=("random", "category"), default="random",
-                     help="which rows share a minibatch-stddev group: random (as the batch falls) or category "
-                          "(a third of the groups: images of one category under its category word, so D sees "
-                          "when one prompt always gives one picture)")
+    gan.add_argument("--mbstd-groups", choices=("random", "category", "balanced"), default="random",
+                     help="which rows share a minibatch-stddev group: random (as the batch falls), category "
+                          "(--mbstd-share of the groups: images of one category under its category word, so D "
+                          "sees when one prompt always gives one picture) or balanced (the same, each group's "
+                          "category drawn uniformly)")
+    gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
+                     help="the share of minibatch-stddev groups that are category groups (default a third)")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
                      help="weight of MSGAN's mode-seeking term on G (1 in the paper); 0 = off")
     gan.add_argument("--ms-space", choices=("pixels", "features"), default="pixels",
@@ -144,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
-                             minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups, mode_seeking=args.mode_seeking, ms_space=args.ms_space,
+                             minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
+                             mbstd_share=args.mbstd_share, mode_seeking=args.mode_seeking, ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,

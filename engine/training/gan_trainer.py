@@ -41,8 +41,10 @@ MS_SPACES = ("pixels", "features")
 # group mixes prompts and D cannot see that one prompt always gives one picture. "category":
 # a third of the groups are images of one category, all conditioned on the category word,
 # against fakes that share that prompt too: a generator that draws every "face" alike shows a
-# near-zero sd there, which D learns to reject (what #21's collapse on category words is)
-MBSTD_GROUPS = ("random", "category")
+# near-zero sd there, which D learns to reject (what #21's collapse on category words is).
+# "balanced": the same, but each category group's category is drawn uniformly, so the small
+# categories (face is 6% of the images) meet that pressure as often as person (49%)
+MBSTD_GROUPS = ("random", "category", "balanced")
 
 
 @dataclass
@@ -59,6 +61,7 @@ class GanTrainConfig:
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
     minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
     mbstd_groups: str = "random"  # which rows share a minibatch-stddev group: MBSTD_GROUPS
+    mbstd_share: float = 1 / 3  # the share of groups that are category groups (not "random")
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -168,12 +171,14 @@ class GanTrainer:
             raise ValueError(f"--ms-space: must be one of {', '.join(MS_SPACES)}, got {cfg.ms_space!r}")
         if cfg.mbstd_groups not in MBSTD_GROUPS:
             raise ValueError(f"--mbstd-groups: must be one of {', '.join(MBSTD_GROUPS)}, got {cfg.mbstd_groups!r}")
-        if cfg.mbstd_groups == "category":
+        if not 0.0 < cfg.mbstd_share <= 1.0:
+            raise ValueError(f"--mbstd-share: the share of category groups must be in (0, 1], got {cfg.mbstd_share}")
+        if cfg.mbstd_groups != "random":
             if cfg.minibatch_std < 2:
-                raise ValueError("--mbstd-groups category: needs --minibatch-std GROUP (a group size >= 2)")
+                raise ValueError(f"--mbstd-groups {cfg.mbstd_groups}: needs --minibatch-std GROUP (a group size >= 2)")
             if not data.categories or cfg.cond_dim <= 0:
-                raise ValueError("--mbstd-groups category: needs a conditional model and a category per image "
-                                 "(a 'category' column in captions.jsonl/.csv)")
+                raise ValueError(f"--mbstd-groups {cfg.mbstd_groups}: needs a conditional model and a category per "
+                                 "image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1 < 0:
             raise ValueError(f"--r1: must be >= 0 (0 = off), got {cfg.r1}")
         if not 0.0 <= cfg.balance <= 1.0:
@@ -206,7 +211,8 @@ class GanTrainer:
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
             for field, flag, default in (("ms_space", "--ms-space", "pixels"),
-                                         ("mbstd_groups", "--mbstd-groups", "random")):
+                                         ("mbstd_groups", "--mbstd-groups", "random"),
+                                         ("mbstd_share", "--mbstd-share", 1 / 3)):
                 was = meta.get("train", {}).get(field, default)  # older checkpoints: the default
                 if was != getattr(cfg, field):
                     raise ValueError(f"--resume: the checkpoint was trained with {flag} {was}; "
@@ -226,7 +232,7 @@ class GanTrainer:
         self.draw_weights = category_weights(data.categories, cfg.balance) if cfg.balance > 0 else None
         # category -> its images' indices, for the category groups (empty: --mbstd-groups random)
         self.members: dict[str, torch.Tensor] = {}
-        if cfg.mbstd_groups == "category":
+        if cfg.mbstd_groups != "random":
             self.members = {c: torch.tensor([i for i, ci in enumerate(data.categories) if ci == c])
                             for c in sorted(set(data.categories))}
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -282,26 +288,33 @@ class GanTrainer:
         return real, prompt
 
     def category_groups(self, idx: torch.Tensor, texts: list[str], step: int) -> tuple[torch.Tensor, list[str]]:
-        """--mbstd-groups category: the first third of D's minibatch-stddev groups become
-        category groups. Group j (rows j, j + n, ... for n groups; see stddev_group_size) keeps
-        its first image, takes the rest from that image's category (distinct images, drawn
-        with the step's own generator, so resume stays exact), and every row is conditioned on
-        the category word. G's fakes take the same prompts, so a group of fakes is one prompt
-        under different latents."""
+        """--mbstd-groups category: the first --mbstd-share (a third) of D's minibatch-stddev
+        groups become category groups. Group j (rows j, j + n, ... for n groups; see
+        stddev_group_size) keeps its first image, takes the rest from that image's category
+        (distinct images, drawn with the step's own generator, so resume stays exact), and
+        every row is conditioned on the category word. With "balanced" the group's category is
+        drawn uniformly and all its images from it. G's fakes take the same prompts, so a group
+        of fakes is one prompt under different latents."""
         b = idx.shape[0]
         g = stddev_group_size(b, self.cfg.minibatch_std)
         n = b // g
         idx, texts = idx.clone(), list(texts)
         rng = step_generator(self.cfg.seed, step, 7)
-        for j in range(max(1, n // 3) if g >= 2 else 0):
-            category = self.data.categories[int(idx[j])]
+        names = list(self.members)
+        balanced = self.cfg.mbstd_groups == "balanced"
+        for j in range(max(1, int(n * self.cfg.mbstd_share + 1e-9)) if g >= 2 else 0):
+            if balanced:
+                category = names[int(torch.randint(len(names), (1,), generator=rng))]
+            else:
+                category = self.data.categories[int(idx[j])]
             pool = self.members[category]
-            others = pool[pool != idx[j]]
-            pick = others[torch.randperm(others.shape[0], generator=rng)[:g - 1]]
-            if pick.shape[0] < g - 1:  # a category smaller than a group: repeat its images
-                pick = pool[torch.randint(pool.shape[0], (g - 1,), generator=rng)]
+            others = pool if balanced else pool[pool != idx[j]]
+            need = g if balanced else g - 1
+            pick = others[torch.randperm(others.shape[0], generator=rng)[:need]]
+            if pick.shape[0] < need:  # a category smaller than a group: repeat its images
+                pick = pool[torch.randint(pool.shape[0], (need,), generator=rng)]
             rows = [j + k * n for k in range(g)]
-            idx[rows[1:]] = pick
+            idx[rows[g - need:]] = pick
             for r in rows:
                 texts[r] = category
         return idx, texts

@@ -523,3 +523,29 @@ def test_category_groups_resume_exactly_and_are_refused_without_what_they_need(f
     assert rc == 2 and "--mbstd-groups category: needs a conditional model" in err, err
     with pytest.raises(ValueError, match="--mbstd-groups: must be one of random, category"):
         GanTrainer(_gan_cfg(tmp_path / "e", minibatch_std=4, mbstd_groups="prompt"), load_image_folder(folder, size=16))
+
+
+def test_balanced_groups_draw_categories_evenly_and_the_share_sets_how_many_groups(folder, tmp_path):
+    """--mbstd-groups balanced: each category group's category is drawn uniformly, whatever the
+    batch holds, and all its images come from it; --mbstd-share sets how many of the groups
+    are category groups (a batch of 32 in groups of 4 has 8 groups: share 0.5 makes 4)."""
+    data = load_image_folder(folder, size=16)
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", batch=32, minibatch_std=4, mbstd_groups="balanced", mbstd_share=0.5),
+                    data)
+    plain = GanTrainer(_gan_cfg(tmp_path / "b", batch=32, minibatch_std=4), data)
+    seen: Counter[str] = Counter()
+    for step in range(40):
+        tr.batch(step), plain.batch(step)
+        idx = tr.category_groups(plain.batch_indices(step), plain._texts, step)[0]
+        for j in range(8):
+            rows = [j + 8 * k for k in range(4)]
+            if j < 4:
+                (category,) = {tr._texts[r] for r in rows}
+                assert {data.categories[int(idx[r])] for r in rows} == {category}
+                assert len({int(idx[r]) for r in rows}) == 4
+                seen[category] += 1
+            else:  # the other half keep the plain run's rows and prompts
+                assert [tr._texts[r] for r in rows] == [plain._texts[r] for r in rows]
+    assert set(seen) == {"disc", "square"} and abs(seen["disc"] - seen["square"]) < 40
+    with pytest.raises(ValueError, match=r"--mbstd-share: the share of category groups must be in \(0, 1\]"):
+        GanTrainer(_gan_cfg(tmp_path / "x", minibatch_std=4, mbstd_groups="balanced", mbstd_share=0), data)
