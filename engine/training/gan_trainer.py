@@ -165,6 +165,9 @@ class GanTrainer:
         stem = self.out / "checkpoint"
         resuming = resume and stem.with_suffix(".json").exists()
         init: dict[str, Any] = {}
+        # a fine-tune's version counts on from its starting generator's steps, so the served
+        # version never goes backwards ("step-7000" after 2,500 steps from "step-4500")
+        self.base_steps = 0
         if cfg.mode_seeking < 0:
             raise ValueError(f"--mode-seeking: must be >= 0 (0 = off), got {cfg.mode_seeking}")
         if cfg.ms_space not in MS_SPACES:
@@ -201,6 +204,7 @@ class GanTrainer:
         if cfg.init_generator:
             # fine-tuning: the generator's own prompt encoder, not one rebuilt from the captions
             init["g"], g_config = load_model(cfg.init_generator)
+            self.base_steps = int(g_config.get("trained_steps", 0))
             tokenizer = make_prompt_encoder(g_config["tokenizer"]) if g_config.get("tokenizer") else None
         if resuming:
             tensors, meta = ckpt.load_checkpoint(stem)
@@ -446,7 +450,9 @@ class GanTrainer:
         return save_grid(x, self.out / "samples" / f"step_{self.step:07d}.png", nrow=8)
 
     def model_json(self) -> dict[str, Any]:
-        return {**self.model_cfg.to_dict(), "version": f"step-{self.step}", "trained_steps": self.step}
+        steps = self.base_steps + self.step
+        return {**self.model_cfg.to_dict(), "version": f"step-{steps}", "trained_steps": steps,
+                **({"fine_tuned_from_steps": self.base_steps} if self.base_steps else {})}
 
     def save(self) -> None:
         tensors = {**ckpt.module_tensors("g", self.G), **ckpt.module_tensors("d", self.D),

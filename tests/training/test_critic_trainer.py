@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -114,6 +115,16 @@ def test_fine_tune_starts_from_the_generator_and_the_critic(folder, generator_st
         for (k, a), b in zip(module.state_dict().items(), ref.state_dict().values()):
             assert torch.equal(a, b), k
     assert tr.tokenizer.to_dict() == g_config["tokenizer"]
+    # the fine-tune's version counts on from the generator's own steps, never backwards
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(generator_stem.with_suffix(suffix), (tmp_path / "g40").with_suffix(suffix))
+    base_steps = 40
+    (tmp_path / "g40.json").write_text(json.dumps({**g_config, "trained_steps": base_steps}))
+    tr = GanTrainer(GanTrainConfig(out=str(tmp_path / "ft40"), init_generator=str(tmp_path / "g40"), **base), data)
+    tr.run()
+    _, out_config = load_model(tmp_path / "ft40" / "generator")
+    assert tr.step > 0 and out_config["trained_steps"] == base_steps + tr.step
+    assert out_config["version"] == f"step-{base_steps + tr.step}" and out_config["fine_tuned_from_steps"] == base_steps
     # a discriminator of another shape is refused, naming the flag
     with pytest.raises(ValueError, match="--init-discriminator: does not fit"):
         GanTrainer(GanTrainConfig(out=str(tmp_path / "x"), init_generator=str(generator_stem),
