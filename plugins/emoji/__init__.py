@@ -1,8 +1,10 @@
 """Built-in plugin: `/emoji prompt:<text> count:<1-4> seed:<n> variety:<0-1> quality:<best|draft>`.
 
 Draws 64x64 RGBA emoji with a conditional DCGAN trained on Noto Color Emoji (see
-MODEL_CARD.md); `model:vae` uses the conditional VAE instead; `quality:best` (the default)
-lets the GAN's critic choose each output among 8 drafts, `quality:draft` skips it. Follow-ups: reroll,
+MODEL_CARD.md); `model:vae` uses the conditional VAE instead; `quality:draft` (the default
+since #21's session 17: for the current generator the critic's pick cut within-prompt
+diversity and bought nothing measurable) is one forward pass, `quality:best` lets the GAN's
+critic choose each output among 8 drafts. Follow-ups: reroll,
 variations (a neighbourhood of the output's latent) and morph (same latent, prompt
 embedding moved towards another prompt).
 """
@@ -69,7 +71,7 @@ EMOJI = sdk.Command(
                    description="Which model draws",
                    name_localizations={"zh-CN": "模型"},
                    description_localizations={"zh-CN": "使用哪个模型"}),
-        sdk.Option(name="quality", type="string", default="best",
+        sdk.Option(name="quality", type="string", default="draft",
                    choices=[sdk.Choice(name="Best (critic picks among 8)", value="best",
                                        name_localizations={"zh-CN": "最佳（评审从 8 个中挑选）"}),
                             sdk.Choice(name="Draft (fastest)", value="draft",

@@ -165,7 +165,7 @@ class EmojiGenerator(sdk.Generator):
     # -- latents ---------------------------------------------------------------------------
     def _uses_critic(self, kind: str, item: sdk.Item) -> bool:
         return (kind == "gan" and self.critic is not None and item.action != "morph"
-                and item.options.get("quality", "best") == "best")
+                and item.options.get("quality", "draft") == "best")
 
     def _candidates(self, item: sdk.Item, kind: str, nz: int, variety: float,
                     source: torch.Tensor | None) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The model card's sample grids, through the served path (what users get).
 
     python -m plugins.emoji.sample_grid --model gan --out plugins/emoji/samples_gan.png
-    python -m plugins.emoji.sample_grid --model gan --quality draft --out plugins/emoji/samples_gan_draft.png
+    python -m plugins.emoji.sample_grid --model gan --quality best --out plugins/emoji/samples_gan_best.png
 
 Rows: the ten category prompts, then four specific prompts; columns: seeds 0-7 (what eight
 rerolls show); variety and quality: the command's defaults unless given; composited on

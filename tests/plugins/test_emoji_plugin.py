@@ -126,13 +126,15 @@ def test_morph_starts_from_the_source_latent(gen, quality):
 
 
 def test_best_quality_is_the_lowest_energy_candidate(gen):
-    best = gen.generate(_items(8, seed=21))
+    best = gen.generate(_items(8, seed=21, quality="best"))
     draft = gen.generate(_items(8, seed=21, quality="draft"))
+    # an item without a quality is a draft (the command's default since #21, session 17)
+    assert all((a == b).all() for a, b in zip(_px(gen.generate(_items(8, seed=21))), _px(draft)))
     assert all(o.meta["candidates"] == CANDIDATES and 0 <= o.meta["pick"] < CANDIDATES for o in best)
     assert all("critic_logit" not in o.meta for o in draft)
     assert any(o.meta["pick"] != 0 for o in best)
     # by hand, for every item: decode its candidates, score them, take the lowest energy
-    for item, out in zip(_items(8, seed=21), best):
+    for item, out in zip(_items(8, seed=21, quality="best"), best):
         z = torch.cat([truncated_latent(100, item.seed, item.index, 0.7, j) for j in range(CANDIDATES)])
         with torch.no_grad():
             x = gen._decode("gan", z, gen._cond("gan", "grinning face").expand(CANDIDATES, -1)).float()
@@ -146,7 +148,7 @@ def test_best_quality_is_the_lowest_energy_candidate(gen):
                                            for o in draft]).float() / 255.0, ["grinning face"] * 8)
     assert np.mean([o.meta["critic_logit"] for o in best]) > float(draft_logits.mean())
     with torch.inference_mode():  # as the engine calls it
-        assert all((a == b).all() for a, b in zip(_px(gen.generate(_items(8, seed=21))), _px(best)))
+        assert all((a == b).all() for a, b in zip(_px(gen.generate(_items(8, seed=21, quality="best"))), _px(best)))
     assert not all((a == b).all() for a, b in zip(_px(best), _px(draft)))
 
 
