@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                       "encode_ms_per_frame": round(enc_ms, 2)}
     result["sizes_48_frames"] = sizes
 
-    # time per frame beside the still path (one /emoji output, quality best), same process, same threads
+    # time per frame beside the still path (one /emoji output, quality best: the critic), same process, same threads
     from plugins.emoji.latents import Still
 
     gen.model.stills([Still("warm up", 0)])
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         gen.model.stills([Still(PROMPTS[k % len(PROMPTS)], 1000 + k, quality="draft")])
     draft_ms = (time.perf_counter() - start) * 1000 / n
     result["render_ms_per_frame"] = {m: round(t * 1000, 2) for m, t in timing.items()}
-    result["still_ms_per_image"] = round(still_ms, 2)  # /emoji's default, quality best: 8 drafts + critic
+    result["still_ms_per_image"] = round(still_ms, 2)  # /emoji quality best: 8 drafts + critic
     result["still_draft_ms_per_image"] = round(draft_ms, 2)
     result["threads"] = args.threads
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))

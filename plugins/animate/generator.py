@@ -45,7 +45,7 @@ def endpoints(item: sdk.Item) -> tuple[Still, Still]:
     same seed and output with the ``to`` prompt; a morph to the very same still moves to the
     next seed instead (a morph between two draws of one prompt)."""
     o = item.options
-    variety, quality = float(o.get("variety", 0.7)), str(o.get("quality", "best"))
+    variety, quality = float(o.get("variety", 0.7)), str(o.get("quality", "draft"))
     start = Still(str(o["prompt"]), item.seed, int(o.get("from_output", 0)), variety, quality)
     to_seed = o.get("to_seed")
     end = Still(str(o.get("to") or o["prompt"]), int(to_seed) if to_seed is not None else item.seed,

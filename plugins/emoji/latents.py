@@ -32,7 +32,7 @@ class Still:
     seed: int
     index: int = 0
     variety: float = 0.7
-    quality: str = "best"
+    quality: str = "draft"  # /emoji's default
 
 
 class LatentImageModel:

@@ -45,7 +45,7 @@ def item(seed: int = 7, **options) -> sdk.Item:
     return sdk.Item(command="animate", options={"frames": 8, "fps": 8, **options}, seed=seed, index=0)
 
 
-def still(emoji, prompt: str, seed: int, index: int = 0, quality: str = "best") -> bytes:
+def still(emoji, prompt: str, seed: int, index: int = 0, quality: str = "draft") -> bytes:
     out = emoji.generate([sdk.Item(command="emoji", options={"prompt": prompt, "variety": 0.7, "quality": quality,
                                                              "model": "gan"}, seed=seed, index=index)])
     return out[0].data.tobytes()
