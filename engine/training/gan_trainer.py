@@ -214,10 +214,10 @@ class GanTrainer:
         self.model_cfg = cfg.model_config(tokenizer)
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
-            for field, flag, default in (("ms_space", "--ms-space", "pixels"),
-                                         ("mbstd_groups", "--mbstd-groups", "random"),
-                                         ("mbstd_share", "--mbstd-share", 1 / 3)):
-                was = meta.get("train", {}).get(field, default)  # older checkpoints: the default
+            for field, flag in (("ms_space", "--ms-space"), ("mbstd_groups", "--mbstd-groups"),
+                                ("mbstd_share", "--mbstd-share")):
+                # checkpoints from before a flag existed were trained with its default
+                was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):
                     raise ValueError(f"--resume: the checkpoint was trained with {flag} {was}; "
                                      f"repeat it (now: {getattr(cfg, field)})")
@@ -280,16 +280,18 @@ class GanTrainer:
     def batch(self, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """The real batch of a step, with the prompts it is conditioned on."""
         idx = self.batch_indices(step)
-        real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
         if self.tokenizer is None:
-            return real, None
+            return self._real(idx), None
         texts = self.data.draw_prompts(idx, step_generator(self.cfg.seed, step, 1))
         if self.members:
             idx, texts = self.category_groups(idx, texts, step)
-            real = self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
+        real = self._real(idx)
         self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
+
+    def _real(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
 
     def category_groups(self, idx: torch.Tensor, texts: list[str], step: int) -> tuple[torch.Tensor, list[str]]:
         """--mbstd-groups category: the first --mbstd-share (a third) of D's minibatch-stddev

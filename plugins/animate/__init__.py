@@ -17,7 +17,7 @@ from __future__ import annotations
 from engine import sdk
 from plugins.animate.encode import FORMATS, encode_clip
 from plugins.animate.generator import AnimateGenerator, motion_of
-from plugins.emoji.latents import emoji_names
+from plugins.emoji.latents import DEFAULT_QUALITY, emoji_names
 
 ANIMATION = sdk.Modality(
     name="animation", mime="image/webp", extension="webp", presentation=sdk.Presentation.animation,
@@ -79,7 +79,7 @@ ANIMATE = sdk.Command(
                             _choice("MP4 (H.264 video)", "mp4", "MP4（H.264 视频）")],
                    description="File format", **_zh("格式", "文件格式")),
         sdk.variety_option(description="0 = safest, most typical; 1 = most varied (as in /emoji)", zh="0 最稳妥典型，1 最多样（同 /emoji）"),
-        sdk.Option(name="quality", type="string", default="draft",
+        sdk.Option(name="quality", type="string", default=DEFAULT_QUALITY,
                    choices=[_choice("Best (the critic picks among 8)", "best", "最佳（评审从 8 个中挑选）"),
                             _choice("Draft (as /emoji's default)", "draft", "草稿（同 /emoji 默认）")],
                    description="Which /emoji quality the stills match", **_zh("质量", "与哪种 /emoji 质量的图一致")),

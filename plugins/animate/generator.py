@@ -16,7 +16,7 @@ from PIL import Image
 from engine import sdk
 # A declared plugin-to-plugin dependency (pyproject: the animate plugin needs the emoji plugin's
 # weights and its latent API); see plugins/emoji/latents.py for why this is not an SDK protocol.
-from plugins.emoji.latents import LatentImageModel, Still
+from plugins.emoji.latents import DEFAULT_QUALITY, LatentImageModel, Still
 from plugins.animate.motion import loop_path, morph_path, reaction_frames
 
 SIZE = 128  # Discord's emoji size, and what the clip is shown at
@@ -45,7 +45,7 @@ def endpoints(item: sdk.Item) -> tuple[Still, Still]:
     same seed and output with the ``to`` prompt; a morph to the very same still moves to the
     next seed instead (a morph between two draws of one prompt)."""
     o = item.options
-    variety, quality = float(o.get("variety", 0.7)), str(o.get("quality", "draft"))
+    variety, quality = float(o.get("variety", 0.7)), str(o.get("quality", DEFAULT_QUALITY))
     start = Still(str(o["prompt"]), item.seed, int(o.get("from_output", 0)), variety, quality)
     to_seed = o.get("to_seed")
     end = Still(str(o.get("to") or o["prompt"]), int(to_seed) if to_seed is not None else item.seed,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import sdk
-from plugins.emoji.generator import EmojiGenerator
+from plugins.emoji.generator import DEFAULT_QUALITY, EmojiGenerator
 
 HERE = Path(__file__).resolve().parent
 
@@ -71,7 +71,7 @@ EMOJI = sdk.Command(
                    description="Which model draws",
                    name_localizations={"zh-CN": "模型"},
                    description_localizations={"zh-CN": "使用哪个模型"}),
-        sdk.Option(name="quality", type="string", default="draft",
+        sdk.Option(name="quality", type="string", default=DEFAULT_QUALITY,
                    choices=[sdk.Choice(name="Best (critic picks among 8)", value="best",
                                        name_localizations={"zh-CN": "最佳（评审从 8 个中挑选）"}),
                             sdk.Choice(name="Draft (fastest)", value="draft",

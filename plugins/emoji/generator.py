@@ -37,6 +37,9 @@ VARIATION_ANGLE = 0.5  # radians between the source latent and a variation's lat
 CHUNK = 8  # the one batch shape the networks ever see
 CANDIDATES = 8  # latents the critic chooses among, per GAN output (see the module docstring)
 PRIOR_WEIGHT = 1.0  # of the latent prior in the choice; 0: the critic alone, 1: DDLS's energy
+# /emoji's quality when none is given, and what /animate's stills match by default (since #21's
+# session 17 a draft: for the current generator the critic's pick cut diversity, MODEL_CARD.md)
+DEFAULT_QUALITY = "draft"
 
 
 def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0) -> torch.Tensor:
@@ -165,7 +168,7 @@ class EmojiGenerator(sdk.Generator):
     # -- latents ---------------------------------------------------------------------------
     def _uses_critic(self, kind: str, item: sdk.Item) -> bool:
         return (kind == "gan" and self.critic is not None and item.action != "morph"
-                and item.options.get("quality", "draft") == "best")
+                and item.options.get("quality", DEFAULT_QUALITY) == "best")
 
     def _candidates(self, item: sdk.Item, kind: str, nz: int, variety: float,
                     source: torch.Tensor | None) -> torch.Tensor:

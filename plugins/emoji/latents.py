@@ -18,9 +18,9 @@ from PIL import Image
 
 from engine import sdk
 from plugins.emoji import emoji_names  # the prompt autocomplete, shared with commands that draw emoji
-from plugins.emoji.generator import HERE, EmojiGenerator, to_image
+from plugins.emoji.generator import DEFAULT_QUALITY, HERE, EmojiGenerator, to_image
 
-__all__ = ["JUDGE", "Still", "LatentImageModel", "emoji_names", "to_image"]
+__all__ = ["DEFAULT_QUALITY", "JUDGE", "Still", "LatentImageModel", "emoji_names", "to_image"]
 JUDGE = HERE / "judge"  # the locally trained judge (aigc eval --plugin emoji) whose features evaluations use
 
 
@@ -32,7 +32,7 @@ class Still:
     seed: int
     index: int = 0
     variety: float = 0.7
-    quality: str = "draft"  # /emoji's default
+    quality: str = DEFAULT_QUALITY
 
 
 class LatentImageModel:
