@@ -1,6 +1,7 @@
 """`aigc train gan|vae --data DIR --out DIR [--size 64] [--epochs N] [--batch B] [--resume]`,
 `aigc train export RUN_DIR DEST` (the run's EMA generator / VAE as fp16 safetensors) and
-`aigc train critic --generator STEM --data DIR --out STEM` (a critic for serving-time selection)."""
+`aigc train critic --generator STEM --data DIR --out STEM` (a critic for serving-time selection) and
+`aigc train vae-prior --vae STEM --data DIR --out STEM` (a VAE's sampling prior, fitted to its posterior)."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _on_a_trained_model(sub: Any, name: str, help: str, model_flag: str, model_help: str,
+                        out_help: str) -> argparse.ArgumentParser:
+    """A command that trains something new against a finished model and its data set."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument(model_flag, required=True, help=model_help)
+    p.add_argument("--data", required=True, help="the image folder the model was trained on")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -87,16 +100,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     vae.add_argument("--beta", type=float, default=1.0)
     vae.add_argument("--kl-warmup", type=int, default=2000, help="steps of linear KL warm-up")
     vae.add_argument("--recon", choices=("bce", "mse"), default="bce")
-    critic = sub.add_parser("critic", help="a discriminator trained against a finished GAN generator, "
-                                           "used to choose outputs when serving")
-    critic.add_argument("--generator", required=True, help="generator stem, e.g. plugins/emoji/gan")
-    critic.add_argument("--data", required=True, help="the image folder the generator was trained on")
-    critic.add_argument("--out", required=True, help="critic stem to write, e.g. plugins/emoji/critic")
+    critic = _on_a_trained_model(sub, "critic", "a discriminator trained against a finished GAN generator, "
+                                 "used to choose outputs when serving", "--generator",
+                                 "generator stem, e.g. plugins/emoji/gan", "critic stem to write, e.g. plugins/emoji/critic")
     critic.add_argument("--steps", type=int, default=1500)
     critic.add_argument("--batch", type=int, default=64)
     critic.add_argument("--ndf", type=int, default=64)
-    critic.add_argument("--seed", type=int, default=0)
-    critic.add_argument("--quiet", action="store_true", help="no progress bar")
+    prior = _on_a_trained_model(sub, "vae-prior", "fit a trained VAE's sampling prior to its posterior "
+                                "(a Gaussian per prompt; encoder and decoder frozen)", "--vae",
+                                "VAE stem, e.g. plugins/emoji/vae", "stem to write: the VAE with its fitted prior")
+    prior.add_argument("--hidden", type=int, default=128)
+    prior.add_argument("--epochs", type=int, default=40)
     exp = sub.add_parser("export", help="write a run's model as fp16 safetensors + JSON for serving")
     exp.add_argument("run_dir")
     exp.add_argument("dest", help="destination stem, e.g. plugins/emoji/gan")
@@ -106,7 +120,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="with --ema-steps: the snapshot the average ends at (default: the last)")
     from engine.cli.plugin_tools import add_tool_parsers
 
-    add_tool_parsers(sub, "train", taken={"gan", "vae", "critic", "export"})
+    add_tool_parsers(sub, "train", taken={"gan", "vae", "critic", "vae-prior", "export"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.family == "critic":
         return _critic(args)
+    if args.family == "vae-prior":
+        return _vae_prior(args)
     try:
         data = load_image_folder(args.data, args.size, args.channels)
     except (FileNotFoundError, ValueError) as e:
@@ -169,6 +185,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = trainer.run()
     print(json.dumps({k: v for k, v in report.items() if k != "config"}))
+    return 0
+
+
+def _vae_prior(args: argparse.Namespace) -> int:
+    from engine.models.weights import load_model
+    from engine.training.data import load_image_folder
+    from engine.training.vae_prior import PriorFitConfig, fit_prior
+
+    try:
+        if args.hidden < 1 or args.epochs < 1:
+            raise ValueError(f"--hidden and --epochs must be at least 1, got {args.hidden} and {args.epochs}")
+        _, config = load_model(args.vae)
+        data = load_image_folder(args.data, config["size"], config["channels"])
+        cfg = PriorFitConfig(vae=args.vae, out=args.out, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
+                             progress=not args.quiet)
+        report = fit_prior(cfg, data)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"aigc train vae-prior: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in report.items() if k != "val_nll_per_epoch"}))
     return 0
 
 

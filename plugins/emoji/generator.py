@@ -7,7 +7,7 @@ shape, and a batch of 3 can round differently from a batch of 1 (seen with the t
 weights: 1-ulp differences that flipped uint8 pixels). With one fixed shape, a row's result
 depends neither on its position nor on its neighbours, so alone == inside any batch.
 
-Quality "best" (the default) uses the critic, ``critic.safetensors``: a discriminator
+Quality "best" (an option; the default is "draft" since #21's session 17) uses the critic, ``critic.safetensors``: a discriminator
 trained against exactly these GAN weights (engine/training/critic_trainer.py), whose logit
 estimates log p_data(x)/p_g(x). Each output is the one of CANDIDATES latents drawn from its
 (seed, index) with the lowest energy PRIOR_WEIGHT * |z|^2/2 - critic(G(z))
@@ -17,7 +17,9 @@ figures and the ablation: the critic's pick alone mostly improves FD; the prior 
 precision; gradient refinement of the pick cost recall and was dropped.
 Variations choose among neighbours of the source's result; a morph starts from the source's
 result and is not re-selected, so its path stays smooth. Quality "draft" is one latent, no
-critic: the fastest path.
+critic: the fastest path. A model's JSON may carry ``truncation_scale``, a factor on the
+truncation threshold that calibrates what ``variety`` means for that model; the VAE decodes
+its draw through its fitted prior when it has one (engine/models/vae.py).
 """
 from __future__ import annotations
 
@@ -42,15 +44,17 @@ PRIOR_WEIGHT = 1.0  # of the latent prior in the choice; 0: the critic alone, 1:
 DEFAULT_QUALITY = "draft"
 
 
-def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0) -> torch.Tensor:
+def truncated_latent(nz: int, seed: int, index: int, variety: float, draw: int = 0,
+                     scale: float = 1.0) -> torch.Tensor:
     """Candidate ``draw`` of output (seed, index): N(0, I), truncated for variety < 1 by
     resampling entries beyond a threshold (BigGAN's truncation trick) with a seeded
-    generator. Draw 0 is the latent outputs had before there was a critic."""
+    generator. Draw 0 is the latent outputs had before there was a critic. ``scale`` is the
+    model's truncation calibration (``truncation_scale`` in its JSON), a factor on the threshold."""
     extra = (draw,) if draw else ()
     z = sdk.normal((1, nz), seed, index, "z", *extra)
     if variety >= 1.0:
         return z
-    threshold = 0.1 + 1.9 * max(0.0, float(variety))
+    threshold = (0.1 + 1.9 * max(0.0, float(variety))) * scale
     g = torch.Generator().manual_seed(sdk.derive_seed(seed, index, "truncate", *extra))
     for _ in range(32):
         outside = z.abs() > threshold
@@ -110,6 +114,7 @@ class EmojiGenerator(sdk.Generator):
             module, config = sdk.load_model(self.weights_dir / kind, device)
             self.models[kind] = (module.requires_grad_(False), config)  # inference only, in any caller
             self.tokenizers[kind] = sdk.prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
+            self.truncation_scale(kind)  # a bad calibration is refused at load, not on a user's request
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
         self.critic = None
@@ -133,9 +138,20 @@ class EmojiGenerator(sdk.Generator):
     def model_info(self) -> dict[str, str]:
         version = self.models["gan"][1].get("version", "0") if "gan" in self.models else "0"
         info = {"name": "emoji-dcgan", "version": str(version), "sha256": self._sha("gan.safetensors")}
+        if (scale := self.truncation_scale("gan")) != 1.0:  # outputs depend on it as on the weights
+            info["truncation_scale"] = f"{scale:g}"
         if self.critic is not None:  # quality:best outputs depend on it too
             info["critic_sha256"] = self._sha("critic.safetensors")
         return info
+
+    def truncation_scale(self, kind: str) -> float:
+        """The model's truncation calibration (its JSON's ``truncation_scale``, default 1): a
+        factor on the truncation threshold, so that a user's ``variety`` gives about the same
+        spread relative to real emoji from one served model to the next (MODEL_CARD.md)."""
+        scale = float(self.models[kind][1].get("truncation_scale", 1.0))
+        if not 0.1 <= scale <= 10.0:
+            raise ValueError(f"{self.weights_dir / kind}.json: truncation_scale must be in [0.1, 10], got {scale}")
+        return scale
 
     # -- the networks, in fixed-shape micro-batches ------------------------------------
     def _cond(self, kind: str, prompt: str) -> torch.Tensor | None:
@@ -149,8 +165,8 @@ class EmojiGenerator(sdk.Generator):
     def _decode(self, kind: str, z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """Rows in [0, 1]."""
         module, _ = self.models[kind]
-        if kind == "vae":
-            fn = lambda zc, cc=None: module.decode(zc, cc)  # noqa: E731
+        if kind == "vae":  # z is a standard-normal draw; a fitted prior maps it (engine/models/vae.py)
+            fn = lambda zc, cc=None: module.decode(module.prior_latent(zc, cc), cc)  # noqa: E731
         else:
             fn = lambda zc, cc=None: (module(zc, cond=cc) + 1.0) / 2.0  # noqa: E731
         return fixed_chunks(fn, z) if cond is None else fixed_chunks(fn, z, cond)
@@ -179,7 +195,8 @@ class EmojiGenerator(sdk.Generator):
         if item.action == "variations" and source is not None:
             noise = [item.noise((1, nz), "variation", *((j,) if j else ())) for j in range(n)]
             return torch.cat([math.cos(VARIATION_ANGLE) * source + math.sin(VARIATION_ANGLE) * e for e in noise])
-        return torch.cat([truncated_latent(nz, item.seed, item.index, variety, j) for j in range(n)])
+        scale = self.truncation_scale(kind)
+        return torch.cat([truncated_latent(nz, item.seed, item.index, variety, j, scale) for j in range(n)])
 
     def _best(self, kind: str, items: list[sdk.Item], cands: list[torch.Tensor],
               conds: list[torch.Tensor | None], prompts: list[str]) -> list[dict[str, Any]]:

@@ -135,7 +135,8 @@ def test_best_quality_is_the_lowest_energy_candidate(gen):
     assert any(o.meta["pick"] != 0 for o in best)
     # by hand, for every item: decode its candidates, score them, take the lowest energy
     for item, out in zip(_items(8, seed=21, quality="best"), best):
-        z = torch.cat([truncated_latent(100, item.seed, item.index, 0.7, j) for j in range(CANDIDATES)])
+        z = torch.cat([truncated_latent(100, item.seed, item.index, 0.7, j, gen.truncation_scale("gan"))
+                       for j in range(CANDIDATES)])
         with torch.no_grad():
             x = gen._decode("gan", z, gen._cond("gan", "grinning face").expand(CANDIDATES, -1)).float()
             logits = gen._score(x, ["grinning face"] * CANDIDATES).float()
@@ -185,3 +186,53 @@ def test_model_card_sample_grid_layout():
     grid = sample_grid(gen, "gan", ["face", "red heart"], range(3))
     assert grid.size == (LABEL_W + 3 * (TILE + PAD) + PAD, 2 * (TILE + PAD) + PAD)
     assert grid.getpixel((LABEL_W + PAD + TILE // 2, PAD + TILE // 2)) != (255, 255, 255)  # a drawn tile
+
+
+def test_the_vae_samples_through_its_fitted_prior(gen):
+    """The shipped VAE carries a prior fitted to its posterior (engine/training/vae_prior.py): an
+    output is decode(prior(eps)) for the output's standard-normal draw eps, not decode(eps)."""
+    module, config = gen.models["vae"]
+    assert module.prior is not None and config["prior"]["held_out_nll"] < config["prior"]["held_out_nll_standard_normal"]
+    (out,) = gen.generate(_items(1, model="vae"))
+    eps = truncated_latent(int(config["nz"]), 7, 0, 0.7)
+    with torch.no_grad():
+        cond = gen._cond("vae", "grinning face")
+        through = module.decode(module.prior_latent(eps, cond), cond)
+        raw = module.decode(eps, cond)
+    px = np.asarray(out.data).astype(int)  # (serving decodes in fixed micro-batches: last bits may differ)
+    assert np.abs(px - np.asarray(to_image(through)).astype(int)).max() <= 1
+    assert np.abs(px - np.asarray(to_image(raw)).astype(int)).mean() > 5
+
+
+def test_truncation_scale_widens_the_threshold_and_is_recorded(tmp_path):
+    """gan.json's truncation_scale multiplies the truncation threshold (variety 0.7 at 1.2 is
+    variety 0.85's threshold), is part of model_info (outputs depend on it), and a value out of
+    range is refused at load, naming the field."""
+    import json
+    import shutil
+
+    from plugins.emoji.generator import HERE, EmojiGenerator
+
+    plain = truncated_latent(100, 3, 0, 0.7)
+    assert torch.equal(plain, truncated_latent(100, 3, 0, 0.7, scale=1.0))
+    assert float(plain.abs().max()) <= 0.1 + 1.9 * 0.7 + 1e-6
+    assert torch.equal(truncated_latent(100, 3, 0, 0.7, scale=1.2),
+                       truncated_latent(100, 3, 0, (1.2 * (0.1 + 1.9 * 0.7) - 0.1) / 1.9))
+    assert torch.equal(truncated_latent(100, 3, 0, 1.0, scale=0.5), truncated_latent(100, 3, 0, 1.0))  # never truncated
+
+    for name in ("gan.safetensors", "gan.json"):
+        shutil.copy(HERE / name, tmp_path / name)
+    cfg = json.loads((tmp_path / "gan.json").read_text())
+    for scale, expect in ((1.0, None), (1.5, "1.5")):
+        (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": scale}))
+        g = EmojiGenerator(tmp_path)
+        g.load("cpu")
+        assert g.model_info().get("truncation_scale") == expect
+    widened = np.asarray(g.generate(_items(1))[0].data)
+    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": 1.0}))
+    g = EmojiGenerator(tmp_path)
+    g.load("cpu")
+    assert not np.array_equal(widened, np.asarray(g.generate(_items(1))[0].data))
+    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": 0}))
+    with pytest.raises(ValueError, match=r"gan.json: truncation_scale must be in \[0.1, 10\], got 0"):
+        EmojiGenerator(tmp_path).load("cpu")
