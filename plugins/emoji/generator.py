@@ -140,6 +140,10 @@ class EmojiGenerator(sdk.Generator):
         info = {"name": "emoji-dcgan", "version": str(version), "sha256": self._sha("gan.safetensors")}
         if (scale := self.truncation_scale("gan")) != 1.0:  # outputs depend on it as on the weights
             info["truncation_scale"] = f"{scale:g}"
+        if "vae" in self.models:  # model:vae outputs depend on these
+            info["vae_sha256"] = self._sha("vae.safetensors")
+            if (scale := self.truncation_scale("vae")) != 1.0:
+                info["vae_truncation_scale"] = f"{scale:g}"
         if self.critic is not None:  # quality:best outputs depend on it too
             info["critic_sha256"] = self._sha("critic.safetensors")
         return info

@@ -61,6 +61,10 @@ def test_output_is_64px_rgba_and_model_info_hashes_the_weights(gen):
     info = gen.model_info()
     digest = hashlib.sha256((gen.weights_dir / "gan.safetensors").read_bytes()).hexdigest()
     assert info["sha256"] == digest and info["name"]
+    vae = hashlib.sha256((gen.weights_dir / "vae.safetensors").read_bytes()).hexdigest()
+    assert info["vae_sha256"] == vae  # model:vae outputs depend on it too
+    # the shipped calibrations (MODEL_CARD.md, #21 session 18) are part of what made an output
+    assert (info["truncation_scale"], info["vae_truncation_scale"]) == ("1.2", "1.4")
 
 
 @pytest.mark.parametrize(("model", "quality", "n"), [("gan", "draft", 32), ("gan", "best", 12), ("vae", "draft", 32)])
@@ -194,7 +198,7 @@ def test_the_vae_samples_through_its_fitted_prior(gen):
     module, config = gen.models["vae"]
     assert module.prior is not None and config["prior"]["held_out_nll"] < config["prior"]["held_out_nll_standard_normal"]
     (out,) = gen.generate(_items(1, model="vae"))
-    eps = truncated_latent(int(config["nz"]), 7, 0, 0.7)
+    eps = truncated_latent(int(config["nz"]), 7, 0, 0.7, scale=gen.truncation_scale("vae"))
     with torch.no_grad():
         cond = gen._cond("vae", "grinning face")
         through = module.decode(module.prior_latent(eps, cond), cond)
