@@ -93,7 +93,12 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
                          f"{(vae.cfg.channels, vae.cfg.size, vae.cfg.size)}")
     held = [is_held_out(f) if data.files else False for f in (data.files or [""] * len(data))]
     train_rows = [i for i, h in enumerate(held) if not h]
-    val_rows = [i for i, h in enumerate(held) if h] or train_rows[:max(1, len(train_rows) // 10)]
+    val_rows = [i for i, h in enumerate(held) if h]
+    if not train_rows or not val_rows:  # a folder without (or only) evaluation hold-outs: every tenth image
+        if len(data) < 2:
+            raise ValueError("--data: at least 2 images are needed (one is held out to choose the epoch)")
+        val_rows = list(range(0, len(data), 10))
+        train_rows = [i for i in range(len(data)) if i % 10]
     train, val = posteriors(vae, data, train_rows), posteriors(vae, data, val_rows)
     log(f"posteriors: {len(train)} training and {len(val)} held-out (image, text) pairs")
 
@@ -129,7 +134,8 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
     report = {"held_out_nll": round(best[0], 2), "held_out_nll_standard_normal": round(standard_normal_nll(val_z), 2),
               "epoch": best[1], "val_nll_per_epoch": history, "pairs": len(train), "held_out_pairs": len(val),
               "wall_s": round(time.perf_counter() - t0, 1)}
-    out_config = {**config, "prior_hidden": cfg.hidden,
+    # a truncation_scale was calibrated for the old sampling distribution: measure again (MODEL_CARD)
+    out_config = {**{k: v for k, v in config.items() if k != "truncation_scale"}, "prior_hidden": cfg.hidden,
                   "prior": {"recipe": {k: v for k, v in asdict(cfg).items() if k != "progress"},
                             "vae_sha256": file_sha256(Path(cfg.vae).with_suffix(".safetensors")),
                             **{k: v for k, v in report.items() if k != "val_nll_per_epoch"}}}

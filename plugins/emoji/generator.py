@@ -152,9 +152,14 @@ class EmojiGenerator(sdk.Generator):
         """The model's truncation calibration (its JSON's ``truncation_scale``, default 1): a
         factor on the truncation threshold, so that a user's ``variety`` gives about the same
         spread relative to real emoji from one served model to the next (MODEL_CARD.md)."""
-        scale = float(self.models[kind][1].get("truncation_scale", 1.0))
-        if not 0.1 <= scale <= 10.0:
-            raise ValueError(f"{self.weights_dir / kind}.json: truncation_scale must be in [0.1, 10], got {scale}")
+        raw = self.models[kind][1].get("truncation_scale", 1.0)
+        try:
+            scale = float(raw)
+        except (TypeError, ValueError):
+            scale = float("nan")
+        if not 0.1 <= scale <= 10.0:  # (NaN fails too)
+            raise ValueError(f"{self.weights_dir / kind}.json: truncation_scale must be a number in [0.1, 10], "
+                             f"got {raw!r}")
         return scale
 
     # -- the networks, in fixed-shape micro-batches ------------------------------------

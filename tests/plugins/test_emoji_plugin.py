@@ -237,6 +237,7 @@ def test_truncation_scale_widens_the_threshold_and_is_recorded(tmp_path):
     g = EmojiGenerator(tmp_path)
     g.load("cpu")
     assert not np.array_equal(widened, np.asarray(g.generate(_items(1))[0].data))
-    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": 0}))
-    with pytest.raises(ValueError, match=r"gan.json: truncation_scale must be in \[0.1, 10\], got 0"):
-        EmojiGenerator(tmp_path).load("cpu")
+    for bad in (0, None, "wide", [1.2]):
+        (tmp_path / "gan.json").write_text(json.dumps({**cfg, "truncation_scale": bad}))
+        with pytest.raises(ValueError, match=r"gan.json: truncation_scale must be a number in \[0.1, 10\], got "):
+            EmojiGenerator(tmp_path).load("cpu")

@@ -128,6 +128,7 @@ async def test_jobs_finish_exactly_once_across_worker_and_api_node_kills(cluster
         deadline = time.monotonic() + 60
         while (await redis.xpending(stream, GROUP))["pending"] and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        assert (await redis.xpending(stream, GROUP))["pending"] == 0, "entries still pending after 60 s"
         claimed = 0
         for name, node in workers.items():
             if name == victim:

@@ -93,3 +93,24 @@ def test_refusals_name_the_flag(folder, vae_stem, tmp_path, capsys):
     assert main(["train", "vae-prior", "--vae", str(vae_stem), "--data", str(folder), "--out", str(tmp_path / "y"),
                  "--epochs", "2", "--hidden", "8", "--quiet"]) == 0
     assert '"held_out_nll"' in capsys.readouterr().out and (tmp_path / "y.safetensors").exists()
+
+
+def test_a_refit_drops_the_old_calibration_and_tiny_folders_are_refused(folder, vae_stem, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(vae_stem.with_suffix(suffix), tmp_path / f"vae{suffix}")
+    config = json.loads((tmp_path / "vae.json").read_text())
+    (tmp_path / "vae.json").write_text(json.dumps({**config, "truncation_scale": 1.4}))
+    data = load_image_folder(folder, size=16)
+    fit_prior(PriorFitConfig(vae=str(tmp_path / "vae"), out=str(tmp_path / "refit"), hidden=8, epochs=1,
+                             progress=False), data, log=lambda m: None)
+    # a truncation_scale was measured for the old sampling distribution, not this one
+    assert "truncation_scale" not in json.loads((tmp_path / "refit.json").read_text())
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.new("RGBA", (16, 16), (255, 0, 0, 255)).save(one / "a.png")
+    with pytest.raises(ValueError, match="--data: at least 2 images"):
+        fit_prior(PriorFitConfig(vae=str(vae_stem), out=str(tmp_path / "x")), load_image_folder(one, size=16))
