@@ -52,8 +52,9 @@ class LatentPrior(nn.Module):
         for head in (self.log_diag, self.off_diag):  # start at N(mean, I): the training prior's shape
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        self.register_buffer("tril_rows", torch.tril_indices(nz, nz, -1)[0], persistent=False)
-        self.register_buffer("tril_cols", torch.tril_indices(nz, nz, -1)[1], persistent=False)
+        rows, cols = torch.tril_indices(nz, nz, -1)
+        self.register_buffer("tril_rows", rows, persistent=False)
+        self.register_buffer("tril_cols", cols, persistent=False)
 
     def forward(self, cond: torch.Tensor | None, rows: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean (B, nz), scale_tril (B, nz, nz)) for each row of ``cond`` (or ``rows`` rows)."""

@@ -189,14 +189,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _vae_prior(args: argparse.Namespace) -> int:
-    from engine.models.weights import load_model
     from engine.training.data import load_image_folder
     from engine.training.vae_prior import PriorFitConfig, fit_prior
 
     try:
         if args.hidden < 1 or args.epochs < 1:
             raise ValueError(f"--hidden and --epochs must be at least 1, got {args.hidden} and {args.epochs}")
-        _, config = load_model(args.vae)
+        config = json.loads(Path(args.vae).with_suffix(".json").read_text())  # fit_prior loads the weights
         data = load_image_folder(args.data, config["size"], config["channels"])
         cfg = PriorFitConfig(vae=args.vae, out=args.out, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
                              progress=not args.quiet)

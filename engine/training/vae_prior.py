@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from engine.evaluation.judge import is_held_out
 from engine.models.state import save_model
-from engine.models.vae import VAE, LatentPrior, VaeConfig
+from engine.models.vae import VAE, LatentPrior
 from engine.models.weights import load_model
 from engine.runtime import file_sha256
 from engine.training.data import ImageSet, prompt_variants
@@ -86,12 +86,10 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
     if config.get("kind") != "vae":
         raise ValueError(f"{cfg.vae}.json: kind must be 'vae', got {config.get('kind')!r}")
     vae: VAE = module.float().requires_grad_(False)  # type: ignore[assignment]
-    if len(data) == 0:
-        raise ValueError("--data: no images")
     if tuple(data.images.shape[1:]) != (vae.cfg.channels, vae.cfg.size, vae.cfg.size):
         raise ValueError(f"--data: images are {tuple(data.images.shape[1:])}, the VAE makes "
                          f"{(vae.cfg.channels, vae.cfg.size, vae.cfg.size)}")
-    held = [is_held_out(f) if data.files else False for f in (data.files or [""] * len(data))]
+    held = [is_held_out(f) for f in data.files] if data.files else [False] * len(data)
     train_rows = [i for i, h in enumerate(held) if not h]
     val_rows = [i for i, h in enumerate(held) if h]
     if not train_rows or not val_rows:  # a folder without (or only) evaluation hold-outs: every tenth image
@@ -129,7 +127,7 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
             best = (val_nll, epoch + 1, copy.deepcopy(prior.state_dict()))
     prior.load_state_dict(best[2])
 
-    vae.cfg = VaeConfig.from_dict({**vae.cfg.to_dict(), "prior_hidden": cfg.hidden})
+    vae.cfg = replace(vae.cfg, prior_hidden=cfg.hidden)
     vae.prior = prior.eval()
     report = {"held_out_nll": round(best[0], 2), "held_out_nll_standard_normal": round(standard_normal_nll(val_z), 2),
               "epoch": best[1], "val_nll_per_epoch": history, "pairs": len(train), "held_out_pairs": len(val),

@@ -103,6 +103,7 @@ class EmojiGenerator(sdk.Generator):
         self.critic: torch.nn.Module | None = None
         self.critic_tokenizer: Any = None
         self.weights_sha: dict[str, str] = {}  # file name -> sha256, hashed once at load
+        self.truncation_scales: dict[str, float] = {}  # kind -> its JSON's truncation_scale, read at load
         self.device = "cpu"
 
     def available(self) -> list[str]:
@@ -114,7 +115,8 @@ class EmojiGenerator(sdk.Generator):
             module, config = sdk.load_model(self.weights_dir / kind, device)
             self.models[kind] = (module.requires_grad_(False), config)  # inference only, in any caller
             self.tokenizers[kind] = sdk.prompt_encoder(config["tokenizer"]) if config.get("tokenizer") else None
-            self.truncation_scale(kind)  # a bad calibration is refused at load, not on a user's request
+            # a bad calibration is refused at load, not on a user's request
+            self.truncation_scales[kind] = self._read_truncation_scale(kind, config)
         if "gan" not in self.models:
             raise FileNotFoundError(f"no GAN weights in {self.weights_dir} (gan.safetensors + gan.json)")
         self.critic = None
@@ -152,7 +154,10 @@ class EmojiGenerator(sdk.Generator):
         """The model's truncation calibration (its JSON's ``truncation_scale``, default 1): a
         factor on the truncation threshold, so that a user's ``variety`` gives about the same
         spread relative to real emoji from one served model to the next (MODEL_CARD.md)."""
-        raw = self.models[kind][1].get("truncation_scale", 1.0)
+        return self.truncation_scales[kind]
+
+    def _read_truncation_scale(self, kind: str, config: dict[str, Any]) -> float:
+        raw = config.get("truncation_scale", 1.0)
         try:
             scale = float(raw)
         except (TypeError, ValueError):
