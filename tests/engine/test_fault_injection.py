@@ -47,8 +47,19 @@ def start_engine(data: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 def body(n: int) -> dict:
-    return {"command": "emoji", "options": {"prompt": PROMPTS[n % len(PROMPTS)]}, "seed": n, "count": COUNT,
-            "idempotency_key": f"fault-{n}"}
+    # quality:best (the critic's pick of several draws) keeps 100 jobs in flight for seconds even
+    # on a fast machine; with the draft default a CI runner finished them all before the kill.
+    return {"command": "emoji", "options": {"prompt": PROMPTS[n % len(PROMPTS)], "quality": "best"}, "seed": n,
+            "count": COUNT, "idempotency_key": f"fault-{n}"}
+
+
+async def submit_all(s: aiohttp.ClientSession, url: str) -> list[str]:
+    """Every job's id, in order; posted at once so that the queue fills faster than it drains."""
+    async def one(n: int) -> str:
+        async with s.post(f"{url}/v1/jobs", json=body(n), headers=HEADERS) as r:
+            assert r.status == 202, await r.text()
+            return (await r.json())["id"]
+    return list(await asyncio.gather(*(one(n) for n in range(JOBS))))
 
 
 async def views(s: aiohttp.ClientSession, url: str, ids: list[str]) -> dict[str, dict]:
@@ -108,11 +119,7 @@ async def test_kill_9_of_the_engine_with_100_jobs_in_flight(tmp_path):
     try:
         await wait_engine_ready(url, proc, timeout=120)
         async with aiohttp.ClientSession() as s:
-            ids = []
-            for n in range(JOBS):
-                async with s.post(f"{url}/v1/jobs", json=body(n), headers=HEADERS) as r:
-                    assert r.status == 202, await r.text()
-                    ids.append((await r.json())["id"])
+            ids = await submit_all(s, url)
             # Let some finish, then pull the plug while the rest are queued or running.
             served: dict[str, dict] = {}
             while len(served) < 10:
@@ -145,9 +152,7 @@ async def test_kill_9_of_the_engine_with_100_jobs_in_flight(tmp_path):
                     assert r.status == 200
                     assert pixels(await r.read()) == pixels(data_before)
             # Idempotency keys still name their jobs: a retry of every request makes nothing new.
-            for n in range(JOBS):
-                async with s.post(f"{url}/v1/jobs", json=body(n), headers=HEADERS) as r:
-                    assert r.status == 202 and (await r.json())["id"] == ids[n]
+            assert await submit_all(s, url) == ids
             with sqlite3.connect(data / "engine-journal.sqlite3") as db:
                 assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == JOBS
                 assert db.execute("SELECT count(*) FROM outputs").fetchone()[0] == JOBS * COUNT
