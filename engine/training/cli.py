@@ -107,10 +107,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     critic.add_argument("--batch", type=int, default=64)
     critic.add_argument("--ndf", type=int, default=64)
     prior = _on_a_trained_model(sub, "vae-prior", "fit a trained VAE's sampling prior to its posterior "
-                                "(a Gaussian per prompt; encoder and decoder frozen)", "--vae",
+                                "(a Gaussian, or a mixture, per prompt; encoder and decoder frozen)", "--vae",
                                 "VAE stem, e.g. plugins/emoji/vae", "stem to write: the VAE with its fitted prior")
     prior.add_argument("--hidden", type=int, default=128)
     prior.add_argument("--epochs", type=int, default=40)
+    prior.add_argument("--components", type=int, default=1, metavar="K",
+                       help="mixture components per prompt, 1 to 64 (1: a single Gaussian)")
     exp = sub.add_parser("export", help="write a run's model as fp16 safetensors + JSON for serving")
     exp.add_argument("run_dir")
     exp.add_argument("dest", help="destination stem, e.g. plugins/emoji/gan")
@@ -195,9 +197,12 @@ def _vae_prior(args: argparse.Namespace) -> int:
     try:
         if args.hidden < 1 or args.epochs < 1:
             raise ValueError(f"--hidden and --epochs must be at least 1, got {args.hidden} and {args.epochs}")
+        if not 1 <= args.components <= 64:
+            raise ValueError(f"--components must be between 1 and 64, got {args.components}")
         config = json.loads(Path(args.vae).with_suffix(".json").read_text())  # fit_prior loads the weights
         data = load_image_folder(args.data, config["size"], config["channels"])
-        cfg = PriorFitConfig(vae=args.vae, out=args.out, hidden=args.hidden, epochs=args.epochs, seed=args.seed,
+        cfg = PriorFitConfig(vae=args.vae, out=args.out, hidden=args.hidden, epochs=args.epochs,
+                             components=args.components, seed=args.seed,
                              progress=not args.quiet)
         report = fit_prior(cfg, data)
     except (FileNotFoundError, ValueError, KeyError) as e:

@@ -2,7 +2,8 @@
 
 Why: the VAE is trained against N(0, I), but nothing forces its aggregate posterior to match
 it; when it does not, N(0, I) draws decode to blurs (engine/models/vae.py, ``LatentPrior``).
-Here the encoder and decoder are frozen and only a prior z | c ~ N(m(c), L(c) L(c)^T) is fitted,
+Here the encoder and decoder are frozen and only a prior z | c ~ N(m(c), L(c) L(c)^T) (or a mixture
+of K such Gaussians, ``--components``) is fitted,
 by maximum likelihood, to posterior samples z ~ q(z | x, c) of the training images under
 every text they were trained with (caption, category word, both: ``prompt_variants``). The
 images the evaluation holds out are held out here too: their likelihood picks the epoch
@@ -32,6 +33,7 @@ class PriorFitConfig:
     vae: str  # stem of the trained VAE, e.g. plugins/emoji/vae
     out: str  # stem to write: the same VAE with the fitted prior
     hidden: int = 128
+    components: int = 1  # mixture components per prompt (1: a single Gaussian)
     epochs: int = 40  # the held-out NLL bottoms out near epoch 10-20 and the best state is kept
     batch: int = 256
     lr: float = 1e-3
@@ -101,9 +103,11 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
     log(f"posteriors: {len(train)} training and {len(val)} held-out (image, text) pairs")
 
     torch.manual_seed(cfg.seed)
-    prior = LatentPrior(vae.cfg.cond_dim, vae.cfg.nz, cfg.hidden)
-    with torch.no_grad():  # start at the posterior's overall mean
-        prior.mean.bias.copy_(train.mu.mean(0))
+    prior = LatentPrior(vae.cfg.cond_dim, vae.cfg.nz, cfg.hidden, cfg.components)
+    with torch.no_grad():  # one Gaussian starts at the posterior's mean, K at K distinct posterior means
+        starts = (train.mu.mean(0, keepdim=True) if cfg.components == 1 else
+                  train.mu[torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.components]])
+        prior.mean.bias.copy_(starts.flatten())
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
     val_cond, val_z = val.draw(torch.arange(len(val)), torch.Generator().manual_seed(cfg.seed + 1))
@@ -127,13 +131,14 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
             best = (val_nll, epoch + 1, copy.deepcopy(prior.state_dict()))
     prior.load_state_dict(best[2])
 
-    vae.cfg = replace(vae.cfg, prior_hidden=cfg.hidden)
+    vae.cfg = replace(vae.cfg, prior_hidden=cfg.hidden, prior_components=cfg.components)
     vae.prior = prior.eval()
     report = {"held_out_nll": round(best[0], 2), "held_out_nll_standard_normal": round(standard_normal_nll(val_z), 2),
               "epoch": best[1], "val_nll_per_epoch": history, "pairs": len(train), "held_out_pairs": len(val),
               "wall_s": round(time.perf_counter() - t0, 1)}
     # a truncation_scale was calibrated for the old sampling distribution: measure again (MODEL_CARD)
     out_config = {**{k: v for k, v in config.items() if k != "truncation_scale"}, "prior_hidden": cfg.hidden,
+                  "prior_components": cfg.components,
                   "prior": {"recipe": {k: v for k, v in asdict(cfg).items() if k != "progress"},
                             "vae_sha256": file_sha256(Path(cfg.vae).with_suffix(".safetensors")),
                             **{k: v for k, v in report.items() if k != "val_nll_per_epoch"}}}
