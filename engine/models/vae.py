@@ -10,8 +10,8 @@ draws land in a shrunken middle the decoder renders as a blur. ``LatentPrior`` i
 "ex-post density estimation" (Ghosh et al. 2020, "From variational to deterministic
 autoencoders"): after training, a Gaussian per prompt, z | c ~ N(m(c), L(c) L(c)^T) (or a
 mixture of them), is fitted to the posterior samples of the training images under their
-training prompts, with the encoder and decoder frozen. Sampling keeps a standard-normal eps (so truncation, variations and morphs
-work as before) and maps it through ``prior_latent``.
+training prompts, with the encoder and decoder frozen. Sampling keeps a standard-normal eps (so
+truncation, variations and morphs work as before) and maps it through ``prior_latent``.
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class LatentPrior(nn.Module):
         """The latent for a standard-normal draw ``eps``, deterministically (serving keeps eps,
         so truncation, variations and morphs work as for N(0, I))."""
         log_w, mean, tril = self.components(cond, eps.shape[0])
-        if self.k == 1:
+        if self.k == 1:  # no split: a single Gaussian's outputs stay bit for bit what they were
             return mean[:, 0] + (tril[:, 0] @ eps.unsqueeze(-1)).squeeze(-1)
         pick, eps = split_component(eps, log_w.exp())
         rows = torch.arange(eps.shape[0], device=eps.device)

@@ -102,11 +102,14 @@ def fit_prior(cfg: PriorFitConfig, data: ImageSet, log: Any = print) -> dict[str
     train, val = posteriors(vae, data, train_rows), posteriors(vae, data, val_rows)
     log(f"posteriors: {len(train)} training and {len(val)} held-out (image, text) pairs")
 
+    if cfg.components > len(train):  # each component starts at a distinct training posterior
+        raise ValueError(f"--components: at most {len(train)} for this folder (its training pairs), "
+                         f"got {cfg.components}")
     torch.manual_seed(cfg.seed)
     prior = LatentPrior(vae.cfg.cond_dim, vae.cfg.nz, cfg.hidden, cfg.components)
     with torch.no_grad():  # one Gaussian starts at the posterior's mean, K at K distinct posterior means
-        starts = (train.mu.mean(0, keepdim=True) if cfg.components == 1 else
-                  train.mu[torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.components]])
+        picks = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.components]
+        starts = train.mu.mean(0, keepdim=True) if cfg.components == 1 else train.mu[picks]
         prior.mean.bias.copy_(starts.flatten())
     opt = torch.optim.AdamW(prior.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)

@@ -161,6 +161,9 @@ def test_refusals_name_the_flag(folder, vae_stem, tmp_path, capsys):
     assert main(["train", "vae-prior", "--vae", str(vae_stem), "--data", str(folder), "--out", str(tmp_path / "x"),
                  "--components", "0"]) == 2
     assert "--components must be between 1 and 64" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--components: at most"):  # more components than training pairs
+        fit_prior(PriorFitConfig(vae=str(vae_stem), out=str(tmp_path / "x"), components=1000, progress=False),
+                  load_image_folder(folder, size=16), log=lambda m: None)
     assert main(["train", "vae-prior", "--vae", str(vae_stem), "--data", str(folder), "--out", str(tmp_path / "y"),
                  "--epochs", "2", "--hidden", "8", "--quiet"]) == 0
     assert '"held_out_nll"' in capsys.readouterr().out and (tmp_path / "y.safetensors").exists()
