@@ -69,7 +69,7 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Judge:
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
         if (meta["classes"] == s.classes and meta.get("train_images") == s.train.shape[0]
-                and meta.get("labels_sha256") == fingerprint and meta.get("normalise")):
+                and meta.get("labels_sha256") == fingerprint and meta.get("normalise") and meta.get("visible_only")):
             return judge
         log(f"judge at {stem} was trained on another data set or other categories, or is an older kind; "
             "training a new one")
@@ -78,7 +78,7 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Judge:
     save_judge(judge, stem, {"recipe": f"engine.evaluation.judge.train_judge(epochs={epochs}, batch=64, seed=0, "
                                        "lr=2e-3) on the training split; k chosen on the held-out split",
                              "train_wall_s": round(time.perf_counter() - t0, 1), "labels_sha256": fingerprint,
-                             "train_images": s.train.shape[0]})
+                             "train_images": s.train.shape[0], "visible_only": True})
     return judge
 
 

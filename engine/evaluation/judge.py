@@ -73,6 +73,17 @@ class JudgeConfig:
         return {"kind": "judge", **asdict(self)}
 
 
+def visible(x: torch.Tensor) -> torch.Tensor:
+    """What a person can see of (B, C, H, W) images in [0, 1]: an RGBA pixel whose alpha is 0
+    in 8 bits shows nothing on any background, so its RGB is set to the data's 0 there. The
+    judge learns from and scores only this: before, the RGB a generator left under
+    transparent pixels moved its precision by 0.04 (MODEL_CARD.md, "#21, session 20")
+    without changing a pixel anyone sees. The data's own images are unchanged by it."""
+    if x.shape[1] != 4:
+        return x
+    return torch.cat([x[:, :3] * (x[:, 3:] >= 0.5 / 255.0), x[:, 3:]], dim=1)
+
+
 def _block(cin: int, cout: int, convs: int = 2) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(convs):
@@ -95,8 +106,9 @@ class Judge(nn.Module):
         self.identity = nn.Linear(cfg.features, cfg.identities) if cfg.identities else None
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer before its ReLU."""
-        return self.embed(self.body(x).flatten(1))
+        """The penultimate layer before its ReLU, of what a person can see of ``x`` (visible):
+        in training and in scoring alike."""
+        return self.embed(self.body(visible(x)).flatten(1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The evaluation space. Normalised judges: the embedding before the ReLU at unit

@@ -103,3 +103,23 @@ def test_a_collapsed_generator_has_no_recall_and_the_lowest_diversity(ref):
             assert ratio < got["diversity_ratio"][c], (name, c)
     real = others["held-out real"]  # drawn with replacement: weather's 6 held-out images repeat
     assert sorted(real["diversity_ratio"].values())[1] >= 0.7 and real["recall"] > 0.3
+
+
+def test_the_figures_ignore_what_no_one_can_see(ref):
+    """An RGBA pixel with alpha 0 shows nothing on any background, so its RGB is no part of
+    the picture: filling it with noise must not move a feature, a probability or a figure
+    (judge.visible, at the judge's input). Its layers alone do see it (the test has teeth)."""
+    from engine.evaluation.judge import judge_probabilities
+
+    x = ref.split.held_out[:200]
+    noise = torch.randint(0, 256, x[:, :3].shape, generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    y = x.clone()
+    y[:, :3] = torch.where(x[:, 3:] == 0, noise, x[:, :3])
+    assert (y != x).float().mean() > 0.1  # a third of the pixels are transparent
+    (fx, px), (fy, py) = judge_probabilities(ref.judge, x), judge_probabilities(ref.judge, y)
+    assert torch.equal(fx, fy) and torch.equal(px, py)
+    assert ref.unconditional(x) == ref.unconditional(y)
+    j = ref.judge
+    with torch.no_grad():
+        raw = j.embed(j.body(x.float() / 255).flatten(1)) - j.embed(j.body(y.float() / 255).flatten(1))
+    assert float(raw.abs().max()) > 0.01
