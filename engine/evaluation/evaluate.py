@@ -23,9 +23,8 @@ from engine import sdk
 from engine.discovery import load_plugin
 from engine.evaluation.judge import (Judge, balanced_accuracy, is_held_out, judge_probabilities, load_judge,
                                      reference_rows, save_judge, train_judge)
-from engine.evaluation.metrics import (covered, frechet_distance, kth_radius, mean_pairwise_distance,
+from engine.evaluation.metrics import (covered, frechet_distance, gaussian_blur, kth_radius, mean_pairwise_distance,
                                        nearest_rmse, pixel_shuffle)
-from engine.models.lowpass import gaussian_blur
 from engine.training.data import ImageSet
 from engine.validation import validate_option_values
 

@@ -44,8 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.evaluation.metrics import covered, pixel_shuffle
-from engine.models.lowpass import gaussian_blur
+from engine.evaluation.metrics import covered, gaussian_blur, pixel_shuffle
 from engine.models.state import load_state, save_model
 
 HELD_OUT_PERCENT = 15

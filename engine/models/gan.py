@@ -6,8 +6,6 @@ lets it set every BatchNorm's scale and shift); the discriminator is a projectio
 discriminator (Miyato & Koyama 2018): logit = psi(phi(x)) + <e(y), phi(x)>. With
 ``minibatch_std`` the discriminator also sees how much its batch varies (ProGAN's minibatch
 standard deviation, Karras et al. 2018), so a generator that collapses is easy to tell apart.
-With ``output_blur`` the generator ends in a fixed alpha-premultiplied Gaussian (lowpass.py),
-so it is trained, and served, through the filter that removes its transposed convs' dots.
 """
 from __future__ import annotations
 
@@ -19,7 +17,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from engine.models.config_base import ModelConfig
-from engine.models.lowpass import premultiplied_blur
 from engine.models.prompt_encoder import prompt_embedding
 
 
@@ -27,7 +24,6 @@ from engine.models.prompt_encoder import prompt_embedding
 # checkerboard artifacts"): every output pixel sees the same number of weights, so the
 # stride-2 transposed conv's checkerboard cannot form. It costs about 2.25x the generator's FLOPs.
 UPSAMPLE_MODES = ("transposed", "resize")
-MAX_OUTPUT_BLUR = 2.0  # a sigma-2 blur is already the evaluation's "badly blurred" reference
 
 
 @dataclass
@@ -44,7 +40,7 @@ class GanConfig(ModelConfig):
     upsample: str = "transposed"  # generator: "transposed" (DCGAN) or "resize" (nearest + 3x3 conv)
     cond_norm: bool = False  # generator: conditional BatchNorm (the prompt sets each layer's scale/shift)
     minibatch_std: int = 0  # discriminator: group size of the minibatch-stddev feature; 0: off
-    output_blur: float = 0.0  # generator: sigma (px) of a fixed low-pass on its output (lowpass.py); 0: off
+
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
@@ -53,9 +49,6 @@ class GanConfig(ModelConfig):
             raise ValueError("cond_norm needs a conditional model (cond_dim > 0)")
         if self.minibatch_std < 0 or self.minibatch_std == 1:
             raise ValueError(f"minibatch_std: a group size >= 2, or 0 for off, got {self.minibatch_std}")
-        if (isinstance(self.output_blur, bool) or not isinstance(self.output_blur, (int, float))
-                or not 0.0 <= self.output_blur <= MAX_OUTPUT_BLUR):
-            raise ValueError(f"output_blur: a sigma in pixels in [0, {MAX_OUTPUT_BLUR:g}] (0: off), got {self.output_blur}")
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -146,8 +139,6 @@ class Generator(nn.Module):
         h = z[:, :, None, None]
         for layer in self.main:
             h = layer(h, cond) if isinstance(layer, CondBatchNorm2d) else layer(h)
-        if self.cfg.output_blur > 0:  # in [0, 1], where alpha weights colour; tanh's range again after
-            h = premultiplied_blur((h + 1.0) / 2.0, self.cfg.output_blur) * 2.0 - 1.0
         return h
 
 

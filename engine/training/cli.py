@@ -59,9 +59,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G)")
     gan.add_argument("--cond-norm", action="store_true",
                      help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
-    gan.add_argument("--output-blur", type=float, default=0.0, metavar="SIGMA",
-                     help="end the generator in a fixed Gaussian low-pass of SIGMA px on the alpha-premultiplied "
-                          "image (removes the transposed convs' dots; kept in the model, so served too); 0 = off")
     gan.add_argument("--minibatch-std", type=int, default=0, metavar="GROUP",
                      help="minibatch standard deviation in D over groups of GROUP rows (ProGAN); 0 = off")
     gan.add_argument("--mbstd-groups", choices=("random", "category", "balanced"), default="random",
@@ -168,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
-                             output_blur=args.output_blur,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, mode_seeking=args.mode_seeking, ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,

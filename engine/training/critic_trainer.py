@@ -139,8 +139,6 @@ class CriticTrainer:
     def save(self, report: dict[str, Any]) -> Path:
         meta = {**self.model_cfg.to_dict(), "part": "critic", "generator_version": self.gen_config.get("version"),
                 "generator_sha256": file_sha256(Path(self.cfg.generator).with_suffix(".safetensors")),
-                # the images it judged depend on the filter in the generator's JSON too
-                "generator_output_blur": float(self.gen_config.get("output_blur", 0.0)),
                 "trained_steps": self.cfg.steps, "held_out_auc": report["held_out_auc"],
                 "recipe": {k: v for k, v in asdict(self.cfg).items() if k not in ("progress",)}}
         path = save_model(self.D.eval(), meta, self.cfg.out, dtype=torch.float16)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engine.models.gan import MAX_OUTPUT_BLUR, Discriminator, GanConfig, Generator, stddev_group_size
+from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -59,7 +59,6 @@ class GanTrainConfig:
     ndf: int = 64
     upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
-    output_blur: float = 0.0  # generator: sigma of the fixed premultiplied low-pass on its output; 0: off
     minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
     mbstd_groups: str = "random"  # which rows share a minibatch-stddev group: MBSTD_GROUPS
     mbstd_share: float = 1 / 3  # the share of groups that are category groups (not "random")
@@ -95,15 +94,13 @@ class GanTrainConfig:
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
                          spectral_norm=self.loss == "hinge", upsample=self.upsample,
-                         cond_norm=self.cond_norm, minibatch_std=self.minibatch_std,
-                         output_blur=self.output_blur)
+                         cond_norm=self.cond_norm, minibatch_std=self.minibatch_std)
 
 
 # the architecture flags a resumed run must repeat: {GanConfig field: its `aigc train gan` flag}
 ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf",
                       "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample",
-                      "cond_norm": "--cond-norm", "minibatch_std": "--minibatch-std",
-                      "output_blur": "--output-blur"}
+                      "cond_norm": "--cond-norm", "minibatch_std": "--minibatch-std"}
 
 
 def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
@@ -197,9 +194,6 @@ class GanTrainer:
             raise ValueError(f"--snapshot-every: must be >= 0 steps (0 = off), got {cfg.snapshot_every}")
         if cfg.cond_norm and cfg.cond_dim <= 0:
             raise ValueError("--cond-norm: needs a conditional model (--cond-dim > 0)")
-        if not 0.0 <= cfg.output_blur <= MAX_OUTPUT_BLUR:
-            raise ValueError(f"--output-blur: a sigma in pixels in [0, {MAX_OUTPUT_BLUR:g}] (0 = off), "
-                             f"got {cfg.output_blur}")
         if cfg.balance > 0 and not data.categories:
             raise ValueError("--balance: needs a category per image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1_every < 1:

@@ -128,11 +128,6 @@ class EmojiGenerator(sdk.Generator):
                 raise ValueError(f"{self.weights_dir / 'critic.json'}: generator_sha256 "
                                  f"{config.get('generator_sha256')!r} is not gan.safetensors ({gan_sha}); "
                                  "retrain it (aigc train critic) or remove it")
-            blur = float(self.models["gan"][1].get("output_blur", 0.0))
-            if float(config.get("generator_output_blur", 0.0)) != blur:  # it judged other images
-                raise ValueError(f"{self.weights_dir / 'critic.json'}: generator_output_blur "
-                                 f"{config.get('generator_output_blur', 0.0)!r} is not gan.json's output_blur "
-                                 f"({blur:g}); retrain it (aigc train critic) or remove it")
             if self.tokenizers["gan"] is None:
                 raise ValueError(f"{self.weights_dir / 'critic.json'}: a critic needs a conditional GAN")
             self.critic, self.critic_tokenizer = critic.requires_grad_(False), sdk.prompt_encoder(config["tokenizer"])
@@ -147,8 +142,6 @@ class EmojiGenerator(sdk.Generator):
         info = {"name": "emoji-dcgan", "version": str(version), "sha256": self._sha("gan.safetensors")}
         if (scale := self.truncation_scale("gan")) != 1.0:  # outputs depend on it as on the weights
             info["truncation_scale"] = f"{scale:g}"
-        if "gan" in self.models and (blur := float(self.models["gan"][1].get("output_blur", 0.0))):
-            info["output_blur"] = f"{blur:g}"  # likewise: a JSON field that changes every output
         if "vae" in self.models:  # model:vae outputs depend on these
             info["vae_sha256"] = self._sha("vae.safetensors")
             if (scale := self.truncation_scale("vae")) != 1.0:

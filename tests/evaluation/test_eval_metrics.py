@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from engine.evaluation.judge import balanced_accuracy, load_judge, save_judge, train_judge
-from engine.evaluation.metrics import frechet_distance, nearest_rmse, precision_recall
-from engine.models.lowpass import gaussian_blur
+from engine.evaluation.metrics import frechet_distance, gaussian_blur, nearest_rmse, precision_recall
 
 
 def _reference_fd(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,8 +18,7 @@ import torch
 from engine.evaluation.evaluate import (Reference, fixed_sampler, labels_sha256, noise_sampler, real_sampler,
                                         reference_figures, score_sampler, split)
 from engine.evaluation.judge import load_judge
-from engine.evaluation.metrics import pixel_shuffle
-from engine.models.lowpass import gaussian_blur
+from engine.evaluation.metrics import gaussian_blur, pixel_shuffle
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.weights import build
 

@@ -50,25 +50,6 @@ def test_resize_upsampling_has_no_checkerboard_and_bad_modes_are_refused():
         GanConfig(upsample="bilinear")
 
 
-def test_output_blur_is_the_premultiplied_filter_on_the_same_network_and_bad_sigmas_are_refused():
-    """output_blur adds no weights (a served generator's state loads into it) and its output
-    is exactly premultiplied_blur of the unfiltered network's, in tanh's range; 0 is off."""
-    from engine.models.lowpass import premultiplied_blur
-
-    torch.manual_seed(0)
-    plain = Generator(GanConfig(size=16, nz=8, ngf=8)).eval()
-    blurred = Generator(GanConfig(size=16, nz=8, ngf=8, output_blur=0.5)).eval()
-    blurred.load_state_dict(plain.state_dict())  # strict: the filter has no parameters
-    z = torch.randn(3, 8)
-    x, y = plain(z), blurred(z)
-    assert torch.allclose(y, premultiplied_blur((x + 1) / 2, 0.5) * 2 - 1, atol=1e-6)
-    assert y.min() >= -1 and y.max() <= 1 and not torch.allclose(x, y, atol=1e-3)
-    assert GanConfig.from_dict({**GanConfig(nz=8).to_dict(), "output_blur": 0.5}).output_blur == 0.5
-    for bad in (-0.1, 2.5, "0.5", True, None):
-        with pytest.raises(ValueError, match=r"output_blur: a sigma in pixels in \[0, 2\] \(0: off\), got "):
-            GanConfig(output_blur=bad)
-
-
 def test_cond_norm_keeps_plain_keys_and_starts_as_plain_batchnorm():
     from engine.models.gan import CondBatchNorm2d
 

@@ -181,48 +181,6 @@ def test_a_critic_for_other_weights_is_refused(tmp_path):
     assert "critic_logit" not in out.meta and "critic_sha256" not in g.model_info()
 
 
-def test_output_blur_in_gan_json_filters_every_output_is_recorded_and_needs_its_own_critic(tmp_path):
-    """gan.json's output_blur is part of the network (engine/models/gan.py): every output is
-    the premultiplied blur of the unfiltered one, model_info records it (outputs depend on it),
-    and a critic trained on the unfiltered images is refused, naming both fields."""
-    import json
-    import shutil
-
-    from engine.models.lowpass import premultiplied_blur
-    from plugins.emoji.generator import HERE, EmojiGenerator
-
-    for name in ("gan.safetensors", "gan.json", "critic.safetensors", "critic.json"):
-        shutil.copy(HERE / name, tmp_path / name)
-    cfg = json.loads((HERE / "gan.json").read_text())
-    critic = json.loads((HERE / "critic.json").read_text())
-    blur = cfg.get("output_blur", 0.0)
-    other = 0.0 if blur else 0.5
-    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "output_blur": other}))
-    with pytest.raises(ValueError, match=rf"critic.json: generator_output_blur {blur!r} is not gan.json's "
-                                         rf"output_blur \({other:g}\); retrain it"):
-        EmojiGenerator(tmp_path).load("cpu")
-    (tmp_path / "critic.json").write_text(json.dumps({**critic, "generator_output_blur": other}))
-    g = EmojiGenerator(tmp_path)
-    g.load("cpu")
-    assert g.model_info().get("output_blur") == (f"{other:g}" if other else None)
-    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "output_blur": 0.5}))
-    (tmp_path / "critic.json").unlink()
-    (tmp_path / "critic.safetensors").unlink()
-    blurred = EmojiGenerator(tmp_path)
-    blurred.load("cpu")
-    (tmp_path / "gan.json").write_text(json.dumps({**cfg, "output_blur": 0.0}))
-    plain = EmojiGenerator(tmp_path)
-    plain.load("cpu")
-    assert blurred.model_info()["output_blur"] == "0.5" and "output_blur" not in plain.model_info()
-    nz = int(cfg["nz"])
-    z = truncated_latent(nz, 7, 0, 0.7, scale=plain.truncation_scale("gan"))
-    cond = plain._cond("gan", "grinning face")
-    want = premultiplied_blur(plain._decode("gan", z, cond), 0.5)
-    (out,) = blurred.generate(_items(1))
-    px = np.asarray(out.data).astype(int)
-    assert np.abs(px - np.asarray(to_image(want)).astype(int)).max() <= 1
-
-
 def test_model_card_sample_grid_layout():
     from plugins.emoji.generator import EmojiGenerator
     from plugins.emoji.sample_grid import LABEL_W, PAD, TILE, sample_grid

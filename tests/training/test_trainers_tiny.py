@@ -185,18 +185,6 @@ def test_cond_norm_generator_trains_resumes_exactly_and_exports(folder, tmp_path
     assert not (tmp_path / "c").exists()
 
 
-def test_output_blur_trains_resumes_exactly_exports_and_is_an_architecture_flag(folder, tmp_path, capsys):
-    flags = ("--output-blur", "0.5", "--ngf", "8", "--ndf", "8", "--checkpoint-every", "2")
-    g, config = _exact_resume_then_export(folder, tmp_path, capsys, *flags)
-    assert config["output_blur"] == 0.5 and g.cfg.output_blur == 0.5  # served through the same filter
-    rc, err = _train_cli(folder, tmp_path / "a", capsys, "--ngf", "8", "--ndf", "8", "--resume")
-    assert rc == 2 and "--output-blur (checkpoint: 0.5, now: 0.0)" in err, err
-    for bad in ("-1", "3"):
-        rc, err = _train_cli(folder, tmp_path / "c", capsys, "--output-blur", bad)
-        assert rc == 2 and f"--output-blur: a sigma in pixels in [0, 2] (0 = off), got {float(bad)}" in err, err
-    assert not (tmp_path / "c").exists()
-
-
 def _draw_counts(tr: GanTrainer, steps: range) -> Counter[str]:
     return Counter(tr.data.categories[j] for step in steps for j in tr.batch_indices(step).tolist())
 
