@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     n = 8
     for k in range(n):
-        gen.model.stills([Still(PROMPTS[k % len(PROMPTS)], 1000 + k)])
+        gen.model.stills([Still(PROMPTS[k % len(PROMPTS)], 1000 + k, quality="best")])  # not the default since #21
     still_ms = (time.perf_counter() - start) * 1000 / n
     start = time.perf_counter()
     for k in range(n):
