@@ -157,6 +157,14 @@ def test_judge_is_retrained_when_the_categories_change_not_only_the_class_names(
     get_judge(split_with([0, 1] * 31 + [1, 0]), stem, logs.append, epochs=1)  # two images relabelled
     assert "trained on another data set or other categories" in " ".join(logs[trained[1]:])
     assert json.loads(stem.with_suffix(".json").read_text())["labels_sha256"] != ""
+    # a judge from before session 20 read the RGB under transparent pixels: it is retrained too
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert meta["visible_only"] is True
+    stem.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "visible_only"}))
+    seen = len(logs)
+    get_judge(split_with([0, 1] * 31 + [1, 0]), stem, logs.append, epochs=1)
+    assert "or is an older kind" in " ".join(logs[seen:])
+    assert json.loads(stem.with_suffix(".json").read_text())["visible_only"] is True
 
 
 def test_combine_reports_means_sd_and_per_seed_values():

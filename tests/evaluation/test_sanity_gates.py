@@ -17,7 +17,7 @@ import torch
 
 from engine.evaluation.evaluate import (Reference, fixed_sampler, labels_sha256, noise_sampler, real_sampler,
                                         reference_figures, score_sampler, split)
-from engine.evaluation.judge import load_judge
+from engine.evaluation.judge import judge_probabilities, load_judge
 from engine.evaluation.metrics import gaussian_blur, pixel_shuffle
 from engine.models.prompt_encoder import make_prompt_encoder
 from engine.models.weights import build
@@ -108,8 +108,6 @@ def test_the_figures_ignore_what_no_one_can_see(ref):
     """An RGBA pixel with alpha 0 shows nothing on any background, so its RGB is no part of
     the picture: filling it with noise must not move a feature, a probability or a figure
     (judge.visible, at the judge's input). Its layers alone do see it (the test has teeth)."""
-    from engine.evaluation.judge import judge_probabilities
-
     x = ref.split.held_out[:200]
     noise = torch.randint(0, 256, x[:, :3].shape, generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     y = x.clone()
