@@ -127,6 +127,15 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     assert result["diversity_ratio_min"] == pytest.approx(
         sum(min(r) for r in zip(*result["per_seed"]["diversity_ratio"].values())) / 2)
     assert len(result["per_seed"]["diversity_ratio"]["face"]) == 2 and 0 <= result["recognisable"] <= 1
+    # recognisable per category: its mean is the headline figure; the real images' own beside it,
+    # with the held-out counts it rests on
+    by = result["recognisable_by_category"]
+    assert set(by) == set(result["classes"]) and result["recognisable"] == pytest.approx(sum(by.values()) / len(by))
+    assert len(result["per_seed"]["recognisable_by_category"]["face"]) == 2
+    real_by = result["recognisable_real_by_category"]
+    assert set(real_by) == {c for c, n in result["held_out_per_category"].items() if n > 0}
+    assert result["recognisable_real"] == pytest.approx(sum(real_by.values()) / len(real_by))
+    assert sum(result["held_out_per_category"].values()) > 0
     assert 0 <= result["precision"] <= 1 and 0 <= result["novelty"] <= 1
     assert result["chance"] == pytest.approx(1 / len(result["classes"]))
     assert (tmp_path / "judge.safetensors").exists()  # trained once, then reused
