@@ -21,9 +21,9 @@ import torch
 
 from engine import sdk
 from engine.discovery import load_plugin
-from engine.evaluation.judge import (Judge, balanced_accuracy, is_held_out, judge_probabilities, load_judge,
+from engine.evaluation.judge import (DAMAGE, Judge, balanced_accuracy, is_held_out, judge_probabilities, load_judge,
                                      reference_rows, save_judge, train_judge)
-from engine.evaluation.metrics import (covered, frechet_distance, gaussian_blur, kth_radius, mean_pairwise_distance,
+from engine.evaluation.metrics import (chimera, covered, frechet_distance, gaussian_blur, kth_radius, mean_pairwise_distance,
                                        nearest_rmse, pixel_shuffle)
 from engine.training.data import ImageSet
 from engine.validation import validate_option_values
@@ -68,16 +68,18 @@ def get_judge(s: Split, stem: Path, log: Any, epochs: int = 12) -> Judge:
     if stem.with_suffix(".json").exists():
         judge, meta = load_judge(stem)
         if (meta["classes"] == s.classes and meta.get("train_images") == s.train.shape[0]
-                and meta.get("labels_sha256") == fingerprint and meta.get("normalise") and meta.get("visible_only")):
+                and meta.get("labels_sha256") == fingerprint and meta.get("normalise") and meta.get("visible_only")
+                and meta.get("damage") == DAMAGE):
             return judge
         log(f"judge at {stem} was trained on another data set or other categories, or is an older kind; "
             "training a new one")
     t0 = time.perf_counter()
     judge = train_judge(s.train, s.train_labels, s.classes, epochs=epochs, log=log, held_out=s.held_out)
     save_judge(judge, stem, {"recipe": f"engine.evaluation.judge.train_judge(epochs={epochs}, batch=64, seed=0, "
-                                       "lr=2e-3) on the training split; k chosen on the held-out split",
+                                       f"lr=2e-3, damage={DAMAGE}) on the training split; "
+                                       "k chosen on the held-out split",
                              "train_wall_s": round(time.perf_counter() - t0, 1), "labels_sha256": fingerprint,
-                             "train_images": s.train.shape[0], "visible_only": True})
+                             "train_images": s.train.shape[0], "visible_only": True, "damage": DAMAGE})
     return judge
 
 
@@ -207,13 +209,16 @@ def plugin_sampler(generator: sdk.Generator, command: str, options: dict[str, An
 
 def reference_figures(ref: Reference, seed: int = 0) -> dict[str, dict[str, float]]:
     """What known-good and known-bad image sets score, beside the model: held-out real
-    images (the floor), σ = 1 and 2 px blurs of them, uniform noise, pixel-shuffled reals."""
+    images (the floor), σ = 1, 2 and 3 px blurs of them (each still an emoji anyone names),
+    chimeras of them (four real emoji's quadrants: real textures, no emoji), uniform noise
+    and pixel-shuffled reals."""
     s = ref.split
     g = torch.Generator().manual_seed(seed + 7)
     held = s.held_out.float() / 255.0
     n = s.held_out.shape[0]
     to_u8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
-    sets = {"held_out": s.held_out, "blur1": to_u8(gaussian_blur(held, 1.0)), "blur2": to_u8(gaussian_blur(held, 2.0)),
+    sets = {"held_out": s.held_out, **{f"blur{r}": to_u8(gaussian_blur(held, float(r))) for r in (1, 2, 3)},
+            "chimera": to_u8(chimera(held, g)),
             "uniform_noise": noise_sampler(tuple(s.train.shape[1:]))([""] * n, [0] * n, seed + 7),
             "pixel_shuffle": to_u8(pixel_shuffle(held, g))}
     out = {name: ref.unconditional(images) for name, images in sets.items()}
@@ -253,13 +258,14 @@ def evaluate(plugin: str, model: str, data: ImageSet, judge_stem: Path, samples:
         "plugin": plugin, "model": model, "samples": samples, "variety": served.get("variety"), "options": served,
         "classes": s.classes, "k": ref.k, "reference_images": ref.train.shape[0],
         "fd_floor": real["fd"], "fd_blur1": refs["blur1"]["fd"], "fd_blur2": refs["blur2"]["fd"],
-        "fd_model": got["fd"],
+        "fd_blur3": refs["blur3"]["fd"], "fd_chimera": refs["chimera"]["fd"], "fd_model": got["fd"],
         "fd_uniform_noise": refs["uniform_noise"]["fd"], "fd_pixel_shuffle": refs["pixel_shuffle"]["fd"],
         "precision": got["precision"], "recall": got["recall"],
         "precision_heldout_real": real["precision"], "recall_heldout_real": real["recall"],
         "precision_uniform_noise": refs["uniform_noise"]["precision"],
         "precision_pixel_shuffle": refs["pixel_shuffle"]["precision"],
         "precision_blur1": refs["blur1"]["precision"], "precision_blur2": refs["blur2"]["precision"],
+        "precision_blur3": refs["blur3"]["precision"], "precision_chimera": refs["chimera"]["precision"],
         "diversity_ratio": got["diversity_ratio"], "diversity_ratio_min": got["diversity_ratio_min"],
         "diversity_ratio_real": real["diversity_ratio"], "diversity_ratio_real_min": real["diversity_ratio_min"],
         "recognisable": got["recognisable"], "recognisable_real": real["recognisable"],

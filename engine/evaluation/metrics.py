@@ -80,3 +80,25 @@ def pixel_shuffle(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     flat = x.flatten(2)
     order = torch.argsort(torch.rand(b, h * w, generator=g), dim=1)
     return flat.gather(2, order[:, None, :].expand(b, c, h * w)).reshape(b, c, h, w)
+
+
+def speckle(x: torch.Tensor, sd: float, g: torch.Generator) -> torch.Tensor:
+    """Gaussian colour noise of ``sd`` on the visible pixels of RGBA images in [0, 1] (alpha
+    kept): grain on an intact shape."""
+    if x.shape[1] != 4:
+        return (x + torch.randn(x.shape, generator=g) * sd).clamp(0, 1)
+    rgb = x[:, :3] + torch.randn(x[:, :3].shape, generator=g) * sd * (x[:, 3:] > 0)
+    return torch.cat([rgb.clamp(0, 1), x[:, 3:]], dim=1)
+
+
+def chimera(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each image's four quadrants taken from four different images of ``x``: every local
+    patch is a real emoji's, the whole is no emoji. A set with real textures and colours and
+    no structure, the failure a judge that reads only texture cannot see."""
+    b, _, h, w = x.shape
+    out = x.clone()
+    for qi, (ys, xs) in enumerate([(slice(0, h // 2), slice(0, w // 2)), (slice(0, h // 2), slice(w // 2, w)),
+                                   (slice(h // 2, h), slice(0, w // 2)), (slice(h // 2, h), slice(w // 2, w))]):
+        src = torch.randperm(b, generator=g) if qi else torch.arange(b)
+        out[:, :, ys, xs] = x[src][:, :, ys, xs]
+    return out

@@ -87,6 +87,23 @@ def test_mean_pairwise_distance_and_pixel_shuffle():
         assert sorted(map(tuple, px)) == sorted(map(tuple, py))
 
 
+def test_chimera_and_speckle():
+    from engine.evaluation.metrics import chimera, speckle
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 4, 64, 64, generator=g)
+    c = chimera(x, g)
+    assert torch.equal(c[:, :, :32, :32], x[:, :, :32, :32])  # the first quadrant is each image's own
+    for ys, xs in [(slice(0, 32), slice(32, 64)), (slice(32, 64), slice(0, 32)), (slice(32, 64), slice(32, 64))]:
+        quads = c[:, :, ys, xs]  # every other quadrant is some image's, at the same place
+        assert all(any(torch.equal(q, x[j, :, ys, xs]) for j in range(16)) for q in quads)
+    assert sum(not torch.equal(c[i], x[i]) for i in range(16)) >= 12  # and mostly another image's
+    x[:, 3, :, :32] = 0  # the left half transparent
+    n = speckle(x, 0.2, g)
+    assert torch.equal(n[:, 3], x[:, 3]) and torch.equal(n[:, :3, :, :32], x[:, :3, :, :32])
+    assert 0.1 < float((n[:, :3, :, 32:] - x[:, :3, :, 32:]).abs().mean()) < 0.2 and 0 <= n.min() and n.max() <= 1
+
+
 def test_choose_k_is_the_smallest_k_that_holds_the_held_out_share():
     from engine.evaluation.judge import choose_k
 
@@ -119,7 +136,7 @@ def test_aigc_eval_json_on_a_tiny_set(tmp_path, capsys):
     for key in ("fd_floor", "fd_blur1", "fd_blur2", "fd_model", "precision", "recall", "cond_acc_balanced",
                 "chance", "judge_balanced_acc", "novelty", "fd_uniform_noise", "fd_pixel_shuffle",
                 "precision_pixel_shuffle", "diversity_ratio_min", "diversity_ratio_real_min", "recognisable",
-                "recognisable_real"):
+                "recognisable_real", "fd_blur3", "fd_chimera", "precision_blur3", "precision_chimera"):
         assert isinstance(result[key], float), key
     # per category, the model's and the real images' own, averaged over the seeds
     assert set(result["diversity_ratio"]) == set(result["classes"])
@@ -174,6 +191,16 @@ def test_judge_is_retrained_when_the_categories_change_not_only_the_class_names(
     get_judge(split_with([0, 1] * 31 + [1, 0]), stem, logs.append, epochs=1)
     assert "or is an older kind" in " ".join(logs[seen:])
     assert json.loads(stem.with_suffix(".json").read_text())["visible_only"] is True
+    # a judge from before session 21 learnt only slight blur (up to σ 1) as no change: retrained
+    from engine.evaluation.judge import DAMAGE
+
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert meta["damage"] == DAMAGE and "damage=" in meta["recipe"]
+    stem.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "damage"}))
+    seen = len(logs)
+    get_judge(split_with([0, 1] * 31 + [1, 0]), stem, logs.append, epochs=1)
+    assert "or is an older kind" in " ".join(logs[seen:])
+    assert json.loads(stem.with_suffix(".json").read_text())["damage"] == DAMAGE
 
 
 def test_combine_reports_means_sd_and_per_seed_values():

@@ -1,9 +1,10 @@
 """The evaluation's sanity gates (issue #21), on the real emoji data with the committed judge:
 a figure that does not rank known-good and known-bad image sets correctly measures nothing.
 
-Known answers: held-out real images (good), σ = 1 and 2 px blurs of them (slightly and more
-degraded), uniform noise and pixel-shuffled real images (garbage the judge never trained
-on as such: pixel shuffles not at all), an untrained generator (garbage of the model's own
+Known answers: held-out real images (good), σ = 1, 2 and 3 px blurs of them (slightly and more
+degraded, each still the same emoji to anyone), chimeras of four real emoji's quadrants (real
+patches, no emoji), uniform noise and pixel-shuffled real images (garbage; the judge trains its "not an emoji"
+class on both kinds, never on these draws), an untrained generator (garbage of the model's own
 kind), and a generator collapsed to one fixed picture per category (no diversity at all).
 Sample counts are small to keep this fast; the margins are checked at those counts.
 """
@@ -75,6 +76,20 @@ def test_held_out_real_images_are_precise_and_recognisable(ref, refs):
     for c, name in enumerate(ref.split.classes):
         if counts[c] >= 20:
             assert 0.8 <= refs["held_out"]["diversity_ratio"][name] <= 1.25, name
+
+
+def test_damage_people_look_through_ranks_above_what_is_no_emoji(refs):
+    """Every blur up to σ 3 px of a real emoji is still that emoji to anyone; a chimera of
+    four real emoji's quadrants is none, though each of its patches is real. FD rises and
+    precision falls down that ladder. The judge before session 21, which had learnt only
+    σ ≤ 1 blur as no change, put chimeras above σ 3 blurs on both (FD 0.100 against 0.117,
+    precision 0.494 against 0.480), and the shipped GAN's blobs above σ 2 blurs."""
+    ladder = ["held_out", "blur1", "blur2", "blur3", "chimera"]
+    fd = [refs[name]["fd"] for name in ladder]
+    precision = [refs[name]["precision"] for name in ladder]
+    assert fd == sorted(fd) and len(set(fd)) == len(fd), dict(zip(ladder, fd))
+    assert precision == sorted(precision, reverse=True), dict(zip(ladder, precision))
+    assert refs["chimera"]["fd"] > 2 * refs["blur3"]["fd"]  # a margin, not a coin toss
 
 
 def test_fd_orders_floor_blurs_and_an_untrained_generator(ref, refs):
