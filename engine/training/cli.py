@@ -66,6 +66,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "(--mbstd-share of the groups: images of one category under its category word, so D "
                           "sees when one prompt always gives one picture) or balanced (the same, each group's "
                           "category drawn uniformly)")
+    gan.add_argument("--coarse-d", type=int, default=0, metavar="FACTOR",
+                     help="a second discriminator on the image average-pooled by FACTOR (2 or 4): it sees "
+                          "shape without texture (pix2pixHD's multi-scale D); 0: off")
     gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
                      help="the share of minibatch-stddev groups that are category groups (default a third)")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
 
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
-                             mbstd_share=args.mbstd_share, mode_seeking=args.mode_seeking, ms_space=args.ms_space,
+                             mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
+                             ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,
                              augment=args.augment, lr_decay=args.lr_decay, r1=args.r1, balance=args.balance,
