@@ -186,13 +186,13 @@ def negatives(real: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, classes: list[str], epochs: int = 10,
                 batch: int = 64, seed: int = 0, lr: float = 2e-3, log: Any = print,
-                held_out: torch.Tensor | None = None, width: int = 16,
-                damage: dict[str, float] | None = None) -> Judge:
+                held_out: torch.Tensor | None = None, damage: dict[str, float] | None = None) -> Judge:
     """images: (N, C, 64, 64) uint8 (training split only); labels: (N,) category ids.
-    ``held_out``: real images the judge never trains on, to choose k (choose_k)."""
+    ``held_out``: real images the judge never trains on, to choose k (choose_k); ``damage``:
+    augment's blur and grain (default DAMAGE; other values trained the card's candidates)."""
     torch.manual_seed(seed)
     n = images.shape[0]
-    judge = Judge(JudgeConfig(classes=classes, channels=images.shape[1], width=width, normalise=True))
+    judge = Judge(JudgeConfig(classes=classes, channels=images.shape[1], normalise=True))
     counts = torch.bincount(labels, minlength=len(classes)).clamp(min=1).float()
     class_weight = counts.sum() / (len(classes) * counts)  # balanced: each class counts equally
     class_weight = torch.cat([class_weight, torch.ones(1)])  # the "not an emoji" class

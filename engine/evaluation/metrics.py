@@ -100,5 +100,5 @@ def chimera(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     for qi, (ys, xs) in enumerate([(slice(0, h // 2), slice(0, w // 2)), (slice(0, h // 2), slice(w // 2, w)),
                                    (slice(h // 2, h), slice(0, w // 2)), (slice(h // 2, h), slice(w // 2, w))]):
         src = torch.randperm(b, generator=g) if qi else torch.arange(b)
-        out[:, :, ys, xs] = x[src][:, :, ys, xs]
+        out[:, :, ys, xs] = x[src, :, ys, xs]
     return out
