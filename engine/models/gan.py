@@ -176,10 +176,13 @@ class Discriminator(nn.Module):
         dcgan_init(self.features)
         dcgan_init(self.head)
 
-    def forward(self, x: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Logits (B,): the sigmoid is in the loss (BCE with logits), never twice."""
+    def forward(self, x: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None,
+                with_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B,): the sigmoid is in the loss (BCE with logits), never twice. With
+        ``with_features``, also phi(x): the last feature map averaged over space, (B, C),
+        which an auxiliary classifier reads (the trainer's --aux-class)."""
         h = self.features(x)
         out = self.head(minibatch_stddev(h, self.cfg.minibatch_std) if self.cfg.minibatch_std else h).flatten()
         if self.embed is not None:
             out = out + (self.embed(prompt) * h.sum(dim=(2, 3))).sum(dim=1) / (h.shape[2] * h.shape[3])
-        return out
+        return (out, h.mean(dim=(2, 3))) if with_features else out

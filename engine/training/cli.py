@@ -69,6 +69,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--coarse-d", type=int, default=0, metavar="FACTOR",
                      help="a second discriminator on the image average-pooled by FACTOR (2 or 4): it sees "
                           "shape without texture (pix2pixHD's multi-scale D); 0: off")
+    gan.add_argument("--aux-class", type=float, default=0.0, metavar="WEIGHT",
+                     help="an auxiliary classifier on D's features names each image's category, and G is "
+                          "scored on its fakes being named as their prompt's (AC-GAN); WEIGHT of both "
+                          "losses (1 in the paper); 0 = off")
+    gan.add_argument("--aux-twin", action="store_true",
+                     help="with --aux-class: TAC-GAN's twin classifier of the fakes, subtracted from G's "
+                          "loss, so the classifier does not pull G towards the easiest images")
     gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
                      help="the share of minibatch-stddev groups that are category groups (default a third)")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
@@ -170,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
+                             aux_class=args.aux_class, aux_twin=args.aux_twin,
                              ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,

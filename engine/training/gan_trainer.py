@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
@@ -50,6 +51,13 @@ MBSTD_GROUPS = ("random", "category", "balanced")
 # multi-scale D, Wang et al. 2018). At 16 or 32 px texture is gone and only shape is left; the
 # full-size D, like the judge before #21's session 21, can be satisfied by texture
 COARSE_FACTORS = (0, 2, 4)
+# --aux-class: AC-GAN (Odena et al. 2017). A linear head on D's pooled features names each
+# real image's category; G is also scored on whether its fakes get named as their prompt's
+# category. #21's grids carry one latent's look across every prompt (the projection term
+# alone lets the prompt barely matter); this asks each fake to be recognisable as its category.
+# --aux-twin adds TAC-GAN's twin head (Gong et al. 2019), a classifier of the fakes that G's
+# loss subtracts, which removes AC-GAN's pull towards the easiest-to-classify images (and the
+# diversity it costs)
 
 
 @dataclass
@@ -68,6 +76,8 @@ class GanTrainConfig:
     mbstd_groups: str = "random"  # which rows share a minibatch-stddev group: MBSTD_GROUPS
     mbstd_share: float = 1 / 3  # the share of groups that are category groups (not "random")
     coarse_d: int = 0  # a second D on the image pooled by this factor (COARSE_FACTORS); 0: off
+    aux_class: float = 0.0  # weight of the auxiliary category classifier's loss (AC-GAN); 0: off
+    aux_twin: bool = False  # TAC-GAN's twin classifier on the fakes (needs aux_class)
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -181,6 +191,13 @@ class GanTrainer:
         if cfg.coarse_d not in COARSE_FACTORS or (cfg.coarse_d and cfg.size // cfg.coarse_d < 16):
             raise ValueError(f"--coarse-d: a pooling factor in {', '.join(map(str, COARSE_FACTORS[1:]))} that leaves "
                              f"at least 16 px (--size {cfg.size}), or 0 for off; got {cfg.coarse_d}")
+        if cfg.aux_class < 0:
+            raise ValueError(f"--aux-class: must be >= 0 (0 = off), got {cfg.aux_class}")
+        if cfg.aux_twin and cfg.aux_class <= 0:
+            raise ValueError("--aux-twin: needs --aux-class WEIGHT (the twin corrects that classifier)")
+        if cfg.aux_class > 0 and (len(set(data.categories)) < 2 or cfg.cond_dim <= 0):
+            raise ValueError("--aux-class: needs a conditional model and at least two categories (a 'category' "
+                             "column in captions.jsonl/.csv)")
         if cfg.mbstd_groups not in MBSTD_GROUPS:
             raise ValueError(f"--mbstd-groups: must be one of {', '.join(MBSTD_GROUPS)}, got {cfg.mbstd_groups!r}")
         if not 0.0 < cfg.mbstd_share <= 1.0:
@@ -224,7 +241,8 @@ class GanTrainer:
         if resuming:
             refuse_architecture_change(meta["model"], self.model_cfg)
             for field, flag in (("ms_space", "--ms-space"), ("mbstd_groups", "--mbstd-groups"),
-                                ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d")):
+                                ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d"),
+                                ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin")):
                 # checkpoints from before a flag existed were trained with its default
                 was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):
@@ -237,9 +255,16 @@ class GanTrainer:
         self.D_coarse = (Discriminator(replace(self.model_cfg, size=cfg.size // cfg.coarse_d)).to(
             self.device, memory_format=torch.channels_last) if cfg.coarse_d else None)
         self._warm_start(init)
+        # the auxiliary classifier's categories, and each image's index among them
+        self.classes = sorted(set(data.categories)) if cfg.aux_class > 0 else []
+        width = self.model_cfg.ndf * 2 ** (self.model_cfg.n_up - 1)  # D's last feature map's channels
+        self.aux = nn.Linear(width, len(self.classes)).to(self.device) if self.classes else None
+        self.aux_twin = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_twin else None
+        self._labels = torch.zeros(0, dtype=torch.long)  # the latest batch's category indices
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
         # one optimiser for both discriminators: their losses are summed, as pix2pixHD's are
-        d_params = [*self.D.parameters(), *(self.D_coarse.parameters() if self.D_coarse else [])]
+        d_params = [*self.D.parameters(), *(self.D_coarse.parameters() if self.D_coarse else []),
+                    *(self.aux.parameters() if self.aux else []), *(self.aux_twin.parameters() if self.aux_twin else [])]
         self.opt_d = torch.optim.Adam(d_params, lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.ema = EMA(self.G, cfg.ema)
         self.amp = cfg.amp and self.device.type == "cuda"
@@ -299,6 +324,9 @@ class GanTrainer:
         if self.members:
             idx, texts = self.category_groups(idx, texts, step)
         real = self._real(idx)
+        if self.aux is not None:  # a row's prompt is its image's caption or category word: same category
+            index = {c: i for i, c in enumerate(self.classes)}
+            self._labels = torch.tensor([index[self.data.categories[int(i)]] for i in idx], device=self.device)
         self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
@@ -355,9 +383,18 @@ class GanTrainer:
             fake = self.G(z, prompt)
             aug_real = diff_augment(real, cfg.augment, aug_g)
             aug_fake_d = diff_augment(fake.detach(), cfg.augment, aug_g)
-            real_logits = self.D(aug_real, prompt)
-            fake_logits = self.D(aug_fake_d, prompt)
+            if self.aux is None:
+                real_logits = self.D(aug_real, prompt)
+                fake_logits = self.D(aug_fake_d, prompt)
+            else:
+                real_logits, real_feat = self.D(aug_real, prompt, with_features=True)
+                fake_logits, fake_feat = self.D(aug_fake_d, prompt, with_features=True)
             err_d = d_loss(real_logits.float(), fake_logits.float(), cfg.loss)
+            if self.aux is not None:  # the classifier learns the categories from real images only
+                err_aux_d = F.cross_entropy(self.aux(real_feat).float(), self._labels)
+                if self.aux_twin is not None:  # the twin learns which category G meant
+                    err_aux_d = err_aux_d + F.cross_entropy(self.aux_twin(fake_feat).float(), self._labels)
+                err_d = err_d + cfg.aux_class * err_aux_d
             if self.D_coarse is not None:  # the same augmented images, pooled: shape only
                 err_d_coarse = d_loss(self.D_coarse(self._coarse(aug_real), prompt).float(),
                                       self.D_coarse(self._coarse(aug_fake_d), prompt).float(), cfg.loss)
@@ -369,7 +406,14 @@ class GanTrainer:
         aug_state = aug_g.get_state()  # the augmentation G's batch gets (feature-space mode seeking repeats it)
         with self._autocast():
             aug_fake = diff_augment(fake, cfg.augment, aug_g)
-            gen_logits = self.D(aug_fake, prompt)
+            if self.aux is None:
+                gen_logits = self.D(aug_fake, prompt)
+            else:
+                gen_logits, gen_feat = self.D(aug_fake, prompt, with_features=True)
+                class_logits = self.aux(gen_feat).float()
+                err_aux_g = F.cross_entropy(class_logits, self._labels)
+                if self.aux_twin is not None:
+                    err_aux_g = err_aux_g - F.cross_entropy(self.aux_twin(gen_feat).float(), self._labels)
             k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1
             err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
             if self.D_coarse is not None:
@@ -377,6 +421,8 @@ class GanTrainer:
             ms = (self._mode_seeking(fake, z, prompt, step, aug_fake, aug_state)
                   if cfg.mode_seeking > 0 else None)
         loss_g = err_g if self.D_coarse is None else err_g + err_g_coarse
+        if self.aux is not None:
+            loss_g = loss_g + cfg.aux_class * err_aux_g
         self._descend(loss_g if ms is None else loss_g + cfg.mode_seeking * ms, self.opt_g, self.scaler_g)
         self.ema.update(self.G, step)
         if cfg.snapshot_every and (step + 1) % cfg.snapshot_every == 0:
@@ -390,6 +436,10 @@ class GanTrainer:
             out["mode_seeking"] = ms.item()
         if self.D_coarse is not None:
             out["loss_d_coarse"], out["loss_g_coarse"] = err_d_coarse.item(), err_g_coarse.item()
+        if self.aux is not None:
+            out["aux_d"], out["aux_g"] = err_aux_d.item(), err_aux_g.item()
+            # the share of fakes D's classifier names as their prompt's category
+            out["aux_fake_acc"] = (class_logits.argmax(dim=1) == self._labels).float().mean().item()
         if cfg.r1 > 0:  # the latest value, so the history (every 50 steps) carries it
             out["r1"] = self.last_r1
         return out
@@ -486,7 +536,9 @@ class GanTrainer:
     def save(self) -> None:
         tensors = {**ckpt.module_tensors("g", self.G), **ckpt.module_tensors("d", self.D),
                    **ckpt.module_tensors("ema", self.ema.model),
-                   **(ckpt.module_tensors("d_coarse", self.D_coarse) if self.D_coarse else {})}
+                   **(ckpt.module_tensors("d_coarse", self.D_coarse) if self.D_coarse else {}),
+                   **(ckpt.module_tensors("aux", self.aux) if self.aux else {}),
+                   **(ckpt.module_tensors("aux_twin", self.aux_twin) if self.aux_twin else {})}
         t_g, groups_g = ckpt.optimizer_tensors("opt_g", self.opt_g)
         t_d, groups_d = ckpt.optimizer_tensors("opt_d", self.opt_d)
         tensors.update(t_g)
@@ -510,6 +562,9 @@ class GanTrainer:
         ckpt.restore_module(self.D, "d", tensors)
         if self.D_coarse is not None:
             ckpt.restore_module(self.D_coarse, "d_coarse", tensors)
+        for name, module in (("aux", self.aux), ("aux_twin", self.aux_twin)):
+            if module is not None:
+                ckpt.restore_module(module, name, tensors)
         ckpt.restore_module(self.ema.model, "ema", tensors)
         ckpt.restore_optimizer(self.opt_g, "opt_g", tensors, meta["opt_g"])
         ckpt.restore_optimizer(self.opt_d, "opt_d", tensors, meta["opt_d"])
