@@ -394,11 +394,13 @@ class GanTrainer:
                 err_aux_d = F.cross_entropy(self.aux(real_feat).float(), self._labels)
                 if self.aux_twin is not None:  # the twin learns which category G meant
                     err_aux_d = err_aux_d + F.cross_entropy(self.aux_twin(fake_feat).float(), self._labels)
-                err_d = err_d + cfg.aux_class * err_aux_d
             if self.D_coarse is not None:  # the same augmented images, pooled: shape only
                 err_d_coarse = d_loss(self.D_coarse(self._coarse(aug_real), prompt).float(),
                                       self.D_coarse(self._coarse(aug_fake_d), prompt).float(), cfg.loss)
-        self._descend(err_d if self.D_coarse is None else err_d + err_d_coarse, self.opt_d, self.scaler_d)
+        loss_d = err_d if self.aux is None else err_d + cfg.aux_class * err_aux_d  # loss_d (logged) stays adversarial
+        if self.D_coarse is not None:
+            loss_d = loss_d + err_d_coarse
+        self._descend(loss_d, self.opt_d, self.scaler_d)
         if cfg.r1 > 0 and step % cfg.r1_every == 0:
             self._r1_step(real, prompt, step)
 
