@@ -73,9 +73,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="an auxiliary classifier on D's features names each image's category, and G is "
                           "scored on its fakes being named as their prompt's (AC-GAN); WEIGHT of both "
                           "losses (1 in the paper); 0 = off")
-    gan.add_argument("--aux-twin", action="store_true",
-                     help="with --aux-class: TAC-GAN's twin classifier of the fakes, subtracted from G's "
-                          "loss, so the classifier does not pull G towards the easiest images")
+    gan.add_argument("--aux-twin", type=float, nargs="?", const=1.0, default=0.0, metavar="W",
+                     help="with --aux-class: TAC-GAN's twin classifier of the fakes, its loss subtracted "
+                          "from G's (times W, 1 if left out: TAC-GAN), so the classifier does not pull G "
+                          "towards the easiest images; 0 = off")
     gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
                      help="the share of minibatch-stddev groups that are category groups (default a third)")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",

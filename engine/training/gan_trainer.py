@@ -55,9 +55,9 @@ COARSE_FACTORS = (0, 2, 4)
 # real image's category; G is also scored on whether its fakes get named as their prompt's
 # category. #21's grids carry one latent's look across every prompt (the projection term
 # alone lets the prompt barely matter); this asks each fake to be recognisable as its category.
-# --aux-twin adds TAC-GAN's twin head (Gong et al. 2019), a classifier of the fakes that G's
-# loss subtracts, which removes AC-GAN's pull towards the easiest-to-classify images (and the
-# diversity it costs)
+# --aux-twin W adds TAC-GAN's twin head (Gong et al. 2019), a classifier of the fakes whose loss
+# G's loss subtracts (times W), which removes AC-GAN's pull towards the easiest-to-classify
+# images and the diversity it costs. W = 1 is TAC-GAN; between 0 (AC-GAN) and 1 it removes part
 
 
 @dataclass
@@ -77,7 +77,7 @@ class GanTrainConfig:
     mbstd_share: float = 1 / 3  # the share of groups that are category groups (not "random")
     coarse_d: int = 0  # a second D on the image pooled by this factor (COARSE_FACTORS); 0: off
     aux_class: float = 0.0  # weight of the auxiliary category classifier's loss (AC-GAN); 0: off
-    aux_twin: bool = False  # TAC-GAN's twin classifier on the fakes (needs aux_class)
+    aux_twin: float = 0.0  # weight of TAC-GAN's twin classifier in G's loss, in [0, 1] (needs aux_class); 0: off
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -193,6 +193,8 @@ class GanTrainer:
                              f"at least 16 px (--size {cfg.size}), or 0 for off; got {cfg.coarse_d}")
         if cfg.aux_class < 0:
             raise ValueError(f"--aux-class: must be >= 0 (0 = off), got {cfg.aux_class}")
+        if not 0.0 <= cfg.aux_twin <= 1.0:
+            raise ValueError(f"--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got {cfg.aux_twin}")
         if cfg.aux_twin and cfg.aux_class <= 0:
             raise ValueError("--aux-twin: needs --aux-class WEIGHT (the twin corrects that classifier)")
         if cfg.aux_class > 0 and (len(set(data.categories)) < 2 or cfg.cond_dim <= 0):
@@ -415,7 +417,7 @@ class GanTrainer:
                 class_logits = self.aux(gen_feat).float()
                 err_aux_g = F.cross_entropy(class_logits, self._labels)
                 if self.aux_twin is not None:
-                    err_aux_g = err_aux_g - F.cross_entropy(self.aux_twin(gen_feat).float(), self._labels)
+                    err_aux_g = err_aux_g - cfg.aux_twin * F.cross_entropy(self.aux_twin(gen_feat).float(), self._labels)
             k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1
             err_g = g_loss_top_k(gen_logits.float(), k, cfg.loss)
             if self.D_coarse is not None:

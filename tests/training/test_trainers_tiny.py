@@ -598,7 +598,7 @@ def test_aux_classifier_names_each_rows_category_trains_and_resumes_exactly(fold
     prompt it was drawn with, both heads learn in D's optimiser, G answers to them, the
     checkpoint carries both, and a resumed run continues exactly."""
     data = load_image_folder(folder, size=16)
-    kw = dict(aux_class=1.0, aux_twin=True)
+    kw = dict(aux_class=1.0, aux_twin=1.0)
     straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
     assert straight.classes == ["disc", "square"]
     straight.batch(0)
@@ -622,11 +622,11 @@ def test_aux_classifier_names_each_rows_category_trains_and_resumes_exactly(fold
             assert torch.equal(a, b), head
     # the classifier's gradient reaches G, and the twin changes what it is
     firsts = []
-    for name, extra in (("plain", {}), ("ac", dict(aux_class=1.0)), ("tac", kw)):
+    for name, extra in (("plain", {}), ("ac", dict(aux_class=1.0)), ("tac", kw), ("half", dict(aux_class=1.0, aux_twin=0.5))):
         tr = GanTrainer(_gan_cfg(tmp_path / name, epochs=1, **extra), data)
         tr.train_step(0)
         firsts.append([p.detach().clone() for p in tr.G.parameters()])
-    for one, other in ((0, 1), (1, 2)):
+    for one, other in ((0, 1), (1, 2), (2, 3), (1, 3)):
         assert any(not torch.equal(a, b) for a, b in zip(firsts[one], firsts[other]))
 
 
@@ -648,6 +648,8 @@ def test_aux_classifier_learns_to_tell_the_categories_apart(folder, tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (("--aux-class", "-1"), "--aux-class: must be >= 0"),
     (("--aux-twin",), "--aux-twin: needs --aux-class WEIGHT"),
+    (("--aux-class", "1", "--aux-twin", "1.5"), "--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got 1.5"),
+    (("--aux-class", "1", "--aux-twin", "-0.5"), "--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got -0.5"),
     (("--aux-class", "1", "--cond-dim", "0"), "--aux-class: needs a conditional model and at least two categories"),
 ])
 def test_aux_classifier_flags_are_checked(folder, tmp_path, capsys, flags, message):
@@ -661,8 +663,8 @@ def test_aux_classifier_needs_categories_and_must_be_repeated_on_resume(folder, 
     with pytest.raises(ValueError, match="--aux-class: needs a conditional model and at least two categories"):
         GanTrainer(_gan_cfg(tmp_path / "x", aux_class=1.0), data)
     data = load_image_folder(folder, size=16)
-    GanTrainer(_gan_cfg(tmp_path / "a", epochs=1, aux_class=1.0, aux_twin=True), data).run()
+    GanTrainer(_gan_cfg(tmp_path / "a", epochs=1, aux_class=1.0, aux_twin=1.0), data).run()
     with pytest.raises(ValueError, match="--aux-class 1.0; repeat it"):
         GanTrainer(_gan_cfg(tmp_path / "a", epochs=2), data, resume=True)
-    with pytest.raises(ValueError, match="--aux-twin True; repeat it"):
-        GanTrainer(_gan_cfg(tmp_path / "a", epochs=2, aux_class=1.0), data, resume=True)
+    with pytest.raises(ValueError, match="--aux-twin 1.0; repeat it"):
+        GanTrainer(_gan_cfg(tmp_path / "a", epochs=2, aux_class=1.0, aux_twin=0.5), data, resume=True)
