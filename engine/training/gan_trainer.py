@@ -57,7 +57,10 @@ COARSE_FACTORS = (0, 2, 4)
 # alone lets the prompt barely matter); this asks each fake to be recognisable as its category.
 # --aux-twin W adds TAC-GAN's twin head (Gong et al. 2019), a classifier of the fakes whose loss
 # G's loss subtracts (times W), which removes AC-GAN's pull towards the easiest-to-classify
-# images and the diversity it costs. W = 1 is TAC-GAN; between 0 (AC-GAN) and 1 it removes part
+# images and the diversity it costs. W = 1 is TAC-GAN; between 0 (AC-GAN) and 1 it removes part.
+# --aux-margin P stops the pull where it has done its job: G's classifier term counts only the
+# fakes the classifier gives their category a probability under P (a hinge at -log P), so a fake
+# already recognisable is shaped by the adversarial loss alone, not pushed on to the prototype
 
 
 @dataclass
@@ -78,6 +81,7 @@ class GanTrainConfig:
     coarse_d: int = 0  # a second D on the image pooled by this factor (COARSE_FACTORS); 0: off
     aux_class: float = 0.0  # weight of the auxiliary category classifier's loss (AC-GAN); 0: off
     aux_twin: float = 0.0  # weight of TAC-GAN's twin classifier in G's loss, in [0, 1] (needs aux_class); 0: off
+    aux_margin: float = 0.0  # G's classifier term stops at this probability of the right category; 0: off
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -195,8 +199,11 @@ class GanTrainer:
             raise ValueError(f"--aux-class: must be >= 0 (0 = off), got {cfg.aux_class}")
         if not 0.0 <= cfg.aux_twin <= 1.0:
             raise ValueError(f"--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got {cfg.aux_twin}")
-        if cfg.aux_twin and cfg.aux_class <= 0:
-            raise ValueError("--aux-twin: needs --aux-class WEIGHT (the twin corrects that classifier)")
+        if not 0.0 <= cfg.aux_margin < 1.0:
+            raise ValueError(f"--aux-margin: a probability in (0, 1), or 0 for off; got {cfg.aux_margin}")
+        if (cfg.aux_twin or cfg.aux_margin) and cfg.aux_class <= 0:
+            raise ValueError(f"--{'aux-twin' if cfg.aux_twin else 'aux-margin'}: needs --aux-class WEIGHT "
+                             "(it changes that classifier's term)")
         if cfg.aux_class > 0 and (len(set(data.categories)) < 2 or cfg.cond_dim <= 0):
             raise ValueError("--aux-class: needs a conditional model and at least two categories (a 'category' "
                              "column in captions.jsonl/.csv)")
@@ -244,7 +251,8 @@ class GanTrainer:
             refuse_architecture_change(meta["model"], self.model_cfg)
             for field, flag in (("ms_space", "--ms-space"), ("mbstd_groups", "--mbstd-groups"),
                                 ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d"),
-                                ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin")):
+                                ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin"),
+                                ("aux_margin", "--aux-margin")):
                 # checkpoints from before a flag existed were trained with its default
                 was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):
@@ -415,7 +423,11 @@ class GanTrainer:
             else:
                 gen_logits, gen_feat = self.D(aug_fake, prompt, with_features=True)
                 class_logits = self.aux(gen_feat).float()
-                err_aux_g = F.cross_entropy(class_logits, self._labels)
+                if cfg.aux_margin:  # only the fakes not yet recognisable pull G (a hinge at -log P)
+                    ce = F.cross_entropy(class_logits, self._labels, reduction="none")
+                    err_aux_g = F.relu(ce + math.log(cfg.aux_margin)).mean()
+                else:
+                    err_aux_g = F.cross_entropy(class_logits, self._labels)
                 if self.aux_twin is not None:
                     err_aux_g = err_aux_g - cfg.aux_twin * F.cross_entropy(self.aux_twin(gen_feat).float(), self._labels)
             k = topk_count(b, step // self.steps_per_epoch, cfg.topk, cfg.topk_decay)  # b when --topk 1

@@ -648,6 +648,8 @@ def test_aux_classifier_learns_to_tell_the_categories_apart(folder, tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (("--aux-class", "-1"), "--aux-class: must be >= 0"),
     (("--aux-twin",), "--aux-twin: needs --aux-class WEIGHT"),
+    (("--aux-margin", "0.5"), "--aux-margin: needs --aux-class WEIGHT"),
+    (("--aux-class", "1", "--aux-margin", "1"), "--aux-margin: a probability in (0, 1), or 0 for off; got 1.0"),
     (("--aux-class", "1", "--aux-twin", "1.5"), "--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got 1.5"),
     (("--aux-class", "1", "--aux-twin", "-0.5"), "--aux-twin: a weight from 0 (AC-GAN) to 1 (TAC-GAN), got -0.5"),
     (("--aux-class", "1", "--cond-dim", "0"), "--aux-class: needs a conditional model and at least two categories"),
@@ -668,3 +670,25 @@ def test_aux_classifier_needs_categories_and_must_be_repeated_on_resume(folder, 
         GanTrainer(_gan_cfg(tmp_path / "a", epochs=2), data, resume=True)
     with pytest.raises(ValueError, match="--aux-twin 1.0; repeat it"):
         GanTrainer(_gan_cfg(tmp_path / "a", epochs=2, aux_class=1.0, aux_twin=0.5), data, resume=True)
+
+
+def test_aux_margin_lets_recognised_fakes_go(folder, tmp_path):
+    """--aux-margin P: G's classifier term is a hinge at -log P. A margin no fake reaches is
+    plain AC-GAN's term (the same first step); one every fake already passes adds nothing to
+    G's loss (D's classifier still learns)."""
+    data = load_image_folder(folder, size=16)
+
+    def first_step(name: str, **kw: Any) -> tuple[dict[str, float], list[torch.Tensor]]:
+        tr = GanTrainer(_gan_cfg(tmp_path / name, epochs=1, aux_class=1.0, **kw), data)
+        out = tr.train_step(0)
+        return out, [p.detach().clone() for p in tr.G.parameters()]
+
+    ac_out, ac = first_step("ac")
+    # two classes: an untrained head gives each fake about 1/2, so 0.999 is never reached, 1e-6 always is
+    high_out, high = first_step("high", aux_margin=0.999)
+    low_out, low = first_step("low", aux_margin=1e-6)
+    assert high_out["aux_g"] == pytest.approx(ac_out["aux_g"] + math.log(0.999), rel=1e-5)
+    for a, b in zip(ac, high):
+        torch.testing.assert_close(a, b)
+    assert low_out["aux_g"] == 0.0 and ac_out["aux_g"] > 0.5
+    assert any(not torch.equal(a, b) for a, b in zip(ac, low))
