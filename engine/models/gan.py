@@ -169,6 +169,7 @@ class Discriminator(nn.Module):
         self.cfg = cfg
         self.features, ch = down_stack(cfg.channels, cfg.ndf, cfg.n_up,
                                        batchnorm=not cfg.spectral_norm, sn=cfg.spectral_norm)
+        self.feature_channels = ch  # phi(x)'s width (what with_features returns)
         head = nn.Conv2d(ch + (1 if cfg.minibatch_std else 0), 1, 4, 1, 0, bias=False)
         self.head = _sn(head) if cfg.spectral_norm else head
         self.embed = (prompt_embedding(cfg.tokenizer, ch)

@@ -267,7 +267,9 @@ class GanTrainer:
         self._warm_start(init)
         # the auxiliary classifier's categories, and each image's index among them
         self.classes = sorted(set(data.categories)) if cfg.aux_class > 0 else []
-        width = self.model_cfg.ndf * 2 ** (self.model_cfg.n_up - 1)  # D's last feature map's channels
+        index = {c: i for i, c in enumerate(self.classes)}
+        self.image_labels = torch.tensor([index[c] for c in data.categories] if self.classes else [], dtype=torch.long)
+        width = self.D.feature_channels
         self.aux = nn.Linear(width, len(self.classes)).to(self.device) if self.classes else None
         self.aux_twin = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_twin else None
         self._labels = torch.zeros(0, dtype=torch.long)  # the latest batch's category indices
@@ -335,8 +337,7 @@ class GanTrainer:
             idx, texts = self.category_groups(idx, texts, step)
         real = self._real(idx)
         if self.aux is not None:  # a row's prompt is its image's caption or category word: same category
-            index = {c: i for i, c in enumerate(self.classes)}
-            self._labels = torch.tensor([index[self.data.categories[int(i)]] for i in idx], device=self.device)
+            self._labels = self.image_labels[idx].to(self.device)
         self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
         return real, prompt
@@ -393,12 +394,8 @@ class GanTrainer:
             fake = self.G(z, prompt)
             aug_real = diff_augment(real, cfg.augment, aug_g)
             aug_fake_d = diff_augment(fake.detach(), cfg.augment, aug_g)
-            if self.aux is None:
-                real_logits = self.D(aug_real, prompt)
-                fake_logits = self.D(aug_fake_d, prompt)
-            else:
-                real_logits, real_feat = self.D(aug_real, prompt, with_features=True)
-                fake_logits, fake_feat = self.D(aug_fake_d, prompt, with_features=True)
+            real_logits, real_feat = self.D(aug_real, prompt, with_features=True)
+            fake_logits, fake_feat = self.D(aug_fake_d, prompt, with_features=True)
             err_d = d_loss(real_logits.float(), fake_logits.float(), cfg.loss)
             if self.aux is not None:  # the classifier learns the categories from real images only
                 err_aux_d = F.cross_entropy(self.aux(real_feat).float(), self._labels)
@@ -418,10 +415,8 @@ class GanTrainer:
         aug_state = aug_g.get_state()  # the augmentation G's batch gets (feature-space mode seeking repeats it)
         with self._autocast():
             aug_fake = diff_augment(fake, cfg.augment, aug_g)
-            if self.aux is None:
-                gen_logits = self.D(aug_fake, prompt)
-            else:
-                gen_logits, gen_feat = self.D(aug_fake, prompt, with_features=True)
+            gen_logits, gen_feat = self.D(aug_fake, prompt, with_features=True)  # features: --aux-class
+            if self.aux is not None:
                 class_logits = self.aux(gen_feat).float()
                 if cfg.aux_margin:  # only the fakes not yet recognisable pull G (a hinge at -log P)
                     ce = F.cross_entropy(class_logits, self._labels, reduction="none")
