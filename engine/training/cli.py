@@ -81,6 +81,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="with --aux-class: G's classifier term counts only the fakes the classifier gives "
                           "their category a probability under P, so a recognisable fake is not pushed on "
                           "towards the category's most typical image; 0 = off")
+    gan.add_argument("--mismatch", type=float, default=0.0, metavar="WEIGHT",
+                     help="matching-aware D (GAN-CLS): D also learns to call a real image fake under the "
+                          "prompt of another category's image, with this WEIGHT, so a fake must fit its "
+                          "prompt, not only look real; 0 = off")
     gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
                      help="the share of minibatch-stddev groups that are category groups (default a third)")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
@@ -183,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
                              aux_class=args.aux_class, aux_twin=args.aux_twin,
-                             aux_margin=args.aux_margin,
+                             aux_margin=args.aux_margin, mismatch=args.mismatch,
                              ms_space=args.ms_space,
                              loss=args.loss, beta1=args.beta1, ema=args.ema,
                              snapshot_every=args.snapshot_every,

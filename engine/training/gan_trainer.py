@@ -30,7 +30,7 @@ from engine.training.data import ImageSet
 from engine.training.diffaugment import diff_augment
 from engine.training.ema import EMA
 from engine.training.grids import save_grid
-from engine.training.losses import d_loss, g_loss_top_k
+from engine.training.losses import d_fake_term, d_loss, g_loss_top_k
 from engine.training.posthoc_ema import snapshot_stem
 from engine.training.run_loop import end_step, run_training
 
@@ -61,6 +61,11 @@ COARSE_FACTORS = (0, 2, 4)
 # --aux-margin P stops the pull where it has done its job: G's classifier term counts only the
 # fakes the classifier gives their category a probability under P (a hinge at -log P), so a fake
 # already recognisable is shaped by the adversarial loss alone, not pushed on to the prototype
+# --mismatch W: the matching-aware discriminator of GAN-CLS (Reed et al. 2016). D also sees each
+# real image under the prompt of a real image of another category, and must call that pair fake
+# (weight W). The projection term alone never shows D a real image under the wrong prompt, so it
+# can pass a fake that is emoji-like whatever the prompt; unlike AC-GAN's classifier this asks G
+# for no more than a real image of the right category would give (no pull to one prototype)
 
 
 @dataclass
@@ -82,6 +87,7 @@ class GanTrainConfig:
     aux_class: float = 0.0  # weight of the auxiliary category classifier's loss (AC-GAN); 0: off
     aux_twin: float = 0.0  # weight of TAC-GAN's twin classifier in G's loss, in [0, 1] (needs aux_class); 0: off
     aux_margin: float = 0.0  # G's classifier term stops at this probability of the right category; 0: off
+    mismatch: float = 0.0  # weight of D's loss on real images under another category's prompt; 0: off
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
@@ -204,9 +210,12 @@ class GanTrainer:
         if (cfg.aux_twin or cfg.aux_margin) and cfg.aux_class <= 0:
             raise ValueError(f"--{'aux-twin' if cfg.aux_twin else 'aux-margin'}: needs --aux-class WEIGHT "
                              "(it changes that classifier's term)")
-        if cfg.aux_class > 0 and (len(set(data.categories)) < 2 or cfg.cond_dim <= 0):
-            raise ValueError("--aux-class: needs a conditional model and at least two categories (a 'category' "
-                             "column in captions.jsonl/.csv)")
+        if cfg.mismatch < 0:
+            raise ValueError(f"--mismatch: must be >= 0 (0 = off), got {cfg.mismatch}")
+        for flag, on in (("--aux-class", cfg.aux_class > 0), ("--mismatch", cfg.mismatch > 0)):
+            if on and (len(set(data.categories)) < 2 or cfg.cond_dim <= 0):
+                raise ValueError(f"{flag}: needs a conditional model and at least two categories (a 'category' "
+                                 "column in captions.jsonl/.csv)")
         if cfg.mbstd_groups not in MBSTD_GROUPS:
             raise ValueError(f"--mbstd-groups: must be one of {', '.join(MBSTD_GROUPS)}, got {cfg.mbstd_groups!r}")
         if not 0.0 < cfg.mbstd_share <= 1.0:
@@ -252,7 +261,7 @@ class GanTrainer:
             for field, flag in (("ms_space", "--ms-space"), ("mbstd_groups", "--mbstd-groups"),
                                 ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d"),
                                 ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin"),
-                                ("aux_margin", "--aux-margin")):
+                                ("aux_margin", "--aux-margin"), ("mismatch", "--mismatch")):
                 # checkpoints from before a flag existed were trained with its default
                 was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):
@@ -265,12 +274,12 @@ class GanTrainer:
         self.D_coarse = (Discriminator(replace(self.model_cfg, size=cfg.size // cfg.coarse_d)).to(
             self.device, memory_format=torch.channels_last) if cfg.coarse_d else None)
         self._warm_start(init)
-        # the auxiliary classifier's categories, and each image's index among them
-        self.classes = sorted(set(data.categories)) if cfg.aux_class > 0 else []
+        # the categories (for the classifier and the mismatched prompts), and each image's index among them
+        self.classes = sorted(set(data.categories)) if cfg.aux_class > 0 or cfg.mismatch > 0 else []
         index = {c: i for i, c in enumerate(self.classes)}
         self.image_labels = torch.tensor([index[c] for c in data.categories] if self.classes else [], dtype=torch.long)
         width = self.D.feature_channels
-        self.aux = nn.Linear(width, len(self.classes)).to(self.device) if self.classes else None
+        self.aux = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_class > 0 else None
         self.aux_twin = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_twin else None
         self._labels = torch.zeros(0, dtype=torch.long)  # the latest batch's category indices
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
@@ -336,7 +345,7 @@ class GanTrainer:
         if self.members:
             idx, texts = self.category_groups(idx, texts, step)
         real = self._real(idx)
-        if self.aux is not None:  # a row's prompt is its image's caption or category word: same category
+        if self.classes:  # a row's prompt is its image's caption or category word: same category
             self._labels = self.image_labels[idx].to(self.device)
         self._texts = texts  # the mode-seeking term conditions its second latents on the same prompts
         prompt = {k: v.to(self.device) for k, v in self.tokenizer.batch(texts).items()}
@@ -344,6 +353,18 @@ class GanTrainer:
 
     def _real(self, idx: torch.Tensor) -> torch.Tensor:
         return self.data.as_float(idx, self.device).contiguous(memory_format=torch.channels_last)
+
+    def mismatched(self, step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """--mismatch: each row of the latest batch gets the prompt of another row whose image is
+        of a different category, drawn with the step's own generator (resume stays exact). Also
+        returns each row's weight: 0 where the batch holds no other category (the row is skipped)."""
+        labels = self._labels.cpu()
+        other = (labels[:, None] != labels[None, :]).float()
+        usable = other.sum(dim=1) > 0
+        pick = torch.multinomial(torch.where(usable[:, None], other, torch.ones_like(other)), 1,
+                                 generator=step_generator(self.cfg.seed, step, 8)).squeeze(1)
+        prompt = self.tokenizer.batch([self._texts[int(j)] for j in pick])
+        return {k: v.to(self.device) for k, v in prompt.items()}, usable.float().to(self.device)
 
     def category_groups(self, idx: torch.Tensor, texts: list[str], step: int) -> tuple[torch.Tensor, list[str]]:
         """--mbstd-groups category: the first --mbstd-share (a third) of D's minibatch-stddev
@@ -404,9 +425,16 @@ class GanTrainer:
             if self.D_coarse is not None:  # the same augmented images, pooled: shape only
                 err_d_coarse = d_loss(self.D_coarse(self._coarse(aug_real), prompt).float(),
                                       self.D_coarse(self._coarse(aug_fake_d), prompt).float(), cfg.loss)
+            if cfg.mismatch > 0:  # real images under another category's prompt are fakes to D (both Ds)
+                wrong, keep = self.mismatched(step)
+                err_mis = d_fake_term(self.D(aug_real, wrong).float(), cfg.loss, keep)
+                if self.D_coarse is not None:
+                    err_mis = err_mis + d_fake_term(self.D_coarse(self._coarse(aug_real), wrong).float(), cfg.loss, keep)
         loss_d = err_d if self.aux is None else err_d + cfg.aux_class * err_aux_d  # loss_d (logged) stays adversarial
         if self.D_coarse is not None:
             loss_d = loss_d + err_d_coarse
+        if cfg.mismatch > 0:
+            loss_d = loss_d + cfg.mismatch * err_mis
         self._descend(loss_d, self.opt_d, self.scaler_d)
         if cfg.r1 > 0 and step % cfg.r1_every == 0:
             self._r1_step(real, prompt, step)
@@ -447,6 +475,8 @@ class GanTrainer:
             out["mode_seeking"] = ms.item()
         if self.D_coarse is not None:
             out["loss_d_coarse"], out["loss_g_coarse"] = err_d_coarse.item(), err_g_coarse.item()
+        if cfg.mismatch > 0:  # D's loss on the mismatched pairs (log 2 = it cannot tell them)
+            out["mismatch_d"] = err_mis.item()
         if self.aux is not None:
             out["aux_d"], out["aux_g"] = err_aux_d.item(), err_aux_g.item()
             # the share of fakes D's classifier names as their prompt's category

@@ -20,7 +20,7 @@ from engine.models.weights import load_model
 from engine.training.data import load_image_folder
 from engine.training.diffaugment import diff_augment
 from engine.training.gan_trainer import GanTrainConfig, GanTrainer, topk_count
-from engine.training.losses import d_loss, g_loss, g_loss_top_k
+from engine.training.losses import d_fake_term, d_loss, g_loss, g_loss_top_k
 from engine.training.vae_trainer import VaeTrainConfig, VaeTrainer
 
 
@@ -692,3 +692,90 @@ def test_aux_margin_lets_recognised_fakes_go(folder, tmp_path):
         torch.testing.assert_close(a, b)
     assert low_out["aux_g"] == 0.0 and ac_out["aux_g"] > 0.5
     assert any(not torch.equal(a, b) for a, b in zip(ac, low))
+
+
+def test_mismatched_prompts_come_from_another_category_and_a_one_category_batch_is_skipped(folder, tmp_path):
+    """--mismatch: each row's wrong prompt is another row's, of an image of the other category;
+    where the batch holds only one category there is no wrong prompt, and the row weighs 0."""
+    data = load_image_folder(folder, size=16)
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", mismatch=1.0), data)
+    assert tr.aux is None and tr.classes == ["disc", "square"]
+    for step in range(4):
+        tr.batch(step)
+        prompt, keep = tr.mismatched(step)
+        assert keep.tolist() == [1.0] * len(tr._texts)
+        # which of the batch's prompts each row got: match its encoding (texts are distinct)
+        encoded = [tr.tokenizer.batch([t])["ids"] for t in tr._texts]
+        offsets = prompt["offsets"].tolist() + [prompt["ids"].shape[0]]
+        for row in range(len(tr._texts)):
+            ids = prompt["ids"][offsets[row]:offsets[row + 1]]
+            sources = [j for j, e in enumerate(encoded) if torch.equal(e, ids)]
+            assert sources and all(tr._labels[j] != tr._labels[row] for j in sources), (step, row)
+        again, _ = tr.mismatched(step)  # drawn from the step's own generator: repeatable
+        assert all(torch.equal(v, again[k]) for k, v in prompt.items())
+    # a batch of one category: every row is left out, and the term is 0
+    tr._labels = torch.zeros(len(tr._texts), dtype=torch.long)
+    _, keep = tr.mismatched(0)
+    assert keep.sum().item() == 0.0
+    assert d_fake_term(torch.randn(len(tr._texts)), "bce", keep).item() == 0.0
+
+
+@pytest.mark.parametrize("kind", ["bce", "hinge"])
+def test_d_fake_term_is_d_losss_fake_half_and_weights_leave_rows_out(kind):
+    real, fake = torch.zeros(6), torch.linspace(-2, 2, 6)
+    half = d_loss(real, fake, kind) - d_loss(real, torch.full((6,), -1e4), kind)
+    assert d_fake_term(fake, kind).item() == pytest.approx(half.item(), rel=1e-6)
+    keep = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+    assert d_fake_term(fake, kind, keep).item() == pytest.approx(d_fake_term(fake[[0, 2]], kind).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        d_fake_term(fake, "wgan")
+
+
+def test_mismatch_trains_with_both_discriminators_and_resumes_exactly(folder, tmp_path):
+    data = load_image_folder(folder, size=32)
+    kw = dict(size=32, mismatch=1.0, coarse_d=2)
+    straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
+    final = straight.run()["final"]
+    assert final["mismatch_d"] > 0
+    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
+    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
+    resumed.run()
+    _assert_same_g_and_d(straight, resumed)
+    for a, b in zip(straight.D_coarse.parameters(), resumed.D_coarse.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="--mismatch 1.0; repeat it"):
+        GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, size=32, coarse_d=2), data, resume=True)
+    # the term changes what D learns from the first step
+    firsts = []
+    for name, extra in (("plain", {}), ("mis", dict(mismatch=1.0))):
+        tr = GanTrainer(_gan_cfg(tmp_path / name, epochs=1, **extra), load_image_folder(folder, size=16))
+        tr.train_step(0)
+        firsts.append([p.detach().clone() for p in tr.D.parameters()])
+    assert any(not torch.equal(a, b) for a, b in zip(*firsts))
+
+
+def test_mismatch_teaches_d_which_prompt_an_image_fits(folder, tmp_path):
+    """The point of the term: after a short run D scores real images higher under their own
+    category word than under the other one, by far more than a run without the term does."""
+    data = load_image_folder(folder, size=16)
+    gaps = {}
+    for name, weight in (("plain", 0.0), ("mis", 1.0)):
+        tr = GanTrainer(_gan_cfg(tmp_path / name, epochs=30, mismatch=weight, augment=""), data)
+        tr.run()
+        tr.D.eval()
+        other = {"disc": "square", "square": "disc"}
+        with torch.no_grad():
+            x = data.as_float(torch.arange(len(data)), tr.device)
+            right = tr.D(x, tr.tokenizer.batch(data.categories))
+            wrong = tr.D(x, tr.tokenizer.batch([other[c] for c in data.categories]))
+        gaps[name] = (right - wrong).mean().item()
+    assert gaps["mis"] > 2.0 and gaps["mis"] > gaps["plain"] + 1.0, gaps
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--mismatch", "-1"), "--mismatch: must be >= 0 (0 = off), got -1.0"),
+    (("--mismatch", "1", "--cond-dim", "0"), "--mismatch: needs a conditional model and at least two categories"),
+])
+def test_mismatch_flags_are_checked(folder, tmp_path, capsys, flags, message):
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, *flags)
+    assert rc == 2 and message in err, err
