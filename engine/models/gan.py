@@ -39,6 +39,7 @@ class GanConfig(ModelConfig):
     spectral_norm: bool = False  # on the discriminator (used with the hinge loss)
     upsample: str = "transposed"  # generator: "transposed" (DCGAN) or "resize" (nearest + 3x3 conv)
     cond_norm: bool = False  # generator: conditional BatchNorm (the prompt sets each layer's scale/shift)
+    cond_norm_z: bool = False  # generator: z too sets each conditional BatchNorm's scale/shift (BigGAN's skip-z)
     minibatch_std: int = 0  # discriminator: group size of the minibatch-stddev feature; 0: off
 
 
@@ -47,6 +48,8 @@ class GanConfig(ModelConfig):
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if self.cond_norm and self.cond_dim <= 0:
             raise ValueError("cond_norm needs a conditional model (cond_dim > 0)")
+        if self.cond_norm_z and not self.cond_norm:
+            raise ValueError("cond_norm_z needs cond_norm (it feeds z to the conditional BatchNorms)")
         if self.minibatch_std < 0 or self.minibatch_std == 1:
             raise ValueError(f"minibatch_std: a group size >= 2, or 0 for off, got {self.minibatch_std}")
 
@@ -117,6 +120,11 @@ class CondBatchNorm2d(nn.Module):
 
 
 class Generator(nn.Module):
+    """z and the prompt embedding, concatenated, through a DCGAN up-stack. With ``cond_norm``
+    the embedding also sets every BatchNorm's scale and shift; with ``cond_norm_z`` so does z
+    (BigGAN's skip-z: the latent reaches every resolution, not only the 4x4 input, so a strong
+    prompt signal in the norms cannot wash out what z chose)."""
+
     def __init__(self, cfg: GanConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -124,22 +132,40 @@ class Generator(nn.Module):
                       if cfg.conditional else None)
         self.main = up_stack(cfg.nz + cfg.cond_dim, cfg.channels, cfg.ngf, cfg.n_up, nn.Tanh(), cfg.upsample)
         if cfg.cond_norm:  # same stack, its BatchNorms made conditional (so plain G's keys are unchanged)
+            norm_in = cfg.cond_dim + (cfg.nz if cfg.cond_norm_z else 0)
             for i, layer in enumerate(self.main):
                 if isinstance(layer, nn.BatchNorm2d):
-                    self.main[i] = CondBatchNorm2d(layer.num_features, cfg.cond_dim)
+                    self.main[i] = CondBatchNorm2d(layer.num_features, norm_in)
         dcgan_init(self.main)
 
     def forward(self, z: torch.Tensor, prompt: dict[str, torch.Tensor] | None = None,
                 cond: torch.Tensor | None = None) -> torch.Tensor:
         """z: (B, nz). ``cond`` (B, cond_dim) overrides ``prompt`` (used to interpolate)."""
+        norm_in = cond
         if self.embed is not None:
             if cond is None:
                 cond = self.embed(prompt)
+            norm_in = torch.cat([cond, z], dim=1) if self.cfg.cond_norm_z else cond
             z = torch.cat([z, cond], dim=1)
         h = z[:, :, None, None]
         for layer in self.main:
-            h = layer(h, cond) if isinstance(layer, CondBatchNorm2d) else layer(h)
+            h = layer(h, norm_in) if isinstance(layer, CondBatchNorm2d) else layer(h)
         return h
+
+
+def widen_for_skip_z(state: dict[str, torch.Tensor], into: Generator) -> dict[str, torch.Tensor]:
+    """A cond-norm generator's weights, fitted to ``into`` (the same generator with
+    ``cond_norm_z``): each conditional BatchNorm's linears get zero columns for z, after the
+    prompt's, so the widened generator computes exactly what the original did and learns from
+    there how z should set each layer's scale and shift."""
+    target = into.state_dict()
+    out = dict(state)
+    for key, value in state.items():
+        want = target.get(key)
+        if (want is not None and key.endswith((".gain.weight", ".shift.weight")) and value.dim() == 2
+                and want.shape[0] == value.shape[0] and want.shape[1] > value.shape[1]):
+            out[key] = torch.cat([value, value.new_zeros(value.shape[0], want.shape[1] - value.shape[1])], dim=1)
+    return out
 
 
 def stddev_group_size(batch: int, group: int) -> int:

@@ -59,6 +59,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G)")
     gan.add_argument("--cond-norm", action="store_true",
                      help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
+    gan.add_argument("--cond-norm-z", action="store_true",
+                     help="with --cond-norm: z sets them too (BigGAN's skip-z), so the latent reaches every "
+                          "layer; a --init-generator without it is widened with zero weights for z")
     gan.add_argument("--minibatch-std", type=int, default=0, metavar="GROUP",
                      help="minibatch standard deviation in D over groups of GROUP rows (ProGAN); 0 = off")
     gan.add_argument("--mbstd-groups", choices=("random", "category", "balanced"), default="random",
@@ -183,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if args.family == "gan":
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
-        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
+        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm, cond_norm_z=args.cond_norm_z,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
                              aux_class=args.aux_class, aux_twin=args.aux_twin,

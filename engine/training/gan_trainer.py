@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size
+from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size, widen_for_skip_z
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -80,6 +80,7 @@ class GanTrainConfig:
     ndf: int = 64
     upsample: str = "transposed"  # generator upsampling: "transposed" (DCGAN) or "resize"
     cond_norm: bool = False  # generator: conditional BatchNorm from the prompt embedding
+    cond_norm_z: bool = False  # generator: z also sets the conditional BatchNorms (skip-z; needs cond_norm)
     minibatch_std: int = 0  # discriminator: minibatch-stddev group size (ProGAN); 0: off
     mbstd_groups: str = "random"  # which rows share a minibatch-stddev group: MBSTD_GROUPS
     mbstd_share: float = 1 / 3  # the share of groups that are category groups (not "random")
@@ -120,13 +121,14 @@ class GanTrainConfig:
                          cond_dim=self.cond_dim if tokenizer else 0,
                          tokenizer=tokenizer.to_dict() if tokenizer else None,
                          spectral_norm=self.loss == "hinge", upsample=self.upsample,
-                         cond_norm=self.cond_norm, minibatch_std=self.minibatch_std)
+                         cond_norm=self.cond_norm, cond_norm_z=self.cond_norm_z, minibatch_std=self.minibatch_std)
 
 
 # the architecture flags a resumed run must repeat: {GanConfig field: its `aigc train gan` flag}
 ARCHITECTURE_FLAGS = {"size": "--size", "channels": "--channels", "nz": "--nz", "ngf": "--ngf", "ndf": "--ndf",
                       "cond_dim": "--cond-dim", "spectral_norm": "--loss", "upsample": "--upsample",
-                      "cond_norm": "--cond-norm", "minibatch_std": "--minibatch-std"}
+                      "cond_norm": "--cond-norm", "cond_norm_z": "--cond-norm-z",
+                      "minibatch_std": "--minibatch-std"}
 
 
 def refuse_architecture_change(saved: dict[str, Any], now: GanConfig) -> None:
@@ -238,6 +240,8 @@ class GanTrainer:
             raise ValueError(f"--snapshot-every: must be >= 0 steps (0 = off), got {cfg.snapshot_every}")
         if cfg.cond_norm and cfg.cond_dim <= 0:
             raise ValueError("--cond-norm: needs a conditional model (--cond-dim > 0)")
+        if cfg.cond_norm_z and not cfg.cond_norm:
+            raise ValueError("--cond-norm-z: needs --cond-norm (z joins the prompt in the conditional BatchNorms)")
         if cfg.balance > 0 and not data.categories:
             raise ValueError("--balance: needs a category per image (a 'category' column in captions.jsonl/.csv)")
         if cfg.r1_every < 1:
@@ -315,8 +319,11 @@ class GanTrainer:
         for key, module, flag in targets:
             if key not in init:
                 continue
+            state = init[key].state_dict()
+            if key == "g" and self.model_cfg.cond_norm_z and not init[key].cfg.cond_norm_z:
+                state = widen_for_skip_z(state, self.G)  # a cond-norm G, given zero z columns
             try:
-                module.load_state_dict(init[key].state_dict())
+                module.load_state_dict(state)
             except RuntimeError as e:
                 first_line = str(e).splitlines()[0]
                 raise ValueError(f"{flag}: does not fit this run's model (check --ngf/--ndf, --nz, --cond-dim, --size, "

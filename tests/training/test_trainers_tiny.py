@@ -779,3 +779,41 @@ def test_mismatch_teaches_d_which_prompt_an_image_fits(folder, tmp_path):
 def test_mismatch_flags_are_checked(folder, tmp_path, capsys, flags, message):
     rc, err = _train_cli(folder, tmp_path / "run", capsys, *flags)
     assert rc == 2 and message in err, err
+
+
+def test_skip_z_widens_a_cond_norm_generator_exactly_then_lets_z_set_every_layer(folder, tmp_path):
+    """--cond-norm-z (BigGAN's skip-z): warm-started from a plain cond-norm generator, the
+    widened one draws exactly the same images (z's new columns are zero); after training, z
+    moves each layer's scale and shift; the run resumes exactly and exports a generator that
+    loads back with the flag."""
+    data = load_image_folder(folder, size=16)
+    GanTrainer(_gan_cfg(tmp_path / "base", epochs=1, cond_norm=True), data).run()
+    base, _ = load_model(tmp_path / "base" / "generator")
+    kw = dict(cond_norm=True, cond_norm_z=True, init_generator=str(tmp_path / "base" / "generator"))
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
+    tr.G.eval(), base.eval()
+    _, prompt = tr.batch(0)
+    z = torch.randn(prompt["offsets"].shape[0], 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(tr.G(z, prompt), base(z, prompt))
+    norm = next(m for m in tr.G.main if hasattr(m, "gain"))
+    assert norm.gain.weight.shape[1] == 8 + 8 and norm.gain.weight[:, 8:].abs().sum() == 0
+    tr.G.train()
+    tr.run()
+    assert norm.gain.weight[:, 8:].abs().sum() > 0  # z's columns learned
+    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
+    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
+    resumed.run()
+    _assert_same_g_and_d(tr, resumed)
+    served, config = load_model(tmp_path / "a" / "generator")
+    assert config["cond_norm_z"] is True
+    with pytest.raises(ValueError, match="--cond-norm-z"):
+        GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, cond_norm=True), data, resume=True)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--cond-norm-z",), "--cond-norm-z: needs --cond-norm"),
+])
+def test_skip_z_flags_are_checked(folder, tmp_path, capsys, flags, message):
+    rc, err = _train_cli(folder, tmp_path / "run", capsys, *flags)
+    assert rc == 2 and message in err, err
