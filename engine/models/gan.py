@@ -213,3 +213,10 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             out = out + (self.embed(prompt) * h.sum(dim=(2, 3))).sum(dim=1) / (h.shape[2] * h.shape[3])
         return (out, h.mean(dim=(2, 3))) if with_features else out
+
+    def reprompt(self, logits: torch.Tensor, feat: torch.Tensor, prompt: dict[str, torch.Tensor],
+                 other: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The logits that forward's images get under ``other`` instead of ``prompt``, from
+        forward's ``logits`` and pooled features, without running D again: only the projection
+        term <e(y), phi(x)> depends on the prompt (the trainer's --mismatch)."""
+        return logits - (self.embed(prompt) * feat).sum(dim=1) + (self.embed(other) * feat).sum(dim=1)

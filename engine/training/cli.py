@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     if args.family == "gan":
         from engine.training.gan_trainer import GanTrainConfig, GanTrainer
 
-        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm, cond_norm_z=args.cond_norm_z,
+        cfg = GanTrainConfig(ngf=args.ngf, ndf=args.ndf, upsample=args.upsample, cond_norm=args.cond_norm,
+                             cond_norm_z=args.cond_norm_z,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
                              aux_class=args.aux_class, aux_twin=args.aux_twin,

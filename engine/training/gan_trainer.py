@@ -430,13 +430,15 @@ class GanTrainer:
                 if self.aux_twin is not None:  # the twin learns which category G meant
                     err_aux_d = err_aux_d + F.cross_entropy(self.aux_twin(fake_feat).float(), self._labels)
             if self.D_coarse is not None:  # the same augmented images, pooled: shape only
-                err_d_coarse = d_loss(self.D_coarse(self._coarse(aug_real), prompt).float(),
+                coarse_logits, coarse_feat = self.D_coarse(self._coarse(aug_real), prompt, with_features=True)
+                err_d_coarse = d_loss(coarse_logits.float(),
                                       self.D_coarse(self._coarse(aug_fake_d), prompt).float(), cfg.loss)
             if cfg.mismatch > 0:  # real images under another category's prompt are fakes to D (both Ds)
                 wrong, keep = self.mismatched(step)
-                err_mis = d_fake_term(self.D(aug_real, wrong).float(), cfg.loss, keep)
+                err_mis = d_fake_term(self.D.reprompt(real_logits, real_feat, prompt, wrong).float(), cfg.loss, keep)
                 if self.D_coarse is not None:
-                    err_mis = err_mis + d_fake_term(self.D_coarse(self._coarse(aug_real), wrong).float(), cfg.loss, keep)
+                    err_mis = err_mis + d_fake_term(
+                        self.D_coarse.reprompt(coarse_logits, coarse_feat, prompt, wrong).float(), cfg.loss, keep)
         loss_d = err_d if self.aux is None else err_d + cfg.aux_class * err_aux_d  # loss_d (logged) stays adversarial
         if self.D_coarse is not None:
             loss_d = loss_d + err_d_coarse

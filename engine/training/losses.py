@@ -17,23 +17,24 @@ import torch.nn.functional as F
 
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     if kind == "bce":
-        return -F.logsigmoid(real_logits).mean() - F.logsigmoid(-fake_logits).mean()
-    if kind == "hinge":
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-    raise ValueError(f"unknown GAN loss {kind!r} (bce or hinge)")
+        real = -F.logsigmoid(real_logits).mean()
+    elif kind == "hinge":
+        real = F.relu(1.0 - real_logits).mean()
+    else:
+        raise ValueError(f"unknown GAN loss {kind!r} (bce or hinge)")
+    return real + d_fake_term(fake_logits, kind)
 
 
 def d_fake_term(logits: torch.Tensor, kind: str = "bce", weights: torch.Tensor | None = None) -> torch.Tensor:
-    """L_D's fake half alone (-E[log(1 - D)] or E[relu(1 + D)]), for inputs D must call fake
-    other than G's (GAN-CLS's real image under a wrong prompt); ``weights`` (0 or 1 per row)
-    leaves rows out, and all rows left out gives 0."""
+    """L_D's fake half alone (-E[log(1 - D)] or E[relu(1 + D)]): G's fakes in d_loss, and other
+    inputs D must call fake (GAN-CLS's real image under a wrong prompt). ``weights`` (0 or 1
+    per row) leaves rows out; all rows left out gives 0."""
     if kind == "bce":
         per = -F.logsigmoid(-logits)
     elif kind == "hinge":
         per = F.relu(1.0 + logits)
     else:
         raise ValueError(f"unknown GAN loss {kind!r} (bce or hinge)")
-    per = per.reshape(per.shape[0], -1).mean(dim=1)
     if weights is None:
         return per.mean()
     return (per * weights).sum() / weights.sum().clamp(min=1.0)
