@@ -65,9 +65,7 @@ async def test_a_worker_cut_off_mid_batch_changes_nothing_when_it_comes_back(lab
         redis = Redis.from_url(redis_url)
         stream = "net:gen:emoji"
         async with aiohttp.ClientSession() as http:
-            accepted = [(await submit(http, api, {"command": "emoji", "options": {"prompt": f"a {w} cat"},
-                                                   "seed": 7 + n, "count": 4}))["id"]
-                        for n, w in enumerate(["red", "blue", "green", "happy", "sad", "tiny"])]
+            accepted: list[str] = []
 
             # Freeze w1 while it holds entries, cut its link, let it run on: its batch finishes
             # on a host that can no longer reach Redis or PostgreSQL.
@@ -83,10 +81,26 @@ async def test_a_worker_cut_off_mid_batch_changes_nothing_when_it_comes_back(lab
                         return held
                     os.kill(w1.proc.pid, signal.SIGCONT)
                 return None
-            held = await _until(w1_holds, 30, "w1 to take entries")
+
+            # w1 may have written its acknowledgement just before it stopped; then the cut came
+            # after the batch and w2 has nothing to claim. Only entries still w1's once the link
+            # is down (and anything in flight has landed) make the case: otherwise try again.
+            held = []
+            for attempt in range(4):
+                for n, w in enumerate(["red", "blue", "green", "happy", "sad", "tiny"]):
+                    accepted.append((await submit(http, api, {"command": "emoji", "options": {"prompt": f"a {w} cat"},
+                                                              "seed": 7 + n + 10 * attempt, "count": 4}))["id"])
+                await _until(w1_holds, 30, "w1 to take entries")
+                lab.partition("w1")
+                await asyncio.sleep(0.3)
+                held = await redis.xpending_range(stream, GROUP, "-", "+", 1000, "w1")
+                if held:
+                    break
+                lab.heal("w1")
+                os.kill(w1.proc.pid, signal.SIGCONT)
+            assert held, "w1 never held entries at the cut"
             held_jobs = {(await redis.xrange(stream, e["message_id"], e["message_id"]))[0][1][b"job"].decode()
                          for e in held}
-            lab.partition("w1")
             os.kill(w1.proc.pid, signal.SIGCONT)
 
             # w2 claims w1's entries after the idle timeout and finishes everything; the API node
