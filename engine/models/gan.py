@@ -168,6 +168,51 @@ def widen_for_skip_z(state: dict[str, torch.Tensor], into: Generator) -> dict[st
     return out
 
 
+# A 4x4 stride-2 transposed conv draws output row 2m from input rows (m-1, m) with kernel rows
+# (3, 1), and row 2m+1 from (m, m+1) with rows (2, 0). Nearest doubling then a 3x3 conv w draws
+# them with (w0, w1+w2) and (w0+w1, w2): _RESIZE_TAPS maps w to those four taps, in the order
+# _TRANSPOSED_ROWS names the transposed kernel's rows. Its left null space, (1, 1, -1, -1), is
+# the one thing resize-conv cannot draw: the two phases' different gains, the checkerboard.
+_RESIZE_TAPS = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=torch.float64)
+_TRANSPOSED_ROWS = torch.tensor([3, 1, 2, 0])
+
+
+def resize_kernel(transposed: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """A stride-2 ConvTranspose2d weight (c_in, c_out, 4, 4) -> the Conv2d weight (c_out, c_in,
+    3, 3) of the nearest-x2 + 3x3 conv nearest to it (least squares on the taps each output
+    phase applies), and the share of the kernel's energy that was left out (its checkerboard)."""
+    t = transposed.detach().double()[:, :, _TRANSPOSED_ROWS][:, :, :, _TRANSPOSED_ROWS]
+    pinv = torch.linalg.pinv(_RESIZE_TAPS)
+    w = torch.einsum("ak,iokl,bl->ioab", pinv, t, pinv)
+    kept = torch.einsum("ka,ioab,lb->iokl", _RESIZE_TAPS, w, _RESIZE_TAPS)
+    dropped = float((t - kept).pow(2).sum() / t.pow(2).sum().clamp_min(1e-30))
+    return w.permute(1, 0, 2, 3).to(transposed.dtype).contiguous(), dropped
+
+
+def resize_from_transposed(source: Generator, into: Generator) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """``source``'s weights for ``into``, the same generator with ``upsample="resize"``: each
+    stride-2 transposed conv becomes its ``resize_kernel``, everything else is copied. The
+    result draws ``source``'s images without the checkerboard (softer: some phase detail goes
+    with it), a start for a fine-tune in which D asks the detail back from layers that cannot
+    draw the lattice. Returns the state dict and each layer's dropped energy share."""
+    if source.cfg.upsample != "transposed" or into.cfg.upsample != "resize":
+        raise ValueError("resize_from_transposed: from a transposed-conv generator to a resize-conv one")
+    target = [m for m in into.main if not isinstance(m, nn.Upsample)]
+    if len(target) != len(source.main):
+        raise ValueError("resize_from_transposed: the two generators' stacks differ beyond their upsampling")
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("main.")}
+    index = {id(m): i for i, m in enumerate(into.main)}
+    dropped: list[float] = []
+    for old, new in zip(source.main, target):
+        part = old.state_dict()
+        if isinstance(old, nn.ConvTranspose2d) and old.stride == (2, 2):
+            weight, share = resize_kernel(old.weight)
+            part = {"weight": weight}
+            dropped.append(share)
+        state.update({f"main.{index[id(new)]}.{k}": v for k, v in part.items()})
+    return state, dropped
+
+
 def stddev_group_size(batch: int, group: int) -> int:
     """The group size minibatch_stddev uses for a batch: the largest divisor of the batch up
     to ``group``. Group j is rows j, j + batch // size, j + 2 * batch // size, ... (a strided

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.gan import Discriminator, GanConfig, Generator, stddev_group_size, widen_for_skip_z
+from engine.models.gan import (Discriminator, GanConfig, Generator, resize_from_transposed, stddev_group_size,
+                               widen_for_skip_z)
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -314,12 +315,17 @@ class GanTrainer:
         """Load --init-generator into G (the EMA copy is made from G after this) and
         --init-discriminator into D; shapes must match the run's configuration."""
         targets = [("g", self.G, "--init-generator"), ("d", self.D, "--init-discriminator")]
+        self.init_notes: dict[str, Any] = {}  # what the warm start changed (the run's report shows it)
         if self.cfg.init_discriminator:
             init["d"], _ = load_model(self.cfg.init_discriminator, part="discriminator")
         for key, module, flag in targets:
             if key not in init:
                 continue
             state = init[key].state_dict()
+            if key == "g" and self.model_cfg.upsample == "resize" and init[key].cfg.upsample == "transposed":
+                # the checkerboard-free part of each transposed conv (engine/models/gan.py)
+                state, dropped = resize_from_transposed(init[key], self.G)
+                self.init_notes["resize_dropped_energy"] = [round(d, 4) for d in dropped]
             if key == "g" and self.model_cfg.cond_norm_z and not init[key].cfg.cond_norm_z:
                 state = widen_for_skip_z(state, self.G)  # a cond-norm G, given zero z columns
             try:

@@ -53,6 +53,7 @@ def run_training(trainer: Any, kind: str, postfix: Callable[[dict[str, float]], 
     report = {"kind": kind, "steps": trainer.step, "steps_this_run": trainer.step - start_step,
               "images_seen": trainer.step * cfg.batch, "wall_s": round(wall, 1),
               "img_s": round((trainer.step - start_step) * cfg.batch / max(wall, 1e-9), 1),
-              "device": str(trainer.device), "final": last, "config": asdict(cfg)}
+              "device": str(trainer.device), "final": last, "config": asdict(cfg),
+              **({"init": trainer.init_notes} if getattr(trainer, "init_notes", None) else {})}
     (trainer.out / "report.json").write_text(json.dumps(report, indent=1))
     return report

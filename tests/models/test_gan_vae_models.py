@@ -50,6 +50,64 @@ def test_resize_upsampling_has_no_checkerboard_and_bad_modes_are_refused():
         GanConfig(upsample="bilinear")
 
 
+def _transposed_like(conv3: torch.Tensor) -> torch.Tensor:
+    """The 4x4 stride-2 transposed-conv kernel that computes exactly what nearest x2 + this 3x3
+    conv computes (written out from the definitions, independently of resize_kernel)."""
+    w = conv3.permute(1, 0, 2, 3)  # (c_in, c_out, 3, 3)
+    # 1-D: output 2m takes x[m-1] by kernel row 3 and x[m] by row 1; 2m+1 takes x[m] by 2, x[m+1] by 0.
+    # Nearest x2 + 3x3 conv: 2m: w0 x[m-1] + (w1+w2) x[m]; 2m+1: (w0+w1) x[m] + w2 x[m+1]
+    # so kernel rows 0-3 are w2, w1+w2, w0+w1, w0 (along both axes)
+    rows = lambda v: torch.stack([v[..., 2], v[..., 1] + v[..., 2], v[..., 0] + v[..., 1], v[..., 0]], -1)  # noqa: E731
+    return rows(rows(w).transpose(-1, -2)).transpose(-1, -2).contiguous()
+
+
+def test_resize_from_transposed_keeps_what_resize_can_draw_and_drops_only_the_checkerboard():
+    """A transposed-conv generator whose kernels a resize-conv one can express converts to that
+    generator exactly (same images); a pure checkerboard kernel is dropped whole; a random
+    one loses part of its energy, and the converted layer draws no checkerboard."""
+    from engine.models.gan import resize_from_transposed, resize_kernel
+
+    torch.manual_seed(0)
+    conv3 = torch.randn(3, 5, 3, 3)
+    got, dropped = resize_kernel(_transposed_like(conv3))
+    torch.testing.assert_close(got, conv3, rtol=1e-5, atol=1e-5)
+    assert dropped < 1e-10
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0])  # kernel rows 0, 2 feed odd outputs; 1, 3 even ones
+    checker = torch.randn(5, 3, 1, 1) * sign[:, None] * sign[None, :]
+    got, dropped = resize_kernel(checker)
+    assert got.abs().max() < 1e-6 and dropped == pytest.approx(1.0)
+    _, dropped = resize_kernel(torch.randn(5, 3, 4, 4))
+    assert 0.05 < dropped < 0.95
+
+    tok = _tok().to_dict()
+    base = dict(size=32, nz=8, ngf=8, cond_dim=4, tokenizer=tok, cond_norm=True)
+    resize = Generator(GanConfig(**base, upsample="resize")).eval()
+    transposed = Generator(GanConfig(**base)).eval()
+    for m in resize.modules():  # BatchNorm statistics and shifts away from their defaults
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, 0, 0.3)
+    layers = [m for m in resize.main if not isinstance(m, torch.nn.Upsample)]
+    for old, new in zip(transposed.main, layers):
+        if isinstance(old, torch.nn.ConvTranspose2d) and old.stride == (2, 2):
+            old.weight.data.copy_(_transposed_like(new.weight.data))
+        else:
+            old.load_state_dict(new.state_dict())
+    transposed.embed.load_state_dict(resize.embed.state_dict())
+    prompt = _tok().batch(CAPTIONS[:3])
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(transposed(z, prompt), resize(z, prompt), rtol=1e-4, atol=1e-5)
+        state, dropped = resize_from_transposed(transposed, Generator(GanConfig(**base, upsample="resize")))
+        again = Generator(GanConfig(**base, upsample="resize")).eval()
+        again.load_state_dict(state)  # strict: every key, right shapes
+        torch.testing.assert_close(again(z, prompt), resize(z, prompt), rtol=1e-4, atol=1e-5)
+    assert len(dropped) == 3 and max(dropped) < 1e-8
+    with pytest.raises(ValueError, match="from a transposed-conv generator to a resize-conv one"):
+        resize_from_transposed(resize, transposed)
+
+
 def test_cond_norm_keeps_plain_keys_and_starts_as_plain_batchnorm():
     from engine.models.gan import CondBatchNorm2d
 

@@ -811,6 +811,35 @@ def test_skip_z_widens_a_cond_norm_generator_exactly_then_lets_z_set_every_layer
         GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, cond_norm=True), data, resume=True)
 
 
+def test_a_resize_run_starts_from_a_transposed_generator_without_its_checkerboard(folder, tmp_path):
+    """--upsample resize with a transposed-conv --init-generator: G starts as that generator's
+    projection onto resize convs (engine.models.gan.resize_from_transposed, with skip-z's zero
+    columns on top), the run reports what each layer dropped, and trains from there; the other
+    way round is refused."""
+    from engine.models.gan import Generator, resize_from_transposed
+
+    data = load_image_folder(folder, size=16)
+    GanTrainer(_gan_cfg(tmp_path / "base", epochs=1, cond_norm=True), data).run()
+    base, _ = load_model(tmp_path / "base" / "generator")
+    kw = dict(cond_norm=True, upsample="resize", init_generator=str(tmp_path / "base" / "generator"))
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", epochs=2, **kw), data)
+    want, dropped = resize_from_transposed(base, Generator(tr.model_cfg))
+    assert all(torch.equal(v, want[k]) for k, v in tr.G.state_dict().items())
+    assert all(torch.equal(v, want[k]) for k, v in tr.ema.model.state_dict().items())
+    assert len(dropped) == 2 and all(0 < d < 1 for d in dropped)
+    report = tr.run()
+    assert report["init"]["resize_dropped_energy"] == [round(d, 4) for d in dropped]
+    assert any(not torch.equal(v, want[k]) for k, v in tr.G.state_dict().items())
+    z_too = GanTrainer(_gan_cfg(tmp_path / "z", epochs=1, cond_norm_z=True, **kw), data)
+    for k, v in z_too.G.state_dict().items():  # the projection, and z's columns zero
+        w = want[k]
+        assert torch.equal(v[:, :w.shape[1]], w) and v[:, w.shape[1]:].abs().sum() == 0 if v.shape != w.shape \
+            else torch.equal(v, w), k
+    with pytest.raises(ValueError, match="--init-generator: does not fit this run's model"):
+        GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, cond_norm=True,
+                            init_generator=str(tmp_path / "a" / "generator")), data)
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--cond-norm-z",), "--cond-norm-z: needs --cond-norm"),
 ])
