@@ -56,7 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan.add_argument("--ndf", type=int, default=64)
     gan.add_argument("--upsample", choices=("transposed", "resize"), default="transposed",
                      help="generator upsampling: transposed (DCGAN's stride-2 transposed convs) or "
-                          "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G)")
+                          "resize (nearest + 3x3 conv: no checkerboard, ~2x slower G); resize with a "
+                          "transposed --init-generator starts from its checkerboard-free projection")
     gan.add_argument("--cond-norm", action="store_true",
                      help="conditional BatchNorm in the generator: the prompt sets every layer's scale and shift")
     gan.add_argument("--cond-norm-z", action="store_true",
