@@ -197,19 +197,19 @@ def resize_from_transposed(source: Generator, into: Generator) -> tuple[dict[str
     draw the lattice. Returns the state dict and each layer's dropped energy share."""
     if source.cfg.upsample != "transposed" or into.cfg.upsample != "resize":
         raise ValueError("resize_from_transposed: from a transposed-conv generator to a resize-conv one")
-    target = [m for m in into.main if not isinstance(m, nn.Upsample)]
-    if len(target) != len(source.main):
+    # into's layer positions, its Upsamples left out, pair one to one with source's layers
+    positions = [i for i, m in enumerate(into.main) if not isinstance(m, nn.Upsample)]
+    if len(positions) != len(source.main):
         raise ValueError("resize_from_transposed: the two generators' stacks differ beyond their upsampling")
     state = {k: v for k, v in source.state_dict().items() if not k.startswith("main.")}
-    index = {id(m): i for i, m in enumerate(into.main)}
     dropped: list[float] = []
-    for old, new in zip(source.main, target):
+    for old, i in zip(source.main, positions):
         part = old.state_dict()
         if isinstance(old, nn.ConvTranspose2d) and old.stride == (2, 2):
             weight, share = resize_kernel(old.weight)
             part = {"weight": weight}
             dropped.append(share)
-        state.update({f"main.{index[id(new)]}.{k}": v for k, v in part.items()})
+        state.update({f"main.{i}.{k}": v for k, v in part.items()})
     return state, dropped
 
 

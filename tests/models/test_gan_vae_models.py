@@ -64,7 +64,7 @@ def _transposed_like(conv3: torch.Tensor) -> torch.Tensor:
 def test_resize_from_transposed_keeps_what_resize_can_draw_and_drops_only_the_checkerboard():
     """A transposed-conv generator whose kernels a resize-conv one can express converts to that
     generator exactly (same images); a pure checkerboard kernel is dropped whole; a random
-    one loses part of its energy, and the converted layer draws no checkerboard."""
+    one loses part, not all, of its energy."""
     from engine.models.gan import resize_from_transposed, resize_kernel
 
     torch.manual_seed(0)
