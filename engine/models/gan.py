@@ -213,6 +213,57 @@ def resize_from_transposed(source: Generator, into: Generator) -> tuple[dict[str
     return state, dropped
 
 
+def _conv_io(layer: nn.Module) -> tuple[int, int]:
+    """The (input, output) channel dims of a conv weight: ConvTranspose2d keeps (in, out, k, k)."""
+    return (0, 1) if isinstance(layer, nn.ConvTranspose2d) else (1, 0)
+
+
+def widen_generator(source: Generator, into: Generator, noise: float = 0.05,
+                    seed: int = 0) -> dict[str, torch.Tensor]:
+    """``source``'s weights for ``into``, the same generator ``r`` times wider (ngf × r): Net2Net's
+    function-preserving widening (Chen et al. 2016). Every hidden channel is copied r times
+    (its conv filter, its BatchNorm statistics and its conditional scale/shift rows), and the
+    next conv's weights from the r copies share the original weight: w/r each plus a
+    perturbation that sums to zero across the copies. The copies carry the same activations,
+    so the wide generator draws exactly the narrow one's images (training-mode batch statistics
+    included), while the perturbation gives the copies different gradients, so training can
+    pull them apart into new features. ``noise``: the perturbation's scale, relative to each
+    weight's own standard deviation."""
+    r, rem = divmod(into.cfg.ngf, source.cfg.ngf)
+    if rem or r < 1:
+        raise ValueError(f"widen_generator: ngf {into.cfg.ngf} is not a multiple of {source.cfg.ngf}")
+    fields = ("size", "channels", "nz", "cond_dim", "upsample", "cond_norm")
+    differ = [f for f in fields if getattr(source.cfg, f) != getattr(into.cfg, f)]
+    if differ:
+        raise ValueError(f"widen_generator: the two generators differ in {', '.join(differ)}, not only ngf")
+    rng = torch.Generator().manual_seed(seed)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("main.")}
+    convs = [i for i, m in enumerate(source.main) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    last = convs[-1]
+    for i, layer in enumerate(source.main):
+        part = layer.state_dict()
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            w = part["weight"]
+            d_in, d_out = _conv_io(layer)
+            if i != convs[0]:  # its input channels are the previous layer's copies: split the weight
+                copies = torch.cat([w / r] * r, dim=d_in)
+                eps = torch.randn(copies.shape, generator=rng, dtype=torch.float32).to(w.dtype)
+                eps = eps * noise * float(w.float().std()) / r
+                c = w.shape[d_in]  # subtract each original channel's mean perturbation: zero sum over copies
+                mean = sum(eps.narrow(d_in, k * c, c) for k in range(r)) / r
+                w = copies + eps - torch.cat([mean] * r, dim=d_in)
+            if i != last:  # its output channels are copied
+                w = torch.cat([w] * r, dim=d_out)
+            part = {"weight": w.contiguous()}
+        elif isinstance(layer, nn.BatchNorm2d):
+            part = {k: (torch.cat([v] * r) if v.dim() == 1 else v) for k, v in part.items()}
+        elif isinstance(layer, CondBatchNorm2d):
+            part = {k: (v if k.endswith("num_batches_tracked") else torch.cat([v] * r, dim=0))
+                    for k, v in part.items()}
+        state.update({f"main.{i}.{k}": v for k, v in part.items()})
+    return state
+
+
 def stddev_group_size(batch: int, group: int) -> int:
     """The group size minibatch_stddev uses for a batch: the largest divisor of the batch up
     to ``group``. Group j is rows j, j + batch // size, j + 2 * batch // size, ... (a strided

@@ -52,7 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     gan = sub.add_parser("gan", help="DCGAN (BCE as in the seed document, or hinge + spectral norm)")
     _common(gan)
     gan.add_argument("--nz", type=int, default=100)
-    gan.add_argument("--ngf", type=int, default=64)
+    gan.add_argument("--ngf", type=int, default=64,
+                     help="generator width; a multiple of a narrower --init-generator's starts from it "
+                          "widened (Net2Net: the same images, channels copied, then pulled apart by training)")
     gan.add_argument("--ndf", type=int, default=64)
     gan.add_argument("--upsample", choices=("transposed", "resize"), default="transposed",
                      help="generator upsampling: transposed (DCGAN's stride-2 transposed convs) or "

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.models.gan import (Discriminator, GanConfig, Generator, resize_from_transposed, stddev_group_size,
-                               widen_for_skip_z)
+                               widen_for_skip_z, widen_generator)
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -321,6 +321,16 @@ class GanTrainer:
         for key, module, flag in targets:
             if key not in init:
                 continue
+            if key == "g" and self.model_cfg.ngf != init[key].cfg.ngf:
+                # a wider generator that starts by drawing the narrow one's images (Net2Net)
+                wide = Generator(replace(init[key].cfg, ngf=self.model_cfg.ngf))
+                try:
+                    wide.load_state_dict(widen_generator(init[key], wide, seed=self.cfg.seed))
+                except ValueError as e:
+                    raise ValueError(f"{flag}: its ngf {init[key].cfg.ngf} cannot grow to --ngf "
+                                     f"{self.model_cfg.ngf} (a whole multiple of it is needed): {e}") from e
+                self.init_notes["widened_ngf"] = [init[key].cfg.ngf, self.model_cfg.ngf]
+                init[key] = wide
             state = init[key].state_dict()
             if key == "g" and self.model_cfg.upsample == "resize" and init[key].cfg.upsample == "transposed":
                 # the checkerboard-free part of each transposed conv (engine/models/gan.py)

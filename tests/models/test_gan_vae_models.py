@@ -202,3 +202,43 @@ def test_minibatch_stddev_sees_how_much_the_batch_varies():
     assert d(torch.randn(5, 4, 16, 16)).shape == (5,)
     with pytest.raises(ValueError, match="minibatch_std"):
         GanConfig(minibatch_std=1)
+
+
+@pytest.mark.parametrize("upsample, cond_norm", [("transposed", True), ("resize", False)])
+def test_widen_generator_draws_the_same_images_and_its_copies_can_part(upsample, cond_norm):
+    """Net2Net widening: the generator twice as wide draws what the narrow one drew, with batch
+    statistics (training) and with running ones (serving); one optimisation step later the
+    copies of a hidden channel differ (the split's perturbation breaks their symmetry), which a
+    plain w/r split would not do; a width that is not a multiple, or any other change, is refused."""
+    from engine.models.gan import widen_generator
+
+    tok = _tok().to_dict()
+    base = dict(size=32, nz=8, cond_dim=4, tokenizer=tok, cond_norm=cond_norm, upsample=upsample)
+    torch.manual_seed(0)
+    narrow = Generator(GanConfig(**base, ngf=8))
+    for m in narrow.modules():  # statistics and conditional scales away from their defaults
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, 0, 0.3)
+    wide = Generator(GanConfig(**base, ngf=16))
+    wide.load_state_dict(widen_generator(narrow, wide, seed=1))  # strict: every key, right shapes
+    prompt = _tok().batch(CAPTIONS)
+    z = torch.randn(5, 8)
+    with torch.no_grad():
+        for mode in ("eval", "train"):
+            narrow.train(mode == "train"), wide.train(mode == "train")
+            torch.testing.assert_close(wide(z, prompt), narrow(z, prompt), rtol=1e-4, atol=1e-5)
+    first = next(m for m in wide.main if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+    c = first.weight.shape[1] // 2  # ConvTranspose2d: (in, out, k, k); the copies: channels j and j + c
+    assert torch.equal(first.weight[:, :c], first.weight[:, c:])
+    opt = torch.optim.SGD(wide.parameters(), lr=0.1)
+    wide.train()
+    wide(z, prompt).square().mean().backward()
+    opt.step()
+    assert not torch.allclose(first.weight[:, :c], first.weight[:, c:])
+
+    with pytest.raises(ValueError, match="ngf 12 is not a multiple of 8"):
+        widen_generator(narrow, Generator(GanConfig(**base, ngf=12)))
+    with pytest.raises(ValueError, match="differ in nz, not only ngf"):
+        widen_generator(narrow, Generator(GanConfig(**{**base, "nz": 4}, ngf=16)))

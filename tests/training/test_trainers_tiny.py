@@ -840,6 +840,28 @@ def test_a_resize_run_starts_from_a_transposed_generator_without_its_checkerboar
                             init_generator=str(tmp_path / "a" / "generator")), data)
 
 
+def test_a_wider_run_starts_from_a_narrow_generator_widened(folder, tmp_path):
+    """--ngf a multiple of --init-generator's: G and its EMA start as the narrow generator
+    widened (engine.models.gan.widen_generator), drawing its images; the run reports it and
+    trains; a width that is not a multiple is refused with the flag named."""
+    data = load_image_folder(folder, size=16)
+    GanTrainer(_gan_cfg(tmp_path / "base", epochs=1, cond_norm=True), data).run()
+    base, _ = load_model(tmp_path / "base" / "generator")
+    kw = dict(cond_norm=True, init_generator=str(tmp_path / "base" / "generator"))
+    tr = GanTrainer(_gan_cfg(tmp_path / "a", epochs=2, ngf=16, **kw), data)
+    z = torch.randn(4, 8)
+    prompt = tr.tokenizer.batch(["a", "b", "c", "d"])
+    base.eval(), tr.G.eval(), tr.ema.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(tr.G(z, prompt), base(z, prompt), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(tr.ema.model(z, prompt), base(z, prompt), rtol=1e-4, atol=1e-5)
+    report = tr.run()
+    assert report["init"]["widened_ngf"] == [8, 16]
+    assert load_model(tmp_path / "a" / "generator")[1]["ngf"] == 16
+    with pytest.raises(ValueError, match="--init-generator: its ngf 8 cannot grow to --ngf 12"):
+        GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, ngf=12, **kw), data)
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--cond-norm-z",), "--cond-norm-z: needs --cond-norm"),
 ])
