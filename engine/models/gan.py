@@ -153,6 +153,22 @@ class Generator(nn.Module):
         return h
 
 
+class LatentEncoder(nn.Module):
+    """An image -> the mean and log-variance of the latent that draws it back (the encoder of a
+    VAE-GAN, Larsen et al. 2016, and of BicycleGAN's cVAE-GAN, Zhu et al. 2017): a DCGAN
+    down-stack without BatchNorm (a row's code must not depend on the rest of its batch)."""
+
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.features, ch = down_stack(cfg.channels, cfg.ndf, cfg.n_up, batchnorm=False)
+        self.head = nn.Linear(ch * 16, 2 * cfg.nz)
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.features(x).flatten(1)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+
 def widen_for_skip_z(state: dict[str, torch.Tensor], into: Generator) -> dict[str, torch.Tensor]:
     """A cond-norm generator's weights, fitted to ``into`` (the same generator with
     ``cond_norm_z``): each conditional BatchNorm's linears get zero columns for z, after the

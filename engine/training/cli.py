@@ -93,6 +93,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "prompt, not only look real; 0 = off")
     gan.add_argument("--mbstd-share", type=float, default=1 / 3, metavar="F",
                      help="the share of minibatch-stddev groups that are category groups (default a third)")
+    gan.add_argument("--recon", type=float, default=0.0, metavar="W",
+                     help="VAE-GAN: an encoder reads each real image's latent and G must redraw the image "
+                          "from it under its own prompt (L1, weight W; BicycleGAN uses 10); 0 = off")
+    gan.add_argument("--recon-kl", type=float, default=0.01, metavar="W",
+                     help="with --recon: weight of the encoder's KL to N(0, I), so the latents it reads are "
+                          "where served draws fall")
     gan.add_argument("--mode-seeking", type=float, default=0.0, metavar="LAMBDA",
                      help="weight of MSGAN's mode-seeking term on G (1 in the paper); 0 = off")
     gan.add_argument("--ms-space", choices=("pixels", "features"), default="pixels",
@@ -193,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
                              cond_norm_z=args.cond_norm_z,
                              minibatch_std=args.minibatch_std, mbstd_groups=args.mbstd_groups,
                              mbstd_share=args.mbstd_share, coarse_d=args.coarse_d, mode_seeking=args.mode_seeking,
+                             recon=args.recon, recon_kl=args.recon_kl,
                              aux_class=args.aux_class, aux_twin=args.aux_twin,
                              aux_margin=args.aux_margin, mismatch=args.mismatch,
                              ms_space=args.ms_space,

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.gan import (Discriminator, GanConfig, Generator, resize_from_transposed, stddev_group_size,
-                               widen_for_skip_z, widen_generator)
+from engine.models.gan import (Discriminator, GanConfig, Generator, LatentEncoder, resize_from_transposed,
+                               stddev_group_size, widen_for_skip_z, widen_generator)
 from engine.models.prompt_encoder import PromptTokenizer, make_prompt_encoder
 from engine.models.state import save_model
 from engine.models.weights import load_model
@@ -91,6 +91,8 @@ class GanTrainConfig:
     aux_margin: float = 0.0  # G's classifier term stops at this probability of the right category; 0: off
     mismatch: float = 0.0  # weight of D's loss on real images under another category's prompt; 0: off
     mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G; 0: off
+    recon: float = 0.0  # weight of the VAE-GAN reconstruction term (L1 of G(E(x)) against x) on G; 0: off
+    recon_kl: float = 0.01  # weight of the encoder's KL to N(0, I) (with --recon)
     ms_space: str = "pixels"  # where the mode-seeking term measures |G(z1) - G(z2)|: MS_SPACES
     cond_dim: int = 64  # 0: unconditional
     prompt_encoder: str = "hashed"  # "hashed" (learned vocabulary + n-grams) or "minilm"
@@ -197,6 +199,8 @@ class GanTrainer:
         # a fine-tune's version counts on from its starting generator's steps, so the served
         # version never goes backwards ("step-7000" after 2,500 steps from "step-4500")
         self.base_steps = 0
+        if cfg.recon < 0 or cfg.recon_kl < 0:
+            raise ValueError(f"--recon/--recon-kl: must be >= 0 (--recon 0 = off), got {cfg.recon}/{cfg.recon_kl}")
         if cfg.mode_seeking < 0:
             raise ValueError(f"--mode-seeking: must be >= 0 (0 = off), got {cfg.mode_seeking}")
         if cfg.ms_space not in MS_SPACES:
@@ -266,7 +270,8 @@ class GanTrainer:
             for field, flag in (("ms_space", "--ms-space"), ("mbstd_groups", "--mbstd-groups"),
                                 ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d"),
                                 ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin"),
-                                ("aux_margin", "--aux-margin"), ("mismatch", "--mismatch")):
+                                ("aux_margin", "--aux-margin"), ("mismatch", "--mismatch"),
+                                ("recon", "--recon")):
                 # checkpoints from before a flag existed were trained with its default
                 was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):
@@ -287,7 +292,10 @@ class GanTrainer:
         self.aux = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_class > 0 else None
         self.aux_twin = nn.Linear(width, len(self.classes)).to(self.device) if cfg.aux_twin else None
         self._labels = torch.zeros(0, dtype=torch.long)  # the latest batch's category indices
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        # --recon: the encoder learns with G (one optimiser), as a VAE's encoder learns with its decoder
+        self.encoder = LatentEncoder(self.model_cfg).to(self.device) if cfg.recon > 0 else None
+        self.opt_g = torch.optim.Adam([*self.G.parameters(), *(self.encoder.parameters() if self.encoder else [])],
+                                      lr=cfg.lr, betas=(cfg.beta1, 0.999))
         # one optimiser for both discriminators: their losses are summed, as pix2pixHD's are
         d_params = [*self.D.parameters(), *(self.D_coarse.parameters() if self.D_coarse else []),
                     *(self.aux.parameters() if self.aux else []), *(self.aux_twin.parameters() if self.aux_twin else [])]
@@ -484,7 +492,10 @@ class GanTrainer:
                 err_g_coarse = g_loss_top_k(self.D_coarse(self._coarse(aug_fake), prompt).float(), k, cfg.loss)
             ms = (self._mode_seeking(fake, z, prompt, step, aug_fake, aug_state)
                   if cfg.mode_seeking > 0 else None)
+            rec = self._reconstruction(real, prompt, step) if self.encoder is not None else None
         loss_g = err_g if self.D_coarse is None else err_g + err_g_coarse
+        if rec is not None:
+            loss_g = loss_g + cfg.recon * rec[0] + cfg.recon_kl * rec[1]
         if self.aux is not None:
             loss_g = loss_g + cfg.aux_class * err_aux_g
         self._descend(loss_g if ms is None else loss_g + cfg.mode_seeking * ms, self.opt_g, self.scaler_g)
@@ -498,6 +509,8 @@ class GanTrainer:
                "r_t": (real_logits.float() > 0).float().mean().item()}
         if ms is not None:
             out["mode_seeking"] = ms.item()
+        if rec is not None:
+            out["recon_l1"], out["recon_kl"] = rec[0].item(), rec[1].item()
         if self.D_coarse is not None:
             out["loss_d_coarse"], out["loss_g_coarse"] = err_d_coarse.item(), err_g_coarse.item()
         if cfg.mismatch > 0:  # D's loss on the mismatched pairs (log 2 = it cannot tell them)
@@ -509,6 +522,19 @@ class GanTrainer:
         if cfg.r1 > 0:  # the latest value, so the history (every 50 steps) carries it
             out["r1"] = self.last_r1
         return out
+
+    def _reconstruction(self, real: torch.Tensor, prompt: dict[str, torch.Tensor] | None,
+                        step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """--recon (the cVAE-GAN half of BicycleGAN): G redraws each real image from the latent
+        the encoder reads off it, under the image's own prompt. The L1 term ties every training
+        image to a latent (no image can be dropped, which is what collapse does); the KL term
+        keeps those latents where the served N(0, I) draws fall. Returns (L1 per pixel, KL per
+        image summed over z's dimensions)."""
+        mu, logvar = self.encoder(real)
+        eps = torch.randn(mu.shape, generator=step_generator(self.cfg.seed, step, 9)).to(self.device)
+        rebuilt = self.G(mu + eps * (0.5 * logvar).exp(), prompt)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+        return (rebuilt.float() - real.float()).abs().mean(), kl.float()
 
     def _coarse(self, x: torch.Tensor) -> torch.Tensor:
         """What the coarse discriminator sees: ``x`` average-pooled by --coarse-d."""
@@ -604,7 +630,8 @@ class GanTrainer:
                    **ckpt.module_tensors("ema", self.ema.model),
                    **(ckpt.module_tensors("d_coarse", self.D_coarse) if self.D_coarse else {}),
                    **(ckpt.module_tensors("aux", self.aux) if self.aux else {}),
-                   **(ckpt.module_tensors("aux_twin", self.aux_twin) if self.aux_twin else {})}
+                   **(ckpt.module_tensors("aux_twin", self.aux_twin) if self.aux_twin else {}),
+                   **(ckpt.module_tensors("encoder", self.encoder) if self.encoder else {})}
         t_g, groups_g = ckpt.optimizer_tensors("opt_g", self.opt_g)
         t_d, groups_d = ckpt.optimizer_tensors("opt_d", self.opt_d)
         tensors.update(t_g)
@@ -628,7 +655,7 @@ class GanTrainer:
         ckpt.restore_module(self.D, "d", tensors)
         if self.D_coarse is not None:
             ckpt.restore_module(self.D_coarse, "d_coarse", tensors)
-        for name, module in (("aux", self.aux), ("aux_twin", self.aux_twin)):
+        for name, module in (("aux", self.aux), ("aux_twin", self.aux_twin), ("encoder", self.encoder)):
             if module is not None:
                 ckpt.restore_module(module, name, tensors)
         ckpt.restore_module(self.ema.model, "ema", tensors)
