@@ -30,10 +30,21 @@ def _gan_cfg(out, epochs=2, **kw) -> GanTrainConfig:
     return GanTrainConfig(**{**base, **kw})
 
 
-def _assert_same_g_and_d(straight: GanTrainer, resumed: GanTrainer) -> None:
-    for name in ("G", "D"):
+def _assert_same_g_and_d(straight: GanTrainer, resumed: GanTrainer, *more: str) -> None:
+    """G, D and the ``more`` modules (trainer attributes) hold the same tensors in both runs."""
+    for name in ("G", "D", *more):
         for (k, a), b in zip(getattr(straight, name).state_dict().items(), getattr(resumed, name).state_dict().values()):
             assert torch.equal(a, b), (name, k)
+
+
+def _resumed_as_straight(straight: GanTrainer, out, data, kw: dict[str, Any], *more: str) -> GanTrainer:
+    """A run of ``kw`` for 1 epoch, resumed to ``straight``'s 3: it must end where ``straight``
+    ended, G, D and the ``more`` modules alike. Returns the resumed trainer."""
+    GanTrainer(_gan_cfg(out, epochs=1, **kw), data).run()
+    resumed = GanTrainer(_gan_cfg(out, epochs=3, **kw), data, resume=True)
+    resumed.run()
+    _assert_same_g_and_d(straight, resumed, *more)
+    return resumed
 
 
 def test_gan_step_moves_both_losses_the_right_way(folder, tmp_path):
@@ -382,10 +393,7 @@ def test_minibatch_std_and_mode_seeking_train_and_resume_exactly(folder, tmp_pat
     straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
     report = straight.run()
     assert report["final"]["mode_seeking"] > 0  # reported with the losses
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
-    resumed.run()
-    _assert_same_g_and_d(straight, resumed)
+    _resumed_as_straight(straight, tmp_path / "b", data, kw)
     assert straight.model_cfg.minibatch_std == 4 and straight.D.head.in_channels == 8 * 2 + 1
     rc, err = _train_cli(folder, tmp_path / "b", capsys, "--ngf", "8", "--ndf", "8", "--resume")
     assert rc == 2 and "--minibatch-std (checkpoint: 4, now: 0)" in err, err
@@ -565,12 +573,7 @@ def test_coarse_discriminator_sees_pooled_images_trains_and_resumes_exactly(fold
     assert any(not torch.equal(a, b) for a, b in zip(before, straight.D_coarse.parameters()))
     with safe_open(str(tmp_path / "a" / "checkpoint.safetensors"), "pt") as f:
         assert any(k.startswith("d_coarse/") for k in f.keys())
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
-    resumed.run()
-    _assert_same_g_and_d(straight, resumed)
-    for (k, a), b in zip(straight.D_coarse.state_dict().items(), resumed.D_coarse.state_dict().values()):
-        assert torch.equal(a, b), k
+    _resumed_as_straight(straight, tmp_path / "b", data, kw, "D_coarse")
     # the coarse D's gradient reaches G: with it, G's first step differs from plain G's
     plain = GanTrainer(_gan_cfg(tmp_path / "c", epochs=1, size=32), data)
     coarse = GanTrainer(_gan_cfg(tmp_path / "d", epochs=1, **kw), data)
@@ -613,13 +616,7 @@ def test_aux_classifier_names_each_rows_category_trains_and_resumes_exactly(fold
     with safe_open(str(tmp_path / "a" / "checkpoint.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert any(k.startswith("aux/") for k in keys) and any(k.startswith("aux_twin/") for k in keys)
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
-    resumed.run()
-    _assert_same_g_and_d(straight, resumed)
-    for head in ("aux", "aux_twin"):
-        for a, b in zip(getattr(straight, head).parameters(), getattr(resumed, head).parameters()):
-            assert torch.equal(a, b), head
+    _resumed_as_straight(straight, tmp_path / "b", data, kw, "aux", "aux_twin")
     # the classifier's gradient reaches G, and the twin changes what it is
     firsts = []
     for name, extra in (("plain", {}), ("ac", dict(aux_class=1.0)), ("tac", kw), ("half", dict(aux_class=1.0, aux_twin=0.5))):
@@ -737,12 +734,7 @@ def test_mismatch_trains_with_both_discriminators_and_resumes_exactly(folder, tm
     straight = GanTrainer(_gan_cfg(tmp_path / "a", epochs=3, **kw), data)
     final = straight.run()["final"]
     assert final["mismatch_d"] > 0
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
-    resumed.run()
-    _assert_same_g_and_d(straight, resumed)
-    for a, b in zip(straight.D_coarse.parameters(), resumed.D_coarse.parameters()):
-        assert torch.equal(a, b)
+    _resumed_as_straight(straight, tmp_path / "b", data, kw, "D_coarse")
     with pytest.raises(ValueError, match="--mismatch 1.0; repeat it"):
         GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, size=32, coarse_d=2), data, resume=True)
     # the term changes what D learns from the first step
@@ -815,12 +807,7 @@ def test_recon_resumes_exactly_with_its_encoder(folder, tmp_path):
     straight.run()
     with safe_open(str(tmp_path / "a" / "checkpoint.safetensors"), "pt") as f:
         assert any(k.startswith("encoder/") for k in f.keys())
-    GanTrainer(_gan_cfg(tmp_path / "b", epochs=1, **kw), data).run()
-    resumed = GanTrainer(_gan_cfg(tmp_path / "b", epochs=3, **kw), data, resume=True)
-    resumed.run()
-    _assert_same_g_and_d(straight, resumed)
-    for a, b in zip(straight.encoder.parameters(), resumed.encoder.parameters()):
-        assert torch.equal(a, b)
+    _resumed_as_straight(straight, tmp_path / "b", data, kw, "encoder")
     with pytest.raises(ValueError, match="--recon 10.0; repeat it"):
         GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, size=32, coarse_d=2), data, resume=True)
     # the served generator is G alone: the encoder stays in the checkpoint
