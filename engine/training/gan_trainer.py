@@ -271,7 +271,7 @@ class GanTrainer:
                                 ("mbstd_share", "--mbstd-share"), ("coarse_d", "--coarse-d"),
                                 ("aux_class", "--aux-class"), ("aux_twin", "--aux-twin"),
                                 ("aux_margin", "--aux-margin"), ("mismatch", "--mismatch"),
-                                ("recon", "--recon")):
+                                ("recon", "--recon"), ("recon_kl", "--recon-kl")):
                 # checkpoints from before a flag existed were trained with its default
                 was = meta.get("train", {}).get(field, GanTrainConfig.__dataclass_fields__[field].default)
                 if was != getattr(cfg, field):

@@ -810,6 +810,8 @@ def test_recon_resumes_exactly_with_its_encoder(folder, tmp_path):
     _resumed_as_straight(straight, tmp_path / "b", data, kw, "encoder")
     with pytest.raises(ValueError, match="--recon 10.0; repeat it"):
         GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, size=32, coarse_d=2), data, resume=True)
+    with pytest.raises(ValueError, match="--recon-kl 0.01; repeat it"):
+        GanTrainer(_gan_cfg(tmp_path / "b", epochs=4, **kw, recon_kl=0.05), data, resume=True)
     # the served generator is G alone: the encoder stays in the checkpoint
     _, config = load_model(tmp_path / "a" / "generator")
     assert config["ngf"] == 8
