@@ -37,14 +37,13 @@ def _assert_same_g_and_d(straight: GanTrainer, resumed: GanTrainer, *more: str) 
             assert torch.equal(a, b), (name, k)
 
 
-def _resumed_as_straight(straight: GanTrainer, out, data, kw: dict[str, Any], *more: str) -> GanTrainer:
+def _resumed_as_straight(straight: GanTrainer, out, data, kw: dict[str, Any], *more: str) -> None:
     """A run of ``kw`` for 1 epoch, resumed to ``straight``'s 3: it must end where ``straight``
-    ended, G, D and the ``more`` modules alike. Returns the resumed trainer."""
+    ended, G, D and the ``more`` modules alike."""
     GanTrainer(_gan_cfg(out, epochs=1, **kw), data).run()
     resumed = GanTrainer(_gan_cfg(out, epochs=3, **kw), data, resume=True)
     resumed.run()
     _assert_same_g_and_d(straight, resumed, *more)
-    return resumed
 
 
 def test_gan_step_moves_both_losses_the_right_way(folder, tmp_path):
