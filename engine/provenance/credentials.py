@@ -19,6 +19,7 @@ Key material is never logged nor put in an exception message.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import io
 import json
 import logging
@@ -176,7 +177,11 @@ _create_lock = threading.Lock()
 def local_keys(data_dir: Path) -> SigningKeys:
     """The data dir's local CA and signer, created on first use and reused afterwards."""
     directory = Path(data_dir) / "c2pa"
-    with _create_lock:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # processes sharing a data dir (workers and API nodes started together) must not each
+    # create a CA: one's certificate beside another's key makes credentials that never verify
+    with _create_lock, open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         chain, key = directory / "signer.pem", directory / "signer.key"
         if chain.exists() and key.exists():
             return SigningKeys(chain.read_bytes(), key.read_bytes(), "local CA")

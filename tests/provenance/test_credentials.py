@@ -58,6 +58,23 @@ def test_local_keys_created_once_private_and_reused(tmp_path):
     assert "PRIVATE" not in repr(keys) and keys.key_pem.decode() not in repr(keys)
 
 
+def _local_keys_in(data_dir: str) -> tuple[bytes, bytes]:
+    keys = cr.local_keys(data_dir)
+    return keys.chain_pem, keys.key_pem
+
+
+def test_processes_sharing_a_data_dir_create_one_ca(tmp_path):
+    """Workers and API nodes started together on one data dir: every process gets the same
+    chain and key, and that key signs for that chain (a scale-out test once saw a worker hold
+    one process's certificate beside another's key: claimSignature.mismatch)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        got = pool.map(_local_keys_in, [str(tmp_path)] * 12)
+    assert len(set(got)) == 1
+    cr.Signer(cr.local_keys(tmp_path))  # its self-check signs and verifies with the pair on disk
+
+
 def test_signer_certificate_is_what_c2pa_asks(tmp_path):
     from cryptography import x509
 
